@@ -1,0 +1,96 @@
+"""Choosing and checking the Keras backend, before `keras` is imported.
+
+Keras reads ``KERAS_BACKEND`` once, at its first import. Every script therefore calls
+:func:`select_backend` at the very top, which looks at ``--backend`` on the command line, then at
+``KERAS_BACKEND``, checks that the backend is one Keras knows and that its package is installed,
+and exports the choice.
+
+Example:
+
+>>> from project.backend import select_backend
+>>> select_backend(["--backend", "torch"])   # before `import keras`
+'torch'
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from project.errors import InputError
+
+BACKENDS = ("tensorflow", "torch", "jax")
+DEFAULT_BACKEND = "tensorflow"
+_PACKAGE = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
+
+
+def _from_argv(argv: list[str]) -> str | None:
+    """The value of the last ``--backend X`` or ``--backend=X`` in ``argv``."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--backend="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def check_backend(name: str) -> str:
+    """Return ``name`` if it is a Keras backend whose package is installed, else raise InputError."""
+    if name not in BACKENDS:
+        raise InputError(
+            f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} "
+            "(--backend or KERAS_BACKEND)"
+        )
+    if importlib.util.find_spec(_PACKAGE[name]) is None:
+        installed = [b for b in BACKENDS if importlib.util.find_spec(_PACKAGE[b]) is not None]
+        raise InputError(
+            f"backend {name!r} is not installed (pip install {_PACKAGE[name]}); "
+            f"installed: {', '.join(installed) or 'none'}"
+        )
+    return name
+
+
+def select_backend(argv: list[str] | None = None) -> str:
+    """Pick the backend from ``--backend`` (in ``argv``, default ``sys.argv``) or ``KERAS_BACKEND``.
+
+    Must run before the first ``import keras``; if keras is already loaded with another backend,
+    this raises InputError rather than silently using the wrong one.
+
+    Returns:
+        The backend name, also exported as ``KERAS_BACKEND``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    name = _from_argv(argv) or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    check_backend(name)
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != name:
+            raise InputError(
+                f"keras was already imported with backend {current!r}; "
+                f"set KERAS_BACKEND={name} before importing keras"
+            )
+    os.environ["KERAS_BACKEND"] = name
+    # TensorFlow's C++ start-up chatter is not useful on a CPU; users can override.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return name
+
+
+def add_backend_argument(parser) -> None:
+    """Add ``--backend`` to an argparse parser (the value was already applied by select_backend)."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
+        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
+    )
+
+
+def select_backend_or_exit(argv: list[str] | None = None) -> str:
+    """:func:`select_backend` for the top of a script: bad input is one line and exit code 2."""
+    try:
+        return select_backend(argv)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""Data: the credit-card fraud CSV, QQP question pairs, and the bundled synthetic samples."""

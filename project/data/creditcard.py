@@ -1,0 +1,185 @@
+"""The Kaggle/ULB credit-card fraud data: load, validate, split and scale.
+
+The file ``creditcard.csv`` has 31 columns: ``Time``, ``V1``..``V28`` (PCA components), ``Amount``
+and ``Class`` (1 = fraud). Like the report we drop ``Time`` and keep 29 features.
+
+Split as the report did: ``train_test_split(test_size=0.2, random_state=50)`` gives test, then 0.25
+of the rest gives validation: 60/20/20. The ``StandardScaler`` is fitted on the training split only.
+
+Example:
+
+>>> from project.data.creditcard import load_creditcard, split_and_scale, BUNDLED_SAMPLE
+>>> df = load_creditcard(BUNDLED_SAMPLE)
+>>> split = split_and_scale(df)
+>>> split.x_train.shape[1]
+29
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from project.errors import InputError
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+BUNDLED_SAMPLE = ASSETS / "creditcard_sample.csv.gz"
+FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
+COLUMNS = ["Time", *FEATURES, "Class"]
+SPLIT_SEED = 50  # the report's random_state
+
+
+def _line(row_position: int) -> int:
+    """File line number of a data row (line 1 is the header)."""
+    return int(row_position) + 2
+
+
+def load_creditcard(path) -> pd.DataFrame:
+    """Read and validate a ``creditcard.csv`` (plain or gzipped).
+
+    Raises:
+        InputError: one line naming the file and what is wrong: missing file, empty file,
+            missing or unknown columns, a non-numeric cell, NaN/inf, a label outside {0, 1}
+            (with the first bad line number), or no fraud at all.
+
+    Returns:
+        The frame with the 31 columns in the file's order, ``Class`` as int.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (pass the Kaggle creditcard.csv with --data)")
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise InputError(f"{path}: not a readable CSV ({reason})") from None
+
+    missing = [c for c in COLUMNS if c not in df.columns]
+    extra = [str(c) for c in df.columns if c not in COLUMNS]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {', '.join(missing)}")
+        if extra:
+            parts.append(f"unknown columns {', '.join(extra)}")
+        raise InputError(f"{path}: {'; '.join(parts)} (expected Time, V1..V28, Amount, Class)")
+    if df.empty:
+        raise InputError(f"{path}: the file has a header but no rows")
+
+    for col in COLUMNS:
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            numeric = pd.to_numeric(df[col], errors="coerce")
+            bad = np.flatnonzero(numeric.isna() & df[col].notna())
+            if bad.size:
+                raise InputError(
+                    f"{path}: line {_line(bad[0])}: column {col} has a non-numeric value "
+                    f"{df[col].iloc[bad[0]]!r}"
+                )
+            df[col] = numeric
+    values = df[COLUMNS].to_numpy(dtype=np.float64)
+    bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if bad_rows.size:
+        row = bad_rows[0]
+        col = COLUMNS[int(np.flatnonzero(~np.isfinite(values[row]))[0])]
+        raise InputError(f"{path}: line {_line(row)}: column {col} is empty, NaN or infinite")
+
+    labels = df["Class"].to_numpy(dtype=np.float64)
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if bad.size:
+        raise InputError(
+            f"{path}: line {_line(bad[0])}: Class is {labels[bad[0]]:g}; labels must be 0 or 1"
+        )
+    df["Class"] = labels.astype(np.int64)
+    if not df["Class"].any():
+        raise InputError(f"{path}: no fraud (Class = 1) in {len(df)} rows; nothing to detect")
+    return df[COLUMNS]
+
+
+@dataclasses.dataclass
+class FraudSplit:
+    """Scaled train/validation/test arrays, and where every row came from.
+
+    ``*_rows`` hold each row's position in the loaded frame, or -1 for a synthetic row made by
+    ADASYN; they let tests and reports check that validation and test rows are untouched.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    test_rows: np.ndarray
+    scaler: StandardScaler
+
+    def counts(self) -> dict:
+        """Rows and frauds per split, for the report."""
+        return {
+            name: {"rows": int(y.size), "fraud": int(y.sum())}
+            for name, y in (("train", self.y_train), ("val", self.y_val), ("test", self.y_test))
+        }
+
+
+def features_and_labels(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The 29 features (Time dropped, as in the report) as float32, and the labels as int."""
+    return df[FEATURES].to_numpy(np.float32), df["Class"].to_numpy(np.int64)
+
+
+def split_rows(y: np.ndarray, stratify: bool = False, seed: int = SPLIT_SEED):
+    """Row positions of the 60/20/20 split, the report's way.
+
+    Returns:
+        ``(train, val, test)`` arrays of positions into ``y``.
+    """
+    positions = np.arange(len(y))
+    rest, test = train_test_split(
+        positions, test_size=0.2, random_state=seed, stratify=y if stratify else None
+    )
+    train, val = train_test_split(
+        rest, test_size=0.25, random_state=seed, stratify=y[rest] if stratify else None
+    )
+    return train, val, test
+
+
+def split_and_scale(
+    df: pd.DataFrame | None = None,
+    *,
+    x: np.ndarray | None = None,
+    y: np.ndarray | None = None,
+    row_ids: np.ndarray | None = None,
+    stratify: bool = False,
+    seed: int = SPLIT_SEED,
+) -> FraudSplit:
+    """Split 60/20/20 and standardise with a scaler fitted on the training rows only.
+
+    Args:
+        df: a frame from :func:`load_creditcard`; or pass ``x``, ``y`` (and ``row_ids``, -1 for
+            synthetic rows) directly.
+        stratify: keep the fraud rate equal across splits (the report did not).
+        seed: ``random_state`` of both splits (50 in the report).
+    """
+    if df is not None:
+        x, y = features_and_labels(df)
+    row_ids = np.arange(len(y)) if row_ids is None else np.asarray(row_ids)
+    train, val, test = split_rows(y, stratify=stratify, seed=seed)
+    scaler = StandardScaler().fit(x[train])
+
+    def scaled(idx):
+        return scaler.transform(x[idx]).astype(np.float32)
+
+    return FraudSplit(
+        x_train=scaled(train), y_train=y[train],
+        x_val=scaled(val), y_val=y[val],
+        x_test=scaled(test), y_test=y[test],
+        train_rows=row_ids[train], val_rows=row_ids[val], test_rows=row_ids[test],
+        scaler=scaler,
+    )

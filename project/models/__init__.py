@@ -1,0 +1,1 @@
+"""Models: the fraud ConvNet, the RoBERTa classifier, and paper-faithful LoRA."""

@@ -1,0 +1,85 @@
+"""Plots for the reports (matplotlib, no screen needed). Every function writes a PNG atomically.
+
+Example:
+
+>>> plot_history({"loss": [1, .5], "val_loss": [1.1, .7]}, "runs/x/loss.png", "Loss",
+...              metrics=("loss",))                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
+
+from project.io import atomic_path  # noqa: E402
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def plot_history(history: dict, path, title: str, metrics=("loss", "accuracy")) -> None:
+    """One panel per metric: the training curve and, where logged, the validation curve."""
+    metrics = [m for m in metrics if m in history or f"val_{m}" in history]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        for key, style in ((name, "-o"), (f"val_{name}", "--s")):
+            if key in history:
+                values = history[key]
+                ax.plot(range(1, len(values) + 1), values, style, ms=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_confusion_matrix(cm, labels, path, title: str) -> None:
+    """A 2×2 (or n×n) confusion matrix with counts; rows are true classes."""
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center",
+                color="white" if v > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def plot_pr_curves(curves: dict, path, title: str) -> None:
+    """Precision-recall curves: ``curves`` maps a label to ``(y_true, scores)``."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, (y_true, scores) in curves.items():
+        precision, recall, _ = precision_recall_curve(y_true, scores)
+        ax.plot(recall, precision, label=label)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def plot_histograms(series: dict, path, title: str, xlabel: str, bins: int = 40) -> None:
+    """Overlaid histograms: ``series`` maps a label to an array of values."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, values in series.items():
+        ax.hist(np.asarray(values), bins=bins, alpha=0.55, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)

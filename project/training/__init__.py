@@ -1,0 +1,1 @@
+"""Training pieces shared by both experiments: metrics, callbacks, and a timed `fit`."""

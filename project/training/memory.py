@@ -1,0 +1,84 @@
+"""Peak memory of a block of code: host RSS (sampled) and, on a GPU, the backend's own peak.
+
+Example:
+
+>>> with PeakMemory() as mem:          # doctest: +SKIP
+...     model.fit(x, y)
+>>> mem.peak_rss_mb, mem.peak_device_mb
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import keras
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MiB (Linux /proc; 0.0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE / 2**20
+    except OSError:
+        return 0.0
+
+
+class PeakMemory:
+    """Sample RSS every ``interval`` seconds in a thread; read the GPU peak where there is one.
+
+    Attributes after the block: ``peak_rss_mb`` (host), ``peak_device_mb`` (None on CPU).
+    """
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak_rss_mb = 0.0
+        self.peak_device_mb: float | None = None
+
+    def _sample(self):
+        while not self._stop.wait(self.interval):
+            self.peak_rss_mb = max(self.peak_rss_mb, rss_mb())
+
+    def __enter__(self):
+        self._reset_device_peak()
+        self.peak_rss_mb = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_rss_mb = max(self.peak_rss_mb, rss_mb())
+        self.peak_device_mb = self._device_peak()
+        return False
+
+    @staticmethod
+    def _reset_device_peak():
+        if keras.backend.backend() == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                tf.config.experimental.reset_memory_stats("GPU:0")
+
+    @staticmethod
+    def _device_peak() -> float | None:
+        if keras.backend.backend() == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.max_memory_allocated() / 2**20
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        return None

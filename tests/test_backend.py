@@ -1,0 +1,45 @@
+import importlib.util
+
+import pytest
+
+from project import backend
+from project.errors import InputError
+from tests.conftest import BACKEND, run_script_here
+
+
+def test_argv_wins_over_environment(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", BACKEND)
+    assert backend._from_argv(["--data", "x", "--backend", "jax"]) == "jax"
+    assert backend._from_argv(["--backend=torch"]) == "torch"
+    assert backend._from_argv(["--data", "x"]) is None
+
+
+def test_select_backend_keeps_the_loaded_backend(monkeypatch):
+    import keras  # noqa: F401  (loaded by the suite already)
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert backend.select_backend(["--backend", BACKEND]) == BACKEND
+    other = "torch" if BACKEND == "tensorflow" else "tensorflow"
+    with pytest.raises(InputError, match="already imported with backend"):
+        backend.select_backend(["--backend", other])
+
+
+def test_unknown_backend_lists_the_choices():
+    with pytest.raises(InputError, match="unknown backend 'mxnet'.*tensorflow, torch, jax"):
+        backend.check_backend("mxnet")
+
+
+def test_uninstalled_backend_is_one_clear_error(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        backend.importlib.util, "find_spec", lambda name: None if name == "jax" else real(name)
+    )
+    with pytest.raises(InputError, match="'jax' is not installed.*pip install jax"):
+        backend.check_backend("jax")
+
+
+def test_script_rejects_an_unknown_backend_with_exit_2():
+    code, _, err = run_script_here("fraud.py", "--backend", "mxnet")
+    assert code == 2
+    assert err.strip().startswith("error: unknown backend 'mxnet'")
+    assert "Traceback" not in err
