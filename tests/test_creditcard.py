@@ -6,7 +6,12 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from project.data.creditcard import (
-    BUNDLED_SAMPLE, COLUMNS, FEATURES, features_and_labels, load_creditcard, split_and_scale,
+    BUNDLED_SAMPLE,
+    COLUMNS,
+    FEATURES,
+    features_and_labels,
+    load_creditcard,
+    split_and_scale,
 )
 from project.data.creditcard_sample import make_creditcard_sample, write_creditcard_sample
 from project.errors import InputError

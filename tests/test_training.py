@@ -10,7 +10,10 @@ from project.reporting.tables import markdown_table
 from project.training.callbacks import KeepBest
 from project.training.loop import fit
 from project.training.metrics import (
-    choose_threshold, evaluation_report, positive_scores, sparse_metrics,
+    choose_threshold,
+    evaluation_report,
+    positive_scores,
+    sparse_metrics,
 )
 
 

@@ -1,0 +1,80 @@
+"""The three fraud protocols: where (if anywhere) ADASYN runs relative to the split.
+
+* ``none``: split 60/20/20, scale; no oversampling.
+* ``adasyn-all`` (**LEAKY**, the paper's protocol): ADASYN over the whole data, then split and
+  scale. Synthetic frauds built from validation/test frauds land in training, and validation/test
+  hold synthetic points built from training frauds, so the held-out scores are inflated.
+* ``adasyn-train`` (the correct one): split and scale, then ADASYN on the scaled training split
+  only; validation and test rows are the original rows, untouched.
+
+Example:
+
+>>> from project.data.creditcard import load_creditcard, BUNDLED_SAMPLE
+>>> split = protocol_split(load_creditcard(BUNDLED_SAMPLE), "adasyn-train", seed=0)
+>>> bool((split.val_rows >= 0).all())          # no synthetic row outside training
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from project.data.creditcard import FraudSplit, features_and_labels, split_and_scale
+from project.errors import InputError
+from project.sampling.adasyn import ADASYN
+
+PROTOCOLS = ("none", "adasyn-all", "adasyn-train")
+LEAKY = {"adasyn-all"}
+
+
+def label(protocol: str) -> str:
+    """The protocol's name as reports show it: the leaky one says LEAKY."""
+    return f"{protocol} (LEAKY)" if protocol in LEAKY else protocol
+
+
+def protocol_split(
+    df: pd.DataFrame,
+    protocol: str,
+    *,
+    seed: int = 0,
+    stratify: bool = False,
+    n_neighbors: int = 5,
+    beta: float = 1.0,
+) -> FraudSplit:
+    """Train/validation/test arrays for one protocol.
+
+    Args:
+        df: a frame from :func:`project.data.creditcard.load_creditcard`.
+        protocol: one of :data:`PROTOCOLS`.
+        seed: ADASYN's ``random_state`` (the split itself keeps the report's seed, 50).
+        stratify: stratified split.
+        n_neighbors, beta: ADASYN's k and β.
+
+    Returns:
+        A :class:`~project.data.creditcard.FraudSplit`; synthetic rows have row id -1.
+    """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    sampler = ADASYN(n_neighbors=n_neighbors, beta=beta, random_state=seed)
+
+    if protocol == "none":
+        return split_and_scale(df, stratify=stratify)
+
+    if protocol == "adasyn-all":
+        x, y = features_and_labels(df)
+        x_res, y_res = sampler.fit_resample(x, y)
+        row_ids = np.concatenate([np.arange(len(y)), np.full(len(y_res) - len(y), -1)])
+        return split_and_scale(x=x_res, y=y_res, row_ids=row_ids, stratify=stratify)
+
+    split = split_and_scale(df, stratify=stratify)
+    x_res, y_res = sampler.fit_resample(split.x_train, split.y_train)
+    n_new = len(y_res) - len(split.y_train)
+    return dataclasses.replace(
+        split,
+        x_train=x_res,
+        y_train=y_res,
+        train_rows=np.concatenate([split.train_rows, np.full(n_new, -1)]),
+    )
