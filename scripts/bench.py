@@ -33,6 +33,8 @@ def main() -> int:
     p.add_argument("--suite", choices=[*SUITES, "all"], required=True)
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per contender")
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads per contender (convnet suite; 0: library default)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not a result")
     add_backend_argument(p)
     args = p.parse_args()
