@@ -18,7 +18,12 @@ from pathlib import Path  # noqa: E402
 import keras  # noqa: E402
 
 from project.backend import add_backend_argument  # noqa: E402
-from project.data.creditcard import BUNDLED_SAMPLE, FEATURES, load_creditcard  # noqa: E402
+from project.data.creditcard import (  # noqa: E402
+    BUNDLED_SAMPLE,
+    FEATURES,
+    is_bundled_sample,
+    load_creditcard,
+)
 from project.errors import InputError, run_cli  # noqa: E402
 from project.io import save_model, write_json, write_text  # noqa: E402
 from project.models import convnet  # noqa: E402
@@ -119,7 +124,7 @@ def _scalars(report: dict) -> dict:
 def main() -> int:
     args = parse_args()
     df = load_creditcard(args.data)
-    synthetic = args.data.resolve() == BUNDLED_SAMPLE.resolve()
+    synthetic = is_bundled_sample(args.data)
     protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
 
     runs, curves = {}, {}

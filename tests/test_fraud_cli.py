@@ -9,12 +9,12 @@ from tests.conftest import BACKEND, OTHER_BACKEND, run_script, run_script_here
 
 
 @pytest.fixture(scope="module")
-def fraud_run(tmp_path_factory):
-    """One short run of all three protocols on the bundled sample, in this process."""
+def fraud_run(tmp_path_factory, small_creditcard):
+    """One short run of all three protocols on a small synthetic file, in this process."""
     out = tmp_path_factory.mktemp("fraud") / "run"
     code, stdout, stderr = run_script_here(
-        "fraud.py", "--protocol", "all", "--epochs", "2", "--out", out, "--verbose", "0",
-        "--threshold", "val-f1",
+        "fraud.py", "--data", small_creditcard, "--protocol", "all", "--epochs", "2",
+        "--batch-size", "128", "--out", out, "--verbose", "0", "--threshold", "val-f1",
     )
     assert code == 0, stderr
     return out
@@ -22,7 +22,7 @@ def fraud_run(tmp_path_factory):
 
 def test_run_writes_every_output(fraud_run):
     metrics = json.loads((fraud_run / "metrics.json").read_text())
-    assert metrics["backend"] == BACKEND and metrics["data"]["synthetic"] is True
+    assert metrics["backend"] == BACKEND and metrics["data"]["rows"] == 4000
     assert list(metrics["protocols"]) == ["none", "adasyn-all", "adasyn-train"]
     for name, run in metrics["protocols"].items():
         for key in ("accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc",
@@ -35,7 +35,8 @@ def test_run_writes_every_output(fraud_run):
     assert metrics["protocols"]["adasyn-all"]["leaky"] is True
     assert metrics["protocols"]["adasyn-all"]["label"] == "adasyn-all (LEAKY)"
     report = (fraud_run / "report.md").read_text()
-    assert "synthetic" in report and "adasyn-all (LEAKY)" in report and "fewer than the paper's 46" in report
+    assert "adasyn-all (LEAKY)" in report and "fewer than the paper's 46" in report
+    assert "Data: synthetic" not in report  # only the bundled sample is labelled synthetic
     assert (fraud_run / "pr_curves.png").stat().st_size > 1000
     assert not list(fraud_run.rglob(".*tmp*"))
 
@@ -51,11 +52,26 @@ def test_adasyn_train_never_touches_validation_or_test(fraud_run):
     assert leaky["synthetic_val_rows"] > 0 and leaky["synthetic_test_rows"] > 0
 
 
-def test_evaluate_reproduces_the_test_metrics(fraud_run, tmp_path):
+def test_only_the_bundled_sample_is_labelled_synthetic(small_creditcard):
+    from project.data.creditcard import BUNDLED_SAMPLE, is_bundled_sample
+    from project.reporting import SYNTHETIC_NOTE
+    from project.reporting.fraud import fraud_report
+
+    assert is_bundled_sample(BUNDLED_SAMPLE) and not is_bundled_sample(small_creditcard)
+    metrics = {
+        "backend": BACKEND, "protocols": {},
+        "data": {"path": "x", "synthetic": True, "rows": 10, "frauds": 1},
+        "settings": {"epochs": 1, "paper_epochs": 46, "batch_size": 1, "learning_rate": 1e-4,
+                     "monitor": "val_pr_auc", "threshold_rule": "fixed 0.5", "stratify": False},
+    }
+    assert SYNTHETIC_NOTE in fraud_report(metrics)
+
+
+def test_evaluate_reproduces_the_test_metrics(fraud_run, small_creditcard, tmp_path):
     saved = json.loads((fraud_run / "metrics.json").read_text())["protocols"]["adasyn-train"]["test"]
     code, stdout, stderr = run_script_here(
         "evaluate.py", fraud_run / "adasyn-train" / "model.keras", "--task", "fraud",
-        "--json", tmp_path / "eval.json",
+        "--data", small_creditcard, "--json", tmp_path / "eval.json",
     )
     assert code == 0, stderr
     got = json.loads((tmp_path / "eval.json").read_text())
@@ -64,14 +80,16 @@ def test_evaluate_reproduces_the_test_metrics(fraud_run, tmp_path):
     assert got["confusion_matrix"] == saved["confusion_matrix"]
 
 
-def test_model_saved_here_evaluates_the_same_under_the_other_backend(fraud_run, tmp_path):
+def test_model_saved_here_evaluates_the_same_under_the_other_backend(
+    fraud_run, small_creditcard, tmp_path
+):
     model = fraud_run / "none" / "model.keras"
     mine, theirs = tmp_path / "mine.npy", tmp_path / "theirs.npy"
     code, _, stderr = run_script_here("evaluate.py", model, "--task", "fraud",
-                                      "--predictions", mine)
+                                      "--data", small_creditcard, "--predictions", mine)
     assert code == 0, stderr
-    other = run_script("evaluate.py", model, "--task", "fraud", "--predictions", theirs,
-                       backend=OTHER_BACKEND)
+    other = run_script("evaluate.py", model, "--task", "fraud", "--data", small_creditcard,
+                       "--predictions", theirs, backend=OTHER_BACKEND)
     assert other.returncode == 0, other.stderr
     assert f"backend {OTHER_BACKEND}" in other.stdout
     np.testing.assert_allclose(np.load(theirs), np.load(mine), atol=1e-5)

@@ -34,6 +34,11 @@ COLUMNS = ["Time", *FEATURES, "Class"]
 SPLIT_SEED = 50  # the report's random_state
 
 
+def is_bundled_sample(path) -> bool:
+    """True when ``path`` is the bundled synthetic sample (reports then say the data is synthetic)."""
+    return Path(path).resolve() == BUNDLED_SAMPLE.resolve()
+
+
 def _line(row_position: int) -> int:
     """File line number of a data row (line 1 is the header)."""
     return int(row_position) + 2
