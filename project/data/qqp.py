@@ -1,0 +1,501 @@
+"""Quora Question Pairs: reading, checking, splitting, the length rule and the input pipeline.
+
+Files: Kaggle's ``train.csv`` (comma separated, quoted; questions may hold commas, quotes and
+line breaks) and GLUE's ``train.tsv`` / ``dev.tsv`` (tab separated, unquoted: a ``"`` is just a
+character). Both have the columns id, qid1, qid2, question1, question2, is_duplicate; only the
+last three are needed. ``.gz``, ``.bz2``, ``.xz`` and single-file ``.zip`` archives are read too.
+
+Rows with an empty question are dropped and counted (Kaggle's file: 404,290 rows, 3 dropped,
+404,287 kept). Bad input raises :class:`project.errors.InputError` with the file and, for a bad
+label, the line.
+
+The rest follows the course report: undersample the majority class (``balance``), keep a seeded
+stratified ``fraction`` (the report trained on 1%), split 80/20 stratified unless a validation
+file is given; choose the sequence length from token-count histograms (max question1 tokens +
+max question2 tokens + 10, capped at the model's maximum); tokenise once and shuffle every epoch.
+
+Example:
+
+>>> data = load_qqp(SAMPLE_PATH, seed=0)
+>>> data.dropped_missing, len(data.train) + len(data.validation)
+(3, 2397)
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import dataclasses
+import gzip
+import io
+import lzma
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from project.errors import InputError
+from project.io import atomic_path
+
+SAMPLE_PATH = Path(__file__).resolve().parents[2] / "assets" / "qqp_sample.csv.gz"
+COLUMNS = ("question1", "question2", "is_duplicate")
+LABEL = "is_duplicate"
+CLASS_NAMES = ("not duplicate", "duplicate")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one file
+
+
+@dataclasses.dataclass
+class QQPTable:
+    """One QQP file after reading.
+
+    Attributes:
+        frame: columns question1, question2 (str), is_duplicate (int 0/1); missing rows dropped.
+        path: the file.
+        rows_read: data rows in the file.
+        dropped_missing: rows dropped for an empty question1 or question2.
+    """
+
+    frame: pd.DataFrame
+    path: str
+    rows_read: int
+    dropped_missing: int
+
+
+def _open_text(path: Path):
+    """Open a possibly compressed text file (utf-8, universal newlines off for csv)."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        raw = gzip.open(path, "rb")
+    elif name.endswith(".bz2"):
+        raw = bz2.open(path, "rb")
+    elif name.endswith(".xz"):
+        raw = lzma.open(path, "rb")
+    elif name.endswith(".zip"):
+        archive = zipfile.ZipFile(path)
+        members = [m for m in archive.namelist() if not m.endswith("/")]
+        if len(members) != 1:
+            raise InputError(f"{path}: a .zip must hold exactly one file, found {len(members)}")
+        raw = archive.open(members[0])
+    else:
+        raw = open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+
+
+def _dialect(path: Path) -> tuple[str, int]:
+    """(separator, quoting): tab and no quoting for GLUE .tsv, comma and quotes otherwise."""
+    with _open_text(path) as f:
+        header = f.readline()
+    stem = path.name.lower()
+    for ext in (".gz", ".bz2", ".xz", ".zip"):
+        stem = stem.removesuffix(ext)
+    tab = stem.endswith(".tsv") or ("\t" in header and "," not in header)
+    if not tab:
+        return ",", csv.QUOTE_MINIMAL
+    # GLUE writes raw text; a file whose header fields are quoted was written by a csv writer.
+    return "\t", csv.QUOTE_MINIMAL if header.startswith('"') else csv.QUOTE_NONE
+
+
+def _line_of_row(path: Path, sep: str, quoting: int, row: int) -> int:
+    """The line (1-based, header = line 1) where data row ``row`` (0-based) starts."""
+    with _open_text(path) as f:
+        reader = csv.reader(f, delimiter=sep, quoting=quoting)
+        next(reader, None)
+        end_of_previous = reader.line_num
+        index = 0
+        for fields in reader:
+            if fields:  # pandas skips blank lines; so do we
+                if index == row:
+                    return end_of_previous + 1
+                index += 1
+            end_of_previous = reader.line_num
+    return end_of_previous
+
+
+def read_qqp(path, option: str = "--data") -> QQPTable:
+    """Read and check one QQP file; drop (and count) rows with an empty question.
+
+    Args:
+        path: Kaggle ``train.csv`` or GLUE ``train.tsv``/``dev.tsv`` (possibly compressed).
+        option: the command-line option that named the file, for error messages.
+
+    Returns:
+        A :class:`QQPTable`.
+
+    Raises:
+        InputError: missing file, unreadable or malformed file, missing columns, a label outside
+            {0, 1} (with its line), or no row left after dropping empty questions.
+
+    Example:
+
+    >>> table = read_qqp(SAMPLE_PATH)
+    >>> table.rows_read, table.dropped_missing
+    (2400, 3)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file ({option})")
+    sep, quoting = _dialect(path)
+    try:
+        with _open_text(path) as f:
+            frame = pd.read_csv(
+                f, sep=sep, quoting=quoting, dtype=str, keep_default_na=False, engine="c"
+            )
+    except pd.errors.EmptyDataError as err:
+        raise InputError(f"{path}: the file is empty ({option})") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, zipfile.BadZipFile) as err:
+        message = " ".join(str(err).split())
+        raise InputError(f"{path}: cannot parse it as QQP ({message}) ({option})") from err
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns))
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found {found}")
+    frame = frame[list(COLUMNS)].fillna("")  # short rows come back as NaN
+    labels = pd.to_numeric(frame[LABEL].str.strip(), errors="coerce")
+    bad = ~labels.isin([0, 1])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        line = _line_of_row(path, sep, quoting, row)
+        raise InputError(
+            f"{path}, line {line}: is_duplicate must be 0 or 1, got {frame[LABEL].iloc[row]!r} "
+            f"({int(bad.sum())} bad label(s) in all)"
+        )
+    frame[LABEL] = labels.astype(np.int64)
+    empty = (frame["question1"].str.strip() == "") | (frame["question2"].str.strip() == "")
+    rows_read = len(frame)
+    frame = frame[~empty].reset_index(drop=True)
+    if frame.empty:
+        raise InputError(f"{path}: no usable row ({rows_read} rows, all with an empty question)")
+    return QQPTable(frame, str(path), rows_read, int(empty.sum()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Balancing, subsampling, splitting
+
+
+def balance_classes(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Undersample the majority class to the minority's count (seeded), in shuffled order."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(frame[LABEL].to_numpy() == c) for c in (0, 1)]
+    n = min(len(g) for g in groups)
+    if n == 0:
+        raise InputError("cannot balance classes: the data has only one class (--balance)")
+    keep = np.concatenate([rng.choice(g, n, replace=False) for g in groups])
+    return frame.iloc[rng.permutation(keep)].reset_index(drop=True)
+
+
+def _stratified_indices(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
+    """Indices of a stratified random ``fraction`` of the rows (at least one per class)."""
+    chosen = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        k = max(1, int(round(fraction * len(rows))))
+        chosen.append(rng.choice(rows, min(k, len(rows)), replace=False))
+    return rng.permutation(np.concatenate(chosen))
+
+
+def subsample(frame: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
+    """A seeded, stratified random ``fraction`` (0 < fraction <= 1) of the rows."""
+    if not 0 < fraction <= 1:
+        raise InputError(f"fraction must be in (0, 1], got {fraction} (--fraction)")
+    if fraction == 1:
+        return frame.reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    picked = _stratified_indices(frame[LABEL].to_numpy(), fraction, rng)
+    return frame.iloc[picked].reset_index(drop=True)
+
+
+def split(frame: pd.DataFrame, validation_fraction: float = 0.2, seed: int = 0):
+    """Seeded stratified split into (train, validation)."""
+    if not 0 < validation_fraction < 1:
+        raise InputError(f"validation fraction must be in (0, 1), got {validation_fraction}")
+    rng = np.random.default_rng(seed)
+    labels = frame[LABEL].to_numpy()
+    validation_rows = _stratified_indices(labels, validation_fraction, rng)
+    is_validation = np.zeros(len(frame), bool)
+    is_validation[validation_rows] = True
+    train = frame.iloc[rng.permutation(np.flatnonzero(~is_validation))]
+    if len(train) == 0 or len(validation_rows) == 0:
+        raise InputError(f"{len(frame)} rows are too few to split into training and validation")
+    return train.reset_index(drop=True), frame.iloc[validation_rows].reset_index(drop=True)
+
+
+@dataclasses.dataclass
+class QQPData:
+    """Training and validation pairs, and where they came from.
+
+    Attributes:
+        train, validation: frames with question1, question2, is_duplicate.
+        source: the training file; validation_source: the dev file or "split of <source>".
+        rows_read, dropped_missing: of the training file (and ``dev_dropped_missing``).
+        synthetic: True for the bundled synthetic sample.
+    """
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    source: str
+    validation_source: str
+    rows_read: int
+    dropped_missing: int
+    dev_rows_read: int | None
+    dev_dropped_missing: int | None
+    synthetic: bool
+    balance: bool
+    fraction: float | None
+
+    def summary(self) -> dict:
+        """Plain values for metrics.json."""
+        data = dataclasses.asdict(self)
+        del data["train"], data["validation"]
+        data["train_rows"], data["validation_rows"] = len(self.train), len(self.validation)
+        data["train_duplicate_rate"] = float(self.train[LABEL].mean())
+        data["validation_duplicate_rate"] = float(self.validation[LABEL].mean())
+        return data
+
+
+def load_qqp(
+    path=SAMPLE_PATH,
+    dev_path=None,
+    *,
+    fraction: float | None = None,
+    balance: bool = False,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+) -> QQPData:
+    """Read QQP and prepare training and validation sets as the report did.
+
+    Without ``dev_path``: drop empty questions, balance (optional), keep ``fraction`` (optional),
+    then split ``validation_fraction`` off, stratified; so validation shares the balancing. With
+    ``dev_path``: balance and fraction apply to the training file only; the dev file is used
+    whole (only its empty questions are dropped).
+
+    Args:
+        path: training file (default: the bundled synthetic sample).
+        dev_path: optional validation file (e.g. GLUE ``dev.tsv``).
+        fraction: keep this stratified share (the report: 0.01).
+        balance: undersample the majority class.
+        validation_fraction: share split off for validation when there is no dev file.
+        seed: seed for balancing, subsampling and splitting.
+
+    Returns:
+        A :class:`QQPData`.
+
+    Example:
+
+    >>> data = load_qqp(SAMPLE_PATH, balance=True, seed=1)
+    >>> round(float(data.train["is_duplicate"].mean()), 1)
+    0.5
+    """
+    table = read_qqp(path, "--data")
+    frame = table.frame
+    if balance:
+        frame = balance_classes(frame, seed)
+    if fraction is not None:
+        frame = subsample(frame, fraction, seed)
+    if dev_path is None:
+        train, validation = split(frame, validation_fraction, seed)
+        validation_source, dev = f"split of {path} ({validation_fraction:.0%})", None
+    else:
+        dev = read_qqp(dev_path, "--dev")
+        train = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        validation, validation_source = dev.frame, str(dev_path)
+    return QQPData(
+        train=train, validation=validation, source=str(path), validation_source=validation_source,
+        rows_read=table.rows_read, dropped_missing=table.dropped_missing,
+        dev_rows_read=None if dev is None else dev.rows_read,
+        dev_dropped_missing=None if dev is None else dev.dropped_missing,
+        synthetic=is_synthetic(path), balance=balance, fraction=fraction,
+    )
+
+
+def is_synthetic(path) -> bool:
+    """True for the bundled synthetic sample."""
+    try:
+        return Path(path).resolve() == SAMPLE_PATH
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequence length: the report's rule
+
+
+@dataclasses.dataclass
+class LengthChoice:
+    """Token counts per question and the chosen padded pair length.
+
+    Attributes:
+        question1_tokens, question2_tokens: tokens per question (no special tokens).
+        rule_length: max(question1) + max(question2) + 10, before capping.
+        max_length: the model's maximum.
+        sequence_length: the length used (explicit, or the rule capped at ``max_length``).
+        explicit: whether ``sequence_length`` was given rather than computed.
+    """
+
+    question1_tokens: np.ndarray
+    question2_tokens: np.ndarray
+    rule_length: int
+    max_length: int
+    sequence_length: int
+    explicit: bool
+
+    def summary(self) -> dict:
+        def stats(counts):
+            return {"max": int(counts.max()), "mean": float(counts.mean()),
+                    "p99": float(np.percentile(counts, 99))}
+
+        return {
+            "question1_tokens": stats(self.question1_tokens),
+            "question2_tokens": stats(self.question2_tokens),
+            "rule_length": self.rule_length, "max_length": self.max_length,
+            "sequence_length": self.sequence_length, "explicit": self.explicit,
+        }
+
+
+def token_counts(tokenizer, texts, batch_size: int = 4096) -> np.ndarray:
+    """Number of tokens of each text (without special tokens)."""
+    texts = list(texts)
+    counts = []
+    for start in range(0, len(texts), batch_size):
+        counts.extend(len(ids) for ids in _as_lists(tokenizer(texts[start:start + batch_size])))
+    return np.asarray(counts, dtype=np.int64)
+
+
+def _as_lists(ids):
+    """Tokenizer output as Python lists (keras-hub returns lists, or a ragged tensor on TF)."""
+    if hasattr(ids, "to_list"):
+        return ids.to_list()
+    return ids
+
+
+def choose_sequence_length(
+    tokenizer, frames, max_length: int, sequence_length: int | None = None
+) -> LengthChoice:
+    """The report's length rule: max(q1 tokens) + max(q2 tokens) + 10, capped at ``max_length``.
+
+    Args:
+        tokenizer: a keras-hub RobertaTokenizer.
+        frames: one frame or a list of frames with question1 and question2 (e.g. train and
+            validation).
+        max_length: the backbone's ``max_sequence_length``.
+        sequence_length: an explicit length, which overrides the rule.
+
+    Returns:
+        A :class:`LengthChoice`.
+
+    Raises:
+        InputError: ``sequence_length`` below 4 or above ``max_length``.
+
+    Example:
+
+    >>> frames = [data.train, data.validation]
+    >>> choose_sequence_length(tokenizer, frames, 128).sequence_length   # doctest: +SKIP
+    48
+    """
+    if isinstance(frames, pd.DataFrame):
+        frames = [frames]
+    q1 = token_counts(tokenizer, pd.concat([f["question1"] for f in frames]))
+    q2 = token_counts(tokenizer, pd.concat([f["question2"] for f in frames]))
+    rule = int(q1.max() + q2.max() + 10)
+    if sequence_length is not None:
+        if not 4 <= int(sequence_length) <= max_length:
+            raise InputError(
+                f"sequence length {sequence_length} is outside [4, {max_length}], the model's "
+                "maximum (--sequence-length)"
+            )
+        return LengthChoice(q1, q2, rule, int(max_length), int(sequence_length), True)
+    return LengthChoice(q1, q2, rule, int(max_length), min(rule, int(max_length)), False)
+
+
+def save_length_histogram(choice: LengthChoice, path, title: str = "Tokens per question") -> Path:
+    """Histograms of question1 and question2 token counts, the chosen length marked; PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    top = int(max(choice.question1_tokens.max(), choice.question2_tokens.max()))
+    bins = np.arange(0, top + 2) if top <= 80 else 60
+    ax.hist(choice.question1_tokens, bins=bins, alpha=0.55, label="question1")
+    ax.hist(choice.question2_tokens, bins=bins, alpha=0.55, label="question2")
+    ax.set_xlabel("tokens (no special tokens)")
+    ax.set_ylabel("questions")
+    how = f"max+max+10 = {choice.rule_length}, cap {choice.max_length}"
+    how = "given" if choice.explicit else how
+    ax.set_title(f"{title}; pair length {choice.sequence_length} ({how})", fontsize=9)
+    ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenising once, shuffling every epoch
+
+
+def tokenize_pairs(preprocessor, frame: pd.DataFrame, batch_size: int = 2048) -> dict:
+    """``{"token_ids": int32 (n, L), "padding_mask": bool (n, L)}`` for all pairs of ``frame``.
+
+    Uses keras-hub's pair format ``<s> q1 </s></s> q2 </s>`` (``preprocessor((q1, q2), y=None)``;
+    without ``y=None`` keras-hub would read q2 as labels).
+    """
+    from keras.ops import convert_to_numpy
+
+    q1 = frame["question1"].tolist()
+    q2 = frame["question2"].tolist()
+    ids, masks = [], []
+    for start in range(0, len(q1), batch_size):
+        x = preprocessor((q1[start:start + batch_size], q2[start:start + batch_size]), y=None)
+        ids.append(convert_to_numpy(x["token_ids"]).astype(np.int32))
+        masks.append(convert_to_numpy(x["padding_mask"]).astype(bool))
+    return {"token_ids": np.concatenate(ids), "padding_mask": np.concatenate(masks)}
+
+
+def make_dataset(features: dict, labels=None, batch_size: int = 16, shuffle: bool = False,
+                 seed: int = 0):
+    """A batched ``tf.data.Dataset`` of pre-tokenised pairs, reshuffled every epoch if asked.
+
+    keras-hub's ``Task.fit`` accepts a ``tf.data`` dataset on every backend (TensorFlow, PyTorch,
+    JAX) but ignores ``shuffle=True`` for arrays; this dataset shuffles itself, with ``seed``,
+    differently each epoch. Use it with the classifier's preprocessor detached
+    (:func:`project.models.roberta.detached_preprocessor`).
+    """
+    import tensorflow as tf
+
+    elements = dict(features) if labels is None else (dict(features), np.asarray(labels))
+    ds = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        ds = ds.shuffle(len(features["token_ids"]), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_inputs(model, data_path=None):
+    """What ``scripts/evaluate.py --task qqp`` feeds to ``model.predict``.
+
+    Args:
+        model: a loaded QQP classifier that carries its preprocessor (``scripts/qqp.py`` saves
+            it with one).
+        data_path: a QQP file (default: the bundled sample); empty questions are dropped.
+
+    Returns:
+        ``(inputs, labels, class_names)``: ``inputs`` is the raw pair ``(question1s,
+        question2s)``, which ``model.predict`` tokenises with the model's own preprocessor.
+
+    Example:
+
+    >>> inputs, y, names = evaluation_inputs(model, "dev.tsv")        # doctest: +SKIP
+    >>> scores = positive_scores(model.predict(inputs, batch_size=64))  # doctest: +SKIP
+    """
+    if getattr(model, "preprocessor", None) is None:
+        raise InputError("the model has no preprocessor: it cannot read question pairs")
+    table = read_qqp(SAMPLE_PATH if data_path is None else data_path, "--data")
+    if table.dropped_missing:
+        print(f"{table.path}: dropped {table.dropped_missing} of {table.rows_read} rows "
+              "with an empty question")
+    inputs = (table.frame["question1"].tolist(), table.frame["question2"].tolist())
+    return inputs, table.frame[LABEL].to_numpy(), CLASS_NAMES

@@ -1,0 +1,325 @@
+"""The RoBERTa pair classifier for QQP, from keras-hub.
+
+:func:`build_classifier` returns a ``keras_hub.models.RobertaTextClassifier`` with its
+preprocessor (pair format ``<s> A </s></s> B </s>``, padded to ``sequence_length``) from one of:
+
+* a keras-hub preset name such as ``"roberta_large_en"`` (downloaded once, needs the network),
+* a local keras-hub preset folder (``config.json``, ``model.weights.h5``, ``tokenizer.json`` and
+  the vocabulary and merges under ``assets/``), e.g. one saved with ``save_to_preset``,
+* nothing: a random-weight RoBERTa from an explicit configuration, by default the tiny one in
+  ``assets/qqp_tiny_config.json`` with the bundled byte-level BPE tokenizer (works offline).
+
+The head is keras-hub's (``<s>`` token, dropout, ``pooled_dense`` tanh, dropout, ``logits``) with
+dropout 0.1 as in Hugging Face's ``RobertaForSequenceClassification``.
+
+Example:
+
+>>> model = build_classifier(sequence_length=64)       # tiny, random weights, offline
+>>> model.preprocessor.sequence_length
+64
+>>> model.predict((["How do I learn Python?"], ["How can I learn Python?"]), verbose=0).shape
+(1, 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+
+import keras
+import keras_hub
+import numpy as np
+
+from project.errors import InputError
+
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+TINY_CONFIG_PATH = ASSETS_DIR / "qqp_tiny_config.json"
+
+BACKBONE_KEYS = (
+    "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
+    "max_sequence_length",
+)
+# Dimensions of the published checkpoints (keras-hub counts 512 positions; HF stores 514).
+ROBERTA_BASE = dict(
+    vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072,
+    max_sequence_length=512,
+)
+ROBERTA_LARGE = dict(
+    vocabulary_size=50265, num_layers=24, num_heads=16, hidden_dim=1024, intermediate_dim=4096,
+    max_sequence_length=512,
+)
+
+_NETWORK_HOSTS = {"kaggle": "www.kaggle.com", "hf": "huggingface.co"}
+
+
+def tiny_config() -> dict:
+    """The bundled tiny configuration, tokenizer paths made absolute."""
+    with open(TINY_CONFIG_PATH, encoding="utf-8") as f:
+        config = json.load(f)
+    for key in ("vocabulary", "merges"):
+        config[key] = str(TINY_CONFIG_PATH.parent / config[key])
+    return config
+
+
+def build_tokenizer(vocabulary, merges) -> keras_hub.models.RobertaTokenizer:
+    """A RobertaTokenizer from vocab.json and merges.txt paths (or a dict and a list)."""
+    for name, value in (("vocabulary", vocabulary), ("merges", merges)):
+        if isinstance(value, (str, os.PathLike)) and not Path(value).is_file():
+            raise InputError(f"{value}: no such tokenizer file ({name})")
+    return keras_hub.models.RobertaTokenizer(
+        vocabulary=str(vocabulary) if isinstance(vocabulary, os.PathLike) else vocabulary,
+        merges=str(merges) if isinstance(merges, os.PathLike) else merges,
+    )
+
+
+def build_preprocessor(tokenizer, sequence_length: int):
+    """The pair preprocessor: ``<s> q1 </s></s> q2 </s>``, truncated round-robin, padded."""
+    return keras_hub.models.RobertaTextClassifierPreprocessor(
+        tokenizer=tokenizer, sequence_length=int(sequence_length)
+    )
+
+
+def _check_length(sequence_length, max_length: int) -> int:
+    if sequence_length is None:
+        return int(max_length)
+    if int(sequence_length) < 4:
+        raise InputError(
+            f"sequence length must be at least 4, got {sequence_length} (--sequence-length)"
+        )
+    if int(sequence_length) > max_length:
+        raise InputError(
+            f"sequence length {sequence_length} is above the model's maximum {max_length} "
+            "(--sequence-length)"
+        )
+    return int(sequence_length)
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether ``host:443`` accepts a connection within ``timeout`` seconds (DNS included)."""
+    ok = []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)  # a hanging DNS lookup cannot hold us longer than this
+    return bool(ok)
+
+
+def _kaggle_cached(handle: str) -> bool:
+    """Whether kagglehub's cache already holds ``keras/roberta/keras/<name>/<version>``."""
+    cache = os.environ.get("KAGGLEHUB_CACHE", Path.home() / ".cache" / "kagglehub")
+    return (Path(cache) / "models" / handle / "config.json").is_file()
+
+
+def _resolve_preset(preset: str) -> str:
+    """Check that ``preset`` can be loaded now; fail fast with an InputError if it cannot."""
+    if Path(preset).expanduser().is_dir():
+        return str(Path(preset).expanduser())
+    looks_like_path = os.sep in preset or preset.startswith((".", "~"))
+    if looks_like_path and "://" not in preset:
+        raise InputError(f"--preset {preset}: no such directory")
+    known = keras_hub.models.RobertaBackbone.presets
+    if "://" in preset:
+        scheme, handle = preset.split("://", 1)
+    elif preset in known:
+        scheme, handle = known[preset]["kaggle_handle"].split("://", 1)
+    else:
+        raise InputError(
+            f"--preset {preset}: not a directory nor a keras-hub RoBERTa preset "
+            f"({', '.join(sorted(known))})"
+        )
+    if scheme == "kaggle" and _kaggle_cached(handle):
+        return preset
+    host = _NETWORK_HOSTS.get(scheme)
+    if host is None or not _reachable(host):
+        raise InputError(
+            f"--preset {preset}: cannot download it (no network to {host or scheme}); "
+            f"{preset} needs the network once, or a local copy: pass --preset /path/to/folder "
+            "(a keras-hub preset folder, e.g. saved with classifier.save_to_preset)"
+        )
+    return preset
+
+
+def build_classifier(
+    preset: str | None = None,
+    num_classes: int = 2,
+    sequence_length: int | None = None,
+    dropout: float = 0.1,
+    **config,
+) -> keras_hub.models.RobertaTextClassifier:
+    """A RoBERTa pair classifier with its preprocessor.
+
+    Args:
+        preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once), a local
+            preset folder, or None for random weights from ``config``.
+        num_classes: output logits.
+        sequence_length: padded pair length; None: the model's maximum (``max_sequence_length``).
+        dropout: head dropout (Hugging Face uses 0.1).
+        **config: with ``preset=None`` only; overrides of the bundled tiny configuration:
+            ``vocabulary_size``, ``num_layers``, ``num_heads``, ``hidden_dim``,
+            ``intermediate_dim``, ``max_sequence_length``, ``backbone_dropout`` (default 0.1),
+            ``vocabulary`` / ``merges`` (tokenizer files; None for no preprocessor).
+
+    Returns:
+        A ``keras_hub.models.RobertaTextClassifier`` (logits, no activation).
+
+    Raises:
+        InputError: unknown config key, a preset that cannot be found or downloaded, a tokenizer
+            larger than the vocabulary, or a sequence length above the model's maximum.
+
+    Example:
+
+    >>> from project.models.roberta import ROBERTA_LARGE
+    >>> big = build_classifier(**ROBERTA_LARGE, vocabulary=None)  # doctest: +SKIP
+    """
+    if preset is not None:
+        if config:
+            raise InputError(
+                f"--preset {preset} takes no model configuration ({', '.join(config)})"
+            )
+        preset = _resolve_preset(str(preset))
+        try:
+            backbone = keras_hub.models.RobertaBackbone.from_preset(preset)
+            tokenizer = keras_hub.models.RobertaTokenizer.from_preset(preset)
+        except Exception as err:  # keras-hub raises many types for a bad or missing preset
+            first_line = (str(err).strip() or type(err).__name__).splitlines()[0]
+            raise InputError(f"--preset {preset}: cannot load it ({first_line})") from err
+    else:
+        settings = tiny_config()
+        unknown = sorted(set(config) - set(settings) - {"backbone_dropout"})
+        if unknown:
+            raise InputError(f"unknown model configuration key(s): {', '.join(unknown)}")
+        settings.update(config)
+        backbone = keras_hub.models.RobertaBackbone(
+            **{k: int(settings[k]) for k in BACKBONE_KEYS},
+            dropout=float(settings.get("backbone_dropout", 0.1)),
+        )
+        tokenizer = None
+        if settings["vocabulary"] is not None:
+            tokenizer = build_tokenizer(settings["vocabulary"], settings["merges"])
+            if tokenizer.vocabulary_size() > backbone.vocabulary_size:
+                raise InputError(
+                    f"tokenizer has {tokenizer.vocabulary_size()} tokens, more than the model's "
+                    f"vocabulary_size {backbone.vocabulary_size}"
+                )
+    length = _check_length(sequence_length, backbone.max_sequence_length)
+    preprocessor = None if tokenizer is None else build_preprocessor(tokenizer, length)
+    return keras_hub.models.RobertaTextClassifier(
+        backbone=backbone, num_classes=num_classes, preprocessor=preprocessor, dropout=dropout
+    )
+
+
+@keras.saving.register_keras_serializable(package="project")
+class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Hugging Face's linear schedule: 0 -> ``peak`` over ``warmup_steps``, then down to 0 at
+    ``total_steps`` (``get_linear_schedule_with_warmup``; with no warm-up it starts at ``peak``)."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+        self.peak = float(peak)
+        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warm = step / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        factor = keras.ops.where(step < self.warmup_steps, warm, decay)
+        return self.peak * keras.ops.maximum(factor, 0.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps}
+
+
+def fine_tuning_optimizer(
+    learning_rate: float, total_steps: int, warmup_ratio: float = 0.0, weight_decay: float = 0.0
+) -> keras.optimizers.AdamW:
+    """AdamW as Hugging Face's Trainer sets it up: epsilon 1e-8, linear decay (with optional
+    warm-up), no weight decay on biases and layer-norm weights.
+
+    Example:
+
+    >>> opt = fine_tuning_optimizer(3e-4, total_steps=1000, warmup_ratio=0.06, weight_decay=0.1)
+    >>> float(opt.learning_rate)                # step 0 of the warm-up
+    0.0
+    """
+    schedule = LinearWarmupDecay(learning_rate, total_steps, round(warmup_ratio * total_steps))
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-8
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+@contextlib.contextmanager
+def detached_preprocessor(model):
+    """Run ``model`` on pre-tokenised ``{"token_ids", "padding_mask"}`` inside the block.
+
+    keras-hub's ``fit`` would otherwise run the string preprocessor on every batch. The
+    preprocessor is put back afterwards, so a saved model still tokenises raw pairs.
+
+    Example:
+
+    >>> with detached_preprocessor(model):                   # doctest: +SKIP
+    ...     model.fit(dataset, validation_data=val_dataset)
+    """
+    preprocessor = model.preprocessor
+    model.preprocessor = None
+    try:
+        yield model
+    finally:
+        model.preprocessor = preprocessor
+
+
+def predict_logits(model, features: dict, batch_size: int = 64) -> np.ndarray:
+    """Logits for pre-tokenised features (the preprocessor is bypassed)."""
+    with detached_preprocessor(model):
+        return np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
+
+
+def evaluate_qqp_model(model, data_path, batch_size: int = 64) -> dict:
+    """Evaluate a saved QQP classifier on a QQP file (Kaggle csv or GLUE tsv).
+
+    The model must carry its preprocessor (models saved by ``scripts/qqp.py`` do); the pairs are
+    tokenised with it at its own sequence length.
+
+    Args:
+        model: a loaded ``RobertaTextClassifier`` (``keras.saving.load_model(path)``).
+        data_path: the QQP file; rows with a missing question are dropped and counted.
+        batch_size: prediction batch size.
+
+    Returns:
+        :func:`project.training.metrics.evaluation_report`'s dict, plus ``rows_read``,
+        ``dropped_missing``, ``data`` (the path) and ``sequence_length``.
+
+    Example:
+
+    >>> model = project.io.load_model("runs/qqp/lora/model.keras")    # doctest: +SKIP
+    >>> evaluate_qqp_model(model, "dev.tsv")["accuracy"]                # doctest: +SKIP
+    """
+    from project.data.qqp import CLASS_NAMES, read_qqp, tokenize_pairs
+    from project.training.metrics import evaluation_report, positive_scores
+
+    if getattr(model, "preprocessor", None) is None:
+        raise InputError("the model has no preprocessor: cannot tokenise question pairs")
+    table = read_qqp(data_path)
+    features = tokenize_pairs(model.preprocessor, table.frame)
+    logits = predict_logits(model, features, batch_size=batch_size)
+    report = evaluation_report(
+        table.frame["is_duplicate"].to_numpy(), positive_scores(logits),
+        class_names=CLASS_NAMES,
+    )
+    report.update(
+        data=str(data_path), rows_read=table.rows_read, dropped_missing=table.dropped_missing,
+        sequence_length=int(model.preprocessor.sequence_length),
+    )
+    return report

@@ -1,0 +1,219 @@
+"""QQP data: reading Kaggle csv and GLUE tsv, bad input, balancing/splitting, the length rule,
+the pair format and the per-epoch shuffle."""
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from project.data import qqp
+from project.data.qqp_sample import SPECIAL_TOKENS, make_qqp_sample
+from project.errors import InputError
+from project.models.roberta import ASSETS_DIR, build_preprocessor, build_tokenizer
+
+HEADER = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
+VOCAB = ASSETS_DIR / "qqp_tokenizer" / "vocab.json"
+MERGES = ASSETS_DIR / "qqp_tokenizer" / "merges.txt"
+
+
+def write_csv(path, rows, header=HEADER):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def frame(n0, n1):
+    labels = [0] * n0 + [1] * n1
+    return pd.DataFrame({"question1": [f"a{i}" for i in range(len(labels))],
+                         "question2": [f"b{i}" for i in range(len(labels))],
+                         "is_duplicate": labels})
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(VOCAB, MERGES)
+
+
+def test_kaggle_csv_quotes_newlines_and_missing_questions(tmp_path):
+    rows = [
+        [0, 1, 2, 'What does "carpe diem" mean?', "Meaning of carpe diem, please?", 1],
+        [1, 3, 4, "Line one\nline two?", "Another, with a comma?", 0],
+        [2, 5, 6, "", "Question with an empty partner?", 0],
+        [3, 7, 8, "Partner is blank?", "   ", 1],
+        [4, 9, 10, "Plain?", "Plain too?", 1],
+    ]
+    table = qqp.read_qqp(write_csv(tmp_path / "train.csv", rows))
+    assert table.rows_read == 5
+    assert table.dropped_missing == 2
+    assert table.frame["question1"].tolist() == [rows[0][3], rows[1][3], rows[4][3]]
+    assert table.frame["question2"].tolist() == [rows[0][4], rows[1][4], rows[4][4]]
+    assert table.frame["is_duplicate"].tolist() == [1, 0, 1]
+
+
+def test_glue_tsv_is_read_unquoted_and_compressed(tmp_path):
+    lines = ["\t".join(HEADER),
+             '7\t1\t2\t"Quoted" at the start?\tNo quotes here?\t1',
+             "8\t3\t4\tWhy?\tWhy not?\t0"]
+    path = tmp_path / "dev.tsv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    table = qqp.read_qqp(path)
+    assert table.frame["question1"].tolist() == ['"Quoted" at the start?', "Why?"]
+    assert table.frame["is_duplicate"].tolist() == [1, 0]
+
+
+def test_bundled_sample_is_the_generator_output():
+    table = qqp.read_qqp(qqp.SAMPLE_PATH)
+    generated = make_qqp_sample()
+    empty = (generated["question1"] == "") | (generated["question2"] == "")
+    assert table.rows_read == len(generated)
+    assert table.dropped_missing == int(empty.sum()) > 0
+    kept = generated[~empty].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table.frame, kept[list(qqp.COLUMNS)], check_dtype=False)
+    assert qqp.is_synthetic(qqp.SAMPLE_PATH)
+
+
+def test_bundled_tokenizer_has_roberta_special_ids():
+    vocab = json.loads(VOCAB.read_text(encoding="utf-8"))
+    assert [vocab[t] for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert 500 <= len(vocab) <= 2000
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.csv: no such file \(--dev\)"):
+        qqp.read_qqp(tmp_path / "nope.csv", option="--dev")
+
+
+def test_missing_columns_are_named(tmp_path):
+    path = write_csv(tmp_path / "x.csv", [[0, "a?", 1]], header=["id", "question1", "label"])
+    with pytest.raises(InputError, match=r"missing column\(s\) question2, is_duplicate"):
+        qqp.read_qqp(path)
+
+
+def test_bad_label_reports_the_file_line(tmp_path):
+    rows = [[0, 1, 2, "Two\nlines?", "b?", 0],   # lines 2-3
+            [1, 3, 4, "c?", "d?", 1],            # line 4
+            [2, 5, 6, "e?", "f?", 2],            # line 5: bad
+            [3, 7, 8, "g?", "h?", "yes"]]        # line 6: bad too
+    path = write_csv(tmp_path / "bad.csv", rows)
+    message = r"bad\.csv, line 5: is_duplicate must be 0 or 1, got '2' \(2 bad label"
+    with pytest.raises(InputError, match=message):
+        qqp.read_qqp(path)
+
+
+def test_nothing_left_after_dropping_empty_questions(tmp_path):
+    path = write_csv(tmp_path / "e.csv", [[0, 1, 2, "", "b?", 0], [1, 3, 4, "c?", "", 1]])
+    with pytest.raises(InputError, match=r"no usable row \(2 rows, all with an empty question\)"):
+        qqp.read_qqp(path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(InputError, match="the file is empty"):
+        qqp.read_qqp(path)
+
+
+def test_balance_fraction_split():
+    data = frame(300, 100)
+    balanced = qqp.balance_classes(data, seed=3)
+    assert balanced["is_duplicate"].value_counts().to_dict() == {0: 100, 1: 100}
+    assert balanced.equals(qqp.balance_classes(data, seed=3))
+    assert not balanced.equals(qqp.balance_classes(data, seed=4))
+
+    small = qqp.subsample(data, 0.1, seed=0)
+    assert small["is_duplicate"].value_counts().to_dict() == {0: 30, 1: 10}
+
+    train, validation = qqp.split(data, 0.2, seed=0)
+    assert validation["is_duplicate"].value_counts().to_dict() == {0: 60, 1: 20}
+    assert len(train) == 320
+    assert set(train["question1"]).isdisjoint(validation["question1"])
+    assert set(train["question1"]) | set(validation["question1"]) == set(data["question1"])
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_bad_fraction(fraction):
+    with pytest.raises(InputError, match=r"fraction must be in \(0, 1\].*--fraction"):
+        qqp.subsample(frame(5, 5), fraction)
+
+
+def test_load_with_dev_file(tmp_path):
+    rows = [[i, 2 * i, 2 * i + 1, f"q{i}?", f"p{i}?", i % 2] for i in range(20)]
+    train_path = write_csv(tmp_path / "train.csv", rows)
+    dev_path = write_csv(tmp_path / "dev.csv", rows[:6] + [[99, 0, 0, "", "x?", 1]])
+    data = qqp.load_qqp(train_path, dev_path, seed=0)
+    assert len(data.train) == 20 and len(data.validation) == 6
+    assert data.dev_dropped_missing == 1 and data.validation_source == str(dev_path)
+    assert not data.synthetic
+
+
+def test_length_rule_and_cap(tokenizer):
+    from tokenizers import ByteLevelBPETokenizer
+
+    reference = ByteLevelBPETokenizer(str(VOCAB), str(MERGES))
+    data = frame(3, 3)
+    data["question1"] = ["How do I learn Python?", "Why?", "What is it like to live in Paris?",
+                         "a", "b", "c"]
+    data["question2"] = ["Is chess hard?", "x", "y", "z", "Which book should I read?", "w"]
+    choice = qqp.choose_sequence_length(tokenizer, data, max_length=128)
+    q1 = [len(reference.encode(q).ids) for q in data["question1"]]
+    q2 = [len(reference.encode(q).ids) for q in data["question2"]]
+    assert choice.question1_tokens.tolist() == q1
+    assert choice.question2_tokens.tolist() == q2
+    assert choice.sequence_length == choice.rule_length == max(q1) + max(q2) + 10
+    capped = qqp.choose_sequence_length(tokenizer, data, max_length=12)
+    assert capped.sequence_length == 12 and capped.rule_length == choice.rule_length
+    explicit = qqp.choose_sequence_length(tokenizer, data, 128, sequence_length=50)
+    assert explicit.sequence_length == 50 and explicit.explicit
+    with pytest.raises(InputError, match=r"sequence length 129 is outside \[4, 128\]"):
+        qqp.choose_sequence_length(tokenizer, data, 128, sequence_length=129)
+
+
+def test_length_histogram_png(tokenizer, tmp_path):
+    choice = qqp.choose_sequence_length(tokenizer, frame(4, 4), max_length=128)
+    path = qqp.save_length_histogram(choice, tmp_path / "lengths.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pair_format(tokenizer):
+    from tokenizers import ByteLevelBPETokenizer
+
+    reference = ByteLevelBPETokenizer(str(VOCAB), str(MERGES))
+    pairs = pd.DataFrame({"question1": ["How can I learn Python quickly?", "Why?"],
+                          "question2": ["What is the fastest way to learn Python?", "Why not?"],
+                          "is_duplicate": [1, 0]})
+    features = qqp.tokenize_pairs(build_preprocessor(tokenizer, 32), pairs)
+    assert features["token_ids"].shape == features["padding_mask"].shape == (2, 32)
+    for row, (a, b) in enumerate(zip(pairs["question1"], pairs["question2"], strict=True)):
+        expected = [0, *reference.encode(a).ids, 2, 2, *reference.encode(b).ids, 2]
+        n = len(expected)
+        assert features["token_ids"][row, :n].tolist() == expected
+        assert (features["token_ids"][row, n:] == 1).all()  # <pad>
+        assert features["padding_mask"][row].tolist() == [True] * n + [False] * (32 - n)
+
+
+def test_dataset_reshuffles_every_epoch():
+    n = 64
+    features = {"token_ids": np.arange(n, dtype=np.int32)[:, None].repeat(3, axis=1),
+                "padding_mask": np.ones((n, 3), bool)}
+    labels = np.arange(n) % 2
+    ds = qqp.make_dataset(features, labels, batch_size=8, shuffle=True, seed=0)
+
+    def one_epoch():
+        order, aligned = [], []
+        for x, y in ds:
+            ids = x["token_ids"].numpy()[:, 0]
+            order.extend(ids.tolist())
+            aligned.append(np.array_equal(ids % 2, y.numpy()))
+        return order, all(aligned)
+
+    first, ok1 = one_epoch()
+    second, ok2 = one_epoch()
+    assert ok1 and ok2
+    assert sorted(first) == sorted(second) == list(range(n))
+    assert first != second and first != list(range(n))
