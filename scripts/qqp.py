@@ -359,7 +359,7 @@ def main() -> int:
         },
         "modes": runs,
     }
-    title = "QQP validation" + (" (synthetic data)" if data.synthetic else "")
+    title = "QQP training curves" + (" (synthetic data)" if data.synthetic else "")
     plot_curves(runs, args.out / "curves.png", title)
     write_json(args.out / "metrics.json", metrics)
     write_text(args.out / "report.md", qqp_report(metrics))

@@ -222,3 +222,25 @@ def test_enable_twice():
     enable_lora(model)
     with pytest.raises(InputError, match="already enabled"):
         enable_lora(model)
+
+
+def test_every_layer_gets_its_own_a_and_dropout_masks():
+    model = build_classifier(sequence_length=16)
+    enable_lora(model, rank=4, alpha=8, dropout=0.5, seed=0)
+    a_values = [keras.ops.convert_to_numpy(v) for v in model.weights if v.path.endswith("lora_a")]
+    assert len(a_values) == 2 * 3
+    assert all(not np.array_equal(a_values[0], other) for other in a_values[1:])
+    again = build_classifier(sequence_length=16)
+    enable_lora(again, rank=4, alpha=8, dropout=0.5, seed=0)
+    first = [keras.ops.convert_to_numpy(v) for v in again.weights if v.path.endswith("lora_a")]
+    np.testing.assert_array_equal(first[0], a_values[0])  # the seed makes it reproducible
+    x = keras.ops.ones((1, 4, 32))
+    query, key = (getattr(model.backbone.get_layer("transformer_layer_0")._self_attention_layer, n)
+                  for n in ("_query_dense", "_key_dense"))
+    for layer in (query, key):
+        layer.lora_b.assign(np.ones(layer.lora_b.shape, "float32"))
+        layer._kernel.assign(np.zeros(layer._kernel.shape, "float32"))
+        layer.lora_a.assign(np.eye(32, 4, dtype="float32"))
+    out_q = keras.ops.convert_to_numpy(query(x, training=True))
+    out_k = keras.ops.convert_to_numpy(key(x, training=True))
+    assert not np.array_equal(out_q, out_k)  # independent masks, as PEFT's separate Dropouts

@@ -72,6 +72,6 @@ def write_creditcard_sample(path, **kwargs) -> Path:
     df = make_creditcard_sample(**kwargs)
     data = df.to_csv(index=False, float_format="%.6g").encode()
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write(data)
     return Path(path)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import warnings
 from pathlib import Path
 
@@ -72,8 +73,12 @@ class LoraEinsumDense(keras.layers.EinsumDense):
     in); ``call`` uses the frozen W0 and the two small matmuls instead.
     """
 
-    def add_lora(self, rank: int, alpha: float, dropout: float = 0.0, seed=None) -> None:
-        """Freeze kernel and bias; add A, B (and a seed for the branch's dropout)."""
+    def add_lora(self, rank: int, alpha: float, dropout: float = 0.0, seed: int | None = None):
+        """Freeze kernel and bias; add A, B (and a seed generator for the branch's dropout).
+
+        ``seed`` must differ between layers: one integer seed gives the same A, and the same
+        dropout masks, wherever it is used.
+        """
         d_in = int(self._kernel.shape[0])
         self._lora_out_shape = tuple(int(d) for d in self._kernel.shape[1:])
         d_out = math.prod(self._lora_out_shape)
@@ -211,7 +216,9 @@ def enable_lora(
         dropout: dropout on the LoRA branch's input, in training only ("matrix" style only).
         targets: which projections of each attention layer: "query", "key", "value".
         style: "matrix" (the paper's and PEFT's) or "per-head" (keras-hub's EinsumDense LoRA).
-        seed: seed for A's initialiser and the branch's dropout.
+        seed: makes A's initial values and the dropout masks reproducible (each layer gets its
+            own seed drawn from it); None: drawn from Python's ``random`` (which
+            ``keras.utils.set_random_seed`` seeds).
 
     Returns:
         ``model`` (changed in place).
@@ -244,13 +251,14 @@ def enable_lora(
     else:
         for variable in model.backbone.weights:
             variable.trainable = False
+        seeds = random.Random(seed) if seed is not None else random
         for name, layer in layers:
             if type(layer) is not keras.layers.EinsumDense or not layer.equation.startswith(
                 "abc,cde->"
             ):
                 raise InputError(f"{name} is not a plain q/k/v EinsumDense ({layer.equation})")
             layer.__class__ = LoraEinsumDense
-            layer.add_lora(rank, alpha, dropout, seed=seed)
+            layer.add_lora(rank, alpha, dropout, seed=seeds.randrange(2**31))
     # Kept as a JSON string: Keras and TensorFlow wrap dict and list attributes for tracking.
     model._project_lora = json.dumps({
         "style": style, "rank": int(rank), "alpha": float(alpha), "dropout": float(dropout),
