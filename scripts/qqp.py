@@ -267,13 +267,20 @@ def qqp_report(metrics: dict) -> str:
         epochs_note = (f" **{settings['epochs']} epochs, fewer than the {settings['profile']} "
                        f"profile's {settings['profile_epochs']}.**")
     lora_settings, length = settings["lora"], data["length"]
+    profile = PROFILES[settings["profile"]]
+    lr_note = (
+        f" (the {settings['profile']} profile's: {profile['lr_full']:g} and {profile['lr_lora']:g})"
+        if (settings["lr_full"], settings["lr_lora"]) != (profile["lr_full"], profile["lr_lora"])
+        else ""
+    )
     rule = "given" if length["explicit"] else f"max q1 + max q2 + 10 = {length['rule_length']}"
     lines += [
         f"Model: {metrics['model']['description']}; pair length {length['sequence_length']} "
         f"tokens ({rule}, model maximum {length['max_length']}). Backend `{metrics['backend']}`.",
         "",
         f"Training ({settings['profile']} profile): AdamW (epsilon 1e-8, weight decay "
-        f"{settings['weight_decay']:g}), linear decay, warm-up {settings['warmup_ratio']:.0%}, "
+        f"{settings['weight_decay']:g}), learning rate full {settings['lr_full']:g}, LoRA "
+        f"{settings['lr_lora']:g}{lr_note}, linear decay, warm-up {settings['warmup_ratio']:.0%}, "
         f"batch {settings['batch_size']}, {settings['epochs']} epochs, best epoch by validation "
         f"accuracy restored.{epochs_note}",
         "",
