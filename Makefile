@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-BACKENDS ?= tensorflow torch
+BACKENDS ?= tensorflow torch jax
 
 .PHONY: install demo test bench lint samples clean
 
