@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from project.errors import InputError
-from project.io import atomic_path
 
 SAMPLE_PATH = Path(__file__).resolve().parents[2] / "assets" / "qqp_sample.csv.gz"
 COLUMNS = ("question1", "question2", "is_duplicate")
@@ -412,10 +411,7 @@ def choose_sequence_length(
 
 def save_length_histogram(choice: LengthChoice, path, title: str = "Tokens per question") -> Path:
     """Histograms of question1 and question2 token counts, the chosen length marked; PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from project.reporting.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     top = int(max(choice.question1_tokens.max(), choice.question2_tokens.max()))
@@ -428,9 +424,7 @@ def save_length_histogram(choice: LengthChoice, path, title: str = "Tokens per q
     how = "given" if choice.explicit else how
     ax.set_title(f"{title}; pair length {choice.sequence_length} ({how})", fontsize=9)
     ax.legend()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    save_figure(fig, path)
     return Path(path)
 
 

@@ -18,7 +18,8 @@ from sklearn.metrics import precision_recall_curve  # noqa: E402
 from project.io import atomic_path  # noqa: E402
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
+    """Write ``fig`` as a PNG to ``path`` atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
@@ -38,7 +39,7 @@ def plot_history(history: dict, path, title: str, metrics=("loss", "accuracy")) 
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion_matrix(cm, labels, path, title: str) -> None:
@@ -54,7 +55,7 @@ def plot_confusion_matrix(cm, labels, path, title: str) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_pr_curves(curves: dict, path, title: str) -> None:
@@ -70,7 +71,7 @@ def plot_pr_curves(curves: dict, path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_histograms(series: dict, path, title: str, xlabel: str, bins: int = 40) -> None:
@@ -82,4 +83,4 @@ def plot_histograms(series: dict, path, title: str, xlabel: str, bins: int = 40)
     ax.set_ylabel("count")
     ax.legend()
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from project.data.qqp import CLASS_NAMES  # noqa: E402
-from project.io import atomic_path  # noqa: E402
-from project.reporting import SYNTHETIC_NOTE  # noqa: E402
-from project.reporting.tables import markdown_table  # noqa: E402
+from project.data.qqp import CLASS_NAMES
+from project.reporting import SYNTHETIC_NOTE
+from project.reporting.plots import plt, save_figure
+from project.reporting.tables import markdown_table
 
 LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
 
@@ -30,9 +25,7 @@ def plot_curves(runs: dict, path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _mb(n_bytes) -> str:
