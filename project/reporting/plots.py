@@ -72,15 +72,3 @@ def plot_pr_curves(curves: dict, path, title: str) -> None:
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     save_figure(fig, path)
-
-
-def plot_histograms(series: dict, path, title: str, xlabel: str, bins: int = 40) -> None:
-    """Overlaid histograms: ``series`` maps a label to an array of values."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for label, values in series.items():
-        ax.hist(np.asarray(values), bins=bins, alpha=0.55, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("count")
-    ax.legend()
-    ax.set_title(title, fontsize=9)
-    save_figure(fig, path)
