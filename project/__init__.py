@@ -8,4 +8,10 @@ Import :mod:`project.backend` (and call :func:`project.backend.select_backend`) 
 when you want ``--backend`` on a command line to take effect.
 """
 
+import os
+
+# TensorFlow reads this once, when it is first imported (keras-hub imports it on every backend);
+# set here, before anything of ours can import it, so that its C++ start-up lines stay quiet.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"

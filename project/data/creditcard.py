@@ -26,9 +26,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from project.errors import InputError
+from project.paths import asset
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-BUNDLED_SAMPLE = ASSETS / "creditcard_sample.csv.gz"
+BUNDLED_SAMPLE = asset("creditcard_sample.csv.gz")
 FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
 COLUMNS = ["Time", *FEATURES, "Class"]
 SPLIT_SEED = 50  # the report's random_state

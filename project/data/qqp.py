@@ -36,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from project.errors import InputError
+from project.paths import asset
 
-SAMPLE_PATH = Path(__file__).resolve().parents[2] / "assets" / "qqp_sample.csv.gz"
+SAMPLE_PATH = asset("qqp_sample.csv.gz")
 COLUMNS = ("question1", "question2", "is_duplicate")
 LABEL = "is_duplicate"
 CLASS_NAMES = ("not duplicate", "duplicate")
@@ -313,7 +314,7 @@ def load_qqp(
 def is_synthetic(path) -> bool:
     """True for the bundled synthetic sample."""
     try:
-        return Path(path).resolve() == SAMPLE_PATH
+        return Path(path).resolve() == SAMPLE_PATH.resolve()
     except OSError:
         return False
 

@@ -35,9 +35,10 @@ import keras_hub
 import numpy as np
 
 from project.errors import InputError
+from project.paths import asset
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
-TINY_CONFIG_PATH = ASSETS_DIR / "qqp_tiny_config.json"
+TINY_CONFIG_PATH = asset("qqp_tiny_config.json")
+ASSETS_DIR = TINY_CONFIG_PATH.parent
 
 BACKBONE_KEYS = (
     "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",

@@ -13,8 +13,39 @@ import dataclasses
 import statistics
 import time
 
+import numpy as np
+
 from project.training.callbacks import EpochTimer, KeepBest, training_callbacks
 from project.training.memory import PeakMemory
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` visits ``n`` training rows: a permutation that depends
+    only on ``(seed, epoch)``, so a resumed run visits the rows exactly as an uninterrupted one.
+
+    Example:
+
+    >>> epoch_order(5, seed=0, epoch=3).tolist() == epoch_order(5, seed=0, epoch=3).tolist()
+    True
+    """
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n))
+
+
+def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0) -> dict:
+    """Train ``model`` for epoch ``epoch`` (0-based) on NumPy ``x`` (array or dict) and ``y``,
+    in the order :func:`epoch_order` gives; returns the epoch's training logs (loss, metrics).
+
+    This is how both experiments train: one ``model.fit`` call per epoch, data pre-shuffled by
+    ``(seed, epoch)`` and ``shuffle=False``, so nothing depends on a data pipeline's hidden state.
+    """
+    first = next(iter(x.values())) if isinstance(x, dict) else x
+    order = epoch_order(len(first), seed, epoch)
+    x_epoch = {k: v[order] for k, v in x.items()} if isinstance(x, dict) else x[order]
+    history = model.fit(
+        x_epoch, y[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
+        shuffle=False, verbose=verbose,
+    )
+    return {k: float(v[-1]) for k, v in history.history.items()}
 
 
 @dataclasses.dataclass
