@@ -391,8 +391,6 @@ def load_model(path: str | os.PathLike, compile: bool = False):
     """
     import zipfile
 
-    import keras
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
@@ -414,8 +412,10 @@ def load_model(path: str | os.PathLike, compile: bool = False):
             bad = archive.testzip()
         if bad is not None:
             raise ValueError(f"damaged entry {bad}")
+        import keras
+
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
-    except InputError:
+    except (InputError, ImportError):
         raise
     except Exception as err:  # Keras raises many types for a damaged file
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__

@@ -105,7 +105,7 @@ def check_text(path, option: str = "--data", size: int = SNIFF_BYTES) -> str:
         raise
     except READ_ERRORS as err:
         raise read_error(path, err, option) from None
-    text, bad = _decode_prefix(head)
+    text, bad = _decode_prefix(head, complete=len(head) < size)
     nul = head.find(b"\0")
     if nul >= 0:
         at = nul if bad is None else min(nul, bad)
@@ -118,12 +118,15 @@ def check_text(path, option: str = "--data", size: int = SNIFF_BYTES) -> str:
     return text
 
 
-def _decode_prefix(head: bytes) -> tuple[str, int | None]:
-    """(text, offset of the first byte that is not UTF-8, or None); a cut tail is allowed."""
+def _decode_prefix(head: bytes, complete: bool) -> tuple[str, int | None]:
+    """(text, offset of the first byte that is not UTF-8, or None).
+
+    A character cut at the end is allowed unless ``head`` is the ``complete`` file.
+    """
     try:
         return head.decode("utf-8"), None
     except UnicodeDecodeError as err:
-        if err.reason == "unexpected end of data" and err.end == len(head):
+        if not complete and err.reason == "unexpected end of data" and err.end == len(head):
             return head[: err.start].decode("utf-8"), None
         return head[: err.start].decode("utf-8"), err.start
 
