@@ -8,7 +8,8 @@
 * :func:`append_line`, :func:`read_csv_prefix`: an append-only log (``history.csv``) that a kill
   leaves as a valid prefix: whole lines, one ``os.write`` each, fsynced.
 * :class:`RunLock`: one writer per run directory.
-* :func:`load_model`: a ``.keras`` file in safe mode, with sizes checked before anything is read.
+* :func:`load_model`: a ``.keras`` file in safe mode, with sizes checked before anything is read;
+  :func:`read_json`: a JSON sidecar, size-capped, errors as one line.
 
 Example:
 
@@ -110,6 +111,37 @@ def save_model(model, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         model.save(tmp)
     return Path(path)
+
+
+def read_json(path: str | os.PathLike, what: str = "file", max_bytes: int = MAX_CONFIG_BYTES):
+    """Read a JSON file we wrote earlier (a sidecar such as ``preprocessing.json``), checked.
+
+    Args:
+        path: the file.
+        what: what it is, for messages (e.g. ``"the model's preprocessing file"``).
+        max_bytes: refuse a larger file before reading it.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        InputError: missing, larger than ``max_bytes``, not UTF-8 or not JSON; one line.
+
+    >>> import tempfile
+    >>> read_json(write_json(Path(tempfile.mkdtemp()) / "p.json", {"seed": 50}))
+    {'seed': 50}
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}") from None
+    if size > max_bytes:
+        raise InputError(f"{path}: {size:,} bytes, more than the {max_bytes:,} a {what} may take")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path}: not a valid JSON {what} ({err})") from None
 
 
 def _to_builtin(value):

@@ -31,7 +31,6 @@ False
 
 from __future__ import annotations
 
-import importlib.abc
 import os
 import re
 import sys
@@ -125,7 +124,7 @@ def _run_with_stderr_filtered(function, *args) -> None:
             os.write(2, rest)
 
 
-class _QuietLoader(importlib.abc.Loader):
+class _QuietLoader:
     """Runs the real loader of ``tensorflow`` with stderr filtered."""
 
     def __init__(self, finder, loader):
@@ -143,7 +142,7 @@ class _QuietLoader(importlib.abc.Loader):
         _run_with_stderr_filtered(self._loader.exec_module, module)
 
 
-class _QuietFinder(importlib.abc.MetaPathFinder):
+class _QuietFinder:
     """Finds ``tensorflow`` the usual way and wraps its loader in :class:`_QuietLoader`."""
 
     def find_spec(self, name, path=None, target=None):

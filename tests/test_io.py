@@ -20,8 +20,10 @@ from project.io import (
     is_stale_temporary,
     load_model,
     read_csv_prefix,
+    read_json,
     remove_stale_temporaries,
     temporary_path,
+    write_json,
     write_text,
 )
 from project.quiet_tensorflow import filter_noise, is_noise
@@ -322,3 +324,25 @@ def test_importing_project_and_keras_hub_prints_nothing():
                              capture_output=True, text=True, env=env, timeout=300)
     assert process.returncode == 0, process.stderr
     assert process.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such model preprocessing file"), (b"{not json", "not a valid JSON"),
+     (b"\xff\xfe{}", "not a valid JSON"), (b" " * 2000 + b"{}", r"2,002 bytes, more than the 1,000")],
+    ids=["missing", "not-json", "not-utf8", "too-big"],
+)
+def test_read_json_bad_files(tmp_path, content, message):
+    path = tmp_path / "preprocessing.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as info:
+        read_json(path, "model preprocessing file", max_bytes=1000)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_read_json_reads_what_write_json_wrote(tmp_path):
+    import numpy as np
+
+    data = {"mean": np.arange(3.0), "seed": 50, "name": "adasyn-train"}
+    assert read_json(write_json(tmp_path / "p.json", data)) == {**data, "mean": [0.0, 1.0, 2.0]}
