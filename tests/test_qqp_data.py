@@ -346,3 +346,29 @@ def test_many_or_strange_column_names_stay_one_short_line(tmp_path):
         qqp.read_qqp(path)
     assert_one_short_line(str(info.value), path, "--data")
     assert "\x0b" not in str(info.value) and "\x0c" not in str(info.value)
+
+
+def test_a_file_without_line_breaks_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "one_line.csv"
+    path.write_bytes(b"id,question1," + b"x" * 200_000)
+    with pytest.raises(InputError, match=r"no line break in the first 64 KB") as info:
+        qqp.read_qqp(path)
+    assert_one_short_line(str(info.value), path, "--data")
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_compressed_files_read_like_the_plain_one(tmp_path, suffix):
+    import bz2
+    import lzma
+    import zipfile
+
+    text = qqp_text()
+    plain = tmp_path / "train.csv"
+    plain.write_bytes(text)
+    packed = tmp_path / f"train.csv{suffix}"
+    if suffix == ".zip":
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("train.csv", text)
+    else:
+        packed.write_bytes({".gz": gzip, ".bz2": bz2, ".xz": lzma}[suffix].compress(text))
+    pd.testing.assert_frame_equal(qqp.read_qqp(packed).frame, qqp.read_qqp(plain).frame)

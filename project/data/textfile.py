@@ -67,13 +67,13 @@ def open_bytes(path, option: str = "--data"):
             archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, EOFError, OSError) as err:
             raise read_error(path, err, option) from None
-        members = [m for m in archive.namelist() if not m.endswith("/")]
-        if len(members) != 1:
-            archive.close()
-            raise InputError(
-                f"{path}: a .zip must hold exactly one file, found {len(members)} ({option})"
-            )
-        return archive.open(members[0])
+        with archive:  # the member stays readable: the file closes when both are closed
+            members = [m for m in archive.namelist() if not m.endswith("/")]
+            if len(members) != 1:
+                raise InputError(
+                    f"{path}: a .zip must hold exactly one file, found {len(members)} ({option})"
+                )
+            return archive.open(members[0])
     return open(path, "rb")
 
 
@@ -94,8 +94,9 @@ def check_text(path, option: str = "--data", size: int = SNIFF_BYTES) -> str:
         Those bytes, decoded (a multi-byte character cut at the end is left out).
 
     Raises:
-        InputError: a NUL byte (binary data), bytes that are not UTF-8, or a damaged, truncated
-            or mislabelled archive; one line with the file, the byte offset and ``option``.
+        InputError: a NUL byte (binary data), bytes that are not UTF-8, no line break in the
+            first ``size`` bytes (no CSV header is that long), or a damaged, truncated or
+            mislabelled archive; one line with the file, the byte offset and ``option``.
     """
     path = Path(path)
     try:
@@ -115,6 +116,9 @@ def check_text(path, option: str = "--data", size: int = SNIFF_BYTES) -> str:
             f"{path}: not UTF-8 text (byte 0x{head[bad]:02x} at byte {bad}); save it as UTF-8 "
             f"({option})"
         )
+    if len(head) == size and b"\n" not in head:
+        raise InputError(f"{path}: no line break in the first {size // 1024} KB: not a CSV file "
+                         f"with a header line ({option})")
     return text
 
 
