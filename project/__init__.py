@@ -14,4 +14,10 @@ import os
 # set here, before anything of ours can import it, so that its C++ start-up lines stay quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# TensorFlow 2.21 still prints its INFO lines from before absl::InitializeLog() whatever the
+# level; this one-shot import hook filters them out of stderr (see project/quiet_tensorflow.py).
+from project import quiet_tensorflow as _quiet_tensorflow  # noqa: E402
+
+_quiet_tensorflow.install()
+
 __version__ = "0.1.0"
