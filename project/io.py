@@ -5,8 +5,6 @@
   ``metrics.json``, report, figure or model under the final name.
 * :func:`remove_stale_temporaries`: a run killed during a write (SIGKILL, power cut) leaves its
   temporary behind; this removes those whose writer is gone.
-* :func:`append_line`, :func:`read_csv_prefix`: an append-only log (``history.csv``) that a kill
-  leaves as a valid prefix: whole lines, one ``os.write`` each, fsynced.
 * :class:`RunLock`: one writer per run directory.
 * :func:`load_model`: a ``.keras`` file in safe mode, with sizes checked before anything is read;
   :func:`read_json`: a JSON sidecar, size-capped, errors as one line.
@@ -15,12 +13,9 @@ Example:
 
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
->>> for epoch, loss in enumerate([0.9, 0.5]):
-...     append_line(folder / "history.csv", f"{epoch},{loss}", header="epoch,loss")
->>> with open(folder / "history.csv", "ab") as f:   # a run killed in the middle of a line
-...     _ = f.write(b"2,0.")
->>> read_csv_prefix(folder / "history.csv")["loss"].tolist()
-[0.9, 0.5]
+>>> _ = write_json(folder / "metrics.json", {"f1": 0.5})
+>>> sorted(p.name for p in folder.iterdir())     # no temporary left behind
+['metrics.json']
 """
 
 from __future__ import annotations
@@ -241,99 +236,6 @@ def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = 
 
 # ---------------------------------------------------------------------------------------------
 # Append-only logs
-
-
-def append_line(path: str | os.PathLike, line: str, header: str | None = None) -> None:
-    """Append one whole line to ``path``, kill-safe: one ``os.write`` on an ``O_APPEND`` file,
-    then ``fsync``.
-
-    A kill leaves the file holding whole lines, except perhaps a cut last one; that cut line is
-    dropped by :func:`read_csv_prefix`, and by the next ``append_line``, which first truncates
-    the file back to its last complete line.
-
-    Args:
-        path: the log file (created if missing).
-        line: the text, without a line break.
-        header: written first, in the same ``os.write``, when the file is empty (a CSV header).
-
-    Raises:
-        ValueError: ``line`` or ``header`` holds a line break.
-    """
-    for text in (line, header):
-        if text is not None and ("\n" in text or "\r" in text):
-            raise ValueError(f"append_line writes one line; got a line break in {text!r}")
-    path = Path(path)
-    created = not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = _drop_partial_line(fd)
-        data = (f"{header}\n" if header is not None and size == 0 else "") + f"{line}\n"
-        data = data.encode("utf-8")
-        while data:  # a regular file takes it in one write; loop only for a short write
-            data = data[os.write(fd, data):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        _fsync_directory(path.parent)
-
-
-def _drop_partial_line(fd: int) -> int:
-    """Truncate an open file to the end of its last complete line; returns the new size."""
-    size = os.fstat(fd).st_size
-    end = size
-    while end > 0:
-        chunk = os.pread(fd, min(end, 65536), end - min(end, 65536))
-        newline = chunk.rfind(b"\n")
-        if newline >= 0:
-            end = end - len(chunk) + newline + 1
-            break
-        end -= len(chunk)
-    if end != size:
-        os.ftruncate(fd, end)
-    return end
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a new file's name durable (POSIX); a no-op where directories cannot be opened."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def read_csv_prefix(path: str | os.PathLike):
-    """Read a CSV log written by :func:`append_line`, ignoring a cut last line.
-
-    Returns:
-        A pandas DataFrame of the complete lines (the first is the header); an empty one, with
-        no columns, when the file is missing or holds no complete line.
-
-    Raises:
-        InputError: the complete lines are not a CSV table (the file was damaged otherwise).
-    """
-    import io
-
-    import pandas as pd
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return pd.DataFrame()
-    data = data[: data.rfind(b"\n") + 1]
-    if not data.strip():
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(io.BytesIO(data), encoding="utf-8")
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: damaged log ({err})") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# One writer per run directory
 
 
 class RunLock:

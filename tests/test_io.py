@@ -15,11 +15,9 @@ from project.errors import InputError
 from project.io import (
     MAX_CONFIG_BYTES,
     RunLock,
-    append_line,
     atomic_path,
     is_stale_temporary,
     load_model,
-    read_csv_prefix,
     read_json,
     remove_stale_temporaries,
     temporary_path,
@@ -135,60 +133,6 @@ def test_remove_stale_temporaries_recursive_and_missing_folder(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Append-only logs
-
-
-def test_append_line_writes_the_header_once_and_reads_back(tmp_path):
-    log = tmp_path / "history.csv"
-    for epoch in range(3):
-        append_line(log, f"{epoch},{1 / (epoch + 1)}", header="epoch,loss")
-    assert log.read_text() == "epoch,loss\n0,1.0\n1,0.5\n2,0.3333333333333333\n"
-    frame = read_csv_prefix(log)
-    assert frame["epoch"].tolist() == [0, 1, 2]
-    with pytest.raises(ValueError, match="one line"):
-        append_line(log, "3,0.2\n4,0.1")
-
-
-def test_a_cut_last_line_is_ignored_and_then_repaired(tmp_path):
-    log = tmp_path / "history.csv"
-    log.write_bytes(b"epoch,loss\n0,0.9\n1,0.5\n2,0.")  # killed in the middle of epoch 2's line
-    assert read_csv_prefix(log)["loss"].tolist() == [0.9, 0.5]
-    append_line(log, "2,0.25", header="epoch,loss")
-    assert log.read_bytes() == b"epoch,loss\n0,0.9\n1,0.5\n2,0.25\n"
-    log.write_bytes(b"epo")  # killed while writing the header
-    assert read_csv_prefix(log).empty
-    append_line(log, "0,1.5", header="epoch,loss")
-    assert log.read_bytes() == b"epoch,loss\n0,1.5\n"
-    assert read_csv_prefix(tmp_path / "missing.csv").empty
-
-
-def test_a_killed_appender_leaves_a_valid_prefix(tmp_path):
-    log = tmp_path / "history.csv"
-    writer = python(f"""
-        from project.io import append_line
-        for epoch in range(10**9):
-            append_line({str(log)!r}, f"{{epoch}},{{epoch * 0.5}},{{'x' * 200}}",
-                        header="epoch,loss,note")
-            if epoch == 20:
-                print("running", flush=True)
-    """)
-    wait_for_line(writer, "running")
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
-    frame = read_csv_prefix(log)
-    assert len(frame) > 20
-    assert frame["epoch"].tolist() == list(range(len(frame)))
-    assert (frame["loss"] == frame["epoch"] * 0.5).all()
-
-
-def test_a_damaged_log_is_an_input_error(tmp_path):
-    log = tmp_path / "history.csv"
-    log.write_bytes(b"epoch,loss\n0,0.9\n1,0.5,7,8\n")
-    with pytest.raises(InputError, match="damaged log"):
-        read_csv_prefix(log)
-
-
-# ---------------------------------------------------------------------------------------------
-# The run lock
 
 
 def test_a_second_run_is_refused_until_the_first_dies(tmp_path):

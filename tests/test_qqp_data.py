@@ -129,9 +129,9 @@ def test_balance_fraction_split():
     small = qqp.subsample(data, 0.1, seed=0)
     assert small["is_duplicate"].value_counts().to_dict() == {0: 30, 1: 10}
 
-    train, validation = qqp.split(data, 0.2, seed=0)
+    train, validation, test = qqp.split(data, 0.2, seed=0)
     assert validation["is_duplicate"].value_counts().to_dict() == {0: 60, 1: 20}
-    assert len(train) == 320
+    assert len(train) == 320 and test is None
     assert set(train["question1"]).isdisjoint(validation["question1"])
     assert set(train["question1"]) | set(validation["question1"]) == set(data["question1"])
 

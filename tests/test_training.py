@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, f1_score
 from project.backend import seed_everything
 from project.errors import InputError
 from project.training.callbacks import BestEpoch, monitor_mode, write_history
-from project.training.checkpoint import load_checkpoint, read_state, save_checkpoint
+from project.training.checkpoint import load_checkpoint, read_state
 from project.training.loop import epoch_order, train
 from project.training.metrics import (
     binary_cross_entropy,
