@@ -22,6 +22,7 @@ PosixPath('runs/x/none')
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -207,7 +208,8 @@ class RunDirectory:
             if file_sha256(file) != digest:
                 raise InputError(f"--resume {self.path}: {file} changed since the run started")
 
-    def writing(self) -> RunLock:
+    @contextlib.contextmanager
+    def writing(self):
         """Hold the run's lock while writing (a second writer gets one clear line), after
         removing temporaries that killed writers left behind.
 
@@ -216,9 +218,9 @@ class RunDirectory:
         >>> with run.writing():     # doctest: +SKIP
         ...     train_every_part()
         """
-        lock = RunLock(self.path).acquire()
-        remove_stale_temporaries(self.path, recursive=True)
-        return lock
+        with RunLock(self.path):
+            remove_stale_temporaries(self.path, recursive=True)
+            yield self
 
     def part(self, name: str, seed: int) -> Path:
         """The folder of one part: ``<name>/`` for a single-seed run, ``seed-<s>/<name>/``
