@@ -7,14 +7,15 @@ budget. Each block is screened with one float32 matrix product (``||x||^2 - 2 q.
 a per-query limit that carries an error margin, so that no true neighbour can be screened out; the
 few candidates that pass are re-measured exactly in float64 and merged into a running top-k. The
 answer is therefore the exact float64 k-NN, ties broken by the lower row index, and it does not
-depend on the block size or the number of threads. The rows are split over a few threads (NumPy
-releases the GIL; BLAS is held to one thread inside each).
+depend on the block size or the number of threads. A few threads share the scan, each taking the
+next run of rows when it is free (NumPy releases the GIL; BLAS is held to one thread inside each).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -57,8 +58,8 @@ def kneighbors(
             the stable argsort of the distances to every row.
         memory_budget_bytes: bound on the working memory, all threads together; down to a block of
             one row when it is tiny. The answer does not depend on it.
-        n_jobs: threads, each scanning a contiguous part of the rows; ``None``: the CPUs this
-            process may use, at most 8. The answer does not depend on it.
+        n_jobs: threads sharing the scan; ``None``: the CPUs this process may use, at most 8. The
+            answer does not depend on it.
 
     Returns:
         (q, k) int64 array: for each query, its neighbours' rows in ``X``, nearest first.
@@ -94,10 +95,10 @@ def kneighbors(
     n_jobs = n_jobs or n_threads()
     block = block_rows(len(queries), d, memory_budget_bytes // n_jobs)
     n_jobs = max(1, min(n_jobs, n // (4 * block)))
-    edges = np.linspace(0, n, n_jobs + 1).astype(int)
+    cursor = _Cursor(n)
 
-    def scan(i):
-        return _scan(X, queries, sorted_rows, edges[i], edges[i + 1], k, block, include_self)
+    def scan(_):
+        return _scan(X, queries, sorted_rows, cursor, k, block, include_self)
 
     with _threadpools().limit(limits=1, user_api="blas"), ThreadPoolExecutor(n_jobs) as pool:
         parts = list(pool.map(scan, range(n_jobs)))
@@ -161,8 +162,23 @@ def _gather(X, rows):
     return part.astype(np.float64, copy=False)
 
 
-def _scan(X, queries, query_rows, lo, hi, k, block, include_self):
-    """Running top-k over rows ``lo:hi`` of ``X``: (distances, rows), each (q, k), sorted.
+class _Cursor:
+    """The next rows to scan, shared by the threads: each takes a run of rows when it is free,
+    so a thread the machine slows down does less of the work instead of holding up the rest."""
+
+    def __init__(self, n):
+        self._next, self._n, self._lock = 0, n, threading.Lock()
+
+    def take(self, size):
+        """(start, stop) of the next ``size`` rows (fewer at the end; start == stop: none)."""
+        with self._lock:
+            start = self._next
+            self._next = min(start + size, self._n)
+            return start, self._next
+
+
+def _scan(X, queries, query_rows, cursor, k, block, include_self):
+    """Running top-k over the rows ``cursor`` hands out: (distances, rows), each (q, k), sorted.
 
     Each block is screened with one float32 product whose entry (query q, row x) is
     ``||x||^2 - 2 q.x - limit_q`` (coordinates centred on the queries' mean; the squared distance
@@ -183,16 +199,19 @@ def _scan(X, queries, query_rows, lo, hi, k, block, include_self):
     rhs = np.empty((d + 2, block), np.float32)  # columns [x, ||x||^2, 1]
     rhs[d + 1] = 1.0
     scores = np.empty(n_q * block, np.float32)
+    ref_buf, norm_buf = np.empty((block, d)), np.empty(block)
     best_dist = np.full((n_q, k), np.inf)
     best_rows = np.full((n_q, k), X.shape[0], dtype=np.int64)
     spread = 4 * (d + 4) * _EPS32  # float32 error bound of a (d + 2)-term dot product, 8x spare
 
-    start, step = lo, min(block, 4 * k + 256)
-    while start < hi:
-        stop = min(start + step, hi)
+    step = min(block, 4 * k + 256)
+    while True:
+        start, stop = cursor.take(step)
         size = stop - start
-        ref = _dense(X, start, stop) - center
-        norms = np.einsum("ij,ij->i", ref, ref)
+        if size == 0:
+            break
+        ref = np.subtract(_dense(X, start, stop), center, out=ref_buf[:size])
+        norms = np.einsum("ij,ij->i", ref, ref, out=norm_buf[:size])
         rhs[:d, :size] = ref.T
         rhs[d, :size] = norms
         ref_max = np.sqrt(norms.max())
@@ -220,12 +239,15 @@ def _scan(X, queries, query_rows, lo, hi, k, block, include_self):
             best_dist, best_rows = _refine_and_merge(
                 X, queries, cand_q, start + hit[at], best_dist, best_rows, block * n_q
             )
-        start, step = stop, min(2 * step, block)
+        step = min(2 * step, block)
     return best_dist, best_rows
 
 
 def _refine_and_merge(X, queries, cand_q, cand_rows, best_dist, best_rows, max_pairs):
-    """Exact float64 distances for the candidate pairs, merged into the running top-k."""
+    """Exact float64 distances for the candidate pairs, merged into the running top-k.
+
+    ``cand_q`` must be sorted (queries in order), as ``np.nonzero`` gives it.
+    """
     chunk = max(1, max_pairs // (3 * X.shape[1]))  # gathered rows: <= 8 bytes per pair
     dist = np.empty(len(cand_q))
     for s in range(0, len(cand_q), chunk):
@@ -233,7 +255,10 @@ def _refine_and_merge(X, queries, cand_q, cand_rows, best_dist, best_rows, max_p
         dist[s:s + chunk] = np.einsum("ij,ij->i", diff, diff)
 
     k = best_dist.shape[1]
-    touched = np.unique(cand_q)
+    new_query = np.empty(len(cand_q), dtype=bool)  # cand_q is sorted (np.nonzero's row order)
+    new_query[:1] = True
+    np.not_equal(cand_q[1:], cand_q[:-1], out=new_query[1:])
+    touched = cand_q[new_query]
     q_all = np.concatenate([np.repeat(touched, k), cand_q])
     d_all = np.concatenate([best_dist[touched].ravel(), dist])
     r_all = np.concatenate([best_rows[touched].ravel(), cand_rows])
