@@ -452,6 +452,20 @@ def test_pandas_in_pandas_out():
     assert isinstance(y_frame, pd.DataFrame) and list(y_frame.columns) == ["label"]
 
 
+def test_integer_features_come_back_as_float64():
+    X, y = two_classes()
+    X_int = np.rint(X * 10).astype(np.int64)
+    X_res, _ = ADASYN(random_state=0).fit_resample(X_int, y)
+    assert X_res.dtype == np.float64 and (X_res[:len(y)] == X_int).all()
+    assert (X_res[len(y):] != np.rint(X_res[len(y):])).any()  # interpolated, not truncated
+    df = pd.DataFrame({"a": X_int[:, 0], "b": X[:, 1].astype(np.float32), "c": X_int[:, 2]})
+    df_res, _ = ADASYN(random_state=0).fit_resample(df, y)
+    assert df_res.dtypes.tolist() == [np.float64, np.float32, np.float64]
+    as_array, _ = ADASYN(random_state=0).fit_resample(df.to_numpy(np.float64), y)
+    np.testing.assert_array_equal(df_res[["a", "c"]].to_numpy(), as_array[:, [0, 2]])
+    assert (df_res["a"].to_numpy()[len(y):] != np.rint(df_res["a"].to_numpy()[len(y):])).any()
+
+
 @pytest.mark.parametrize(
     "labels", [("neg", "pos"), (False, True), (0.0, 1.0), (-3, 7)], ids=["str", "bool", "f", "neg"]
 )

@@ -74,6 +74,13 @@ def test_k_as_large_as_allowed(include_self):
                for q, row in zip(queries, got.tolist()))
 
 
+def test_integer_rows_are_measured_exactly():
+    X = grid_with_duplicates()[:400].astype(np.int32)
+    queries = np.arange(0, 400, 9)
+    np.testing.assert_array_equal(kneighbors(X, queries, K, memory_budget_bytes=30_000),
+                                  brute_force(X, queries, K))
+
+
 def test_repeated_and_unordered_queries():
     X = grid_with_duplicates()
     queries = np.array([7, 3, 7, 449, 0, 3])
