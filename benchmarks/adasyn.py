@@ -145,7 +145,7 @@ def _spawn(contender: str, rows: int, positives: int, repeats: int) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"{contender} worker failed:\n{out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  {contender:9s} {rows:>10,} rows: median {median(result['times']):.3f} s "
+    print(f"  {contender:11s} {rows:>10,} rows: median {median(result['times']):.3f} s "
           f"({time.perf_counter() - start:.0f} s with start-up)", flush=True)
     return result
 
