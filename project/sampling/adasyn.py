@@ -201,7 +201,9 @@ class ADASYN(BaseOverSampler):
         # One k-NN pass over all rows for the points of every class to over-sample. The report
         # takes positions 1..k of the stable argsort, x_i itself included in that sort.
         query_rows = np.flatnonzero(np.isin(y_codes, [c for c, _, _ in todo]))
-        if report:
+        if not todo:
+            neighbours = np.zeros((0, k), dtype=np.int64)
+        elif report:
             neighbours = kneighbors(x, query_rows, k + 1, include_self=True,
                                     memory_budget_bytes=budget)[:, 1:]
         else:
