@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check project scripts tests benchmarks
 
 samples: $(STAMP)
-	$(PY) scripts/make_samples.py
+	$(PY) scripts/make_samples.py --out assets
 
 clean:
 	rm -rf runs .pytest_cache

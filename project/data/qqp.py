@@ -142,12 +142,14 @@ def _check_question_lengths(frame: pd.DataFrame, path: Path, sep: str, quoting: 
             )
 
 
-def read_qqp(path, option: str = "--data") -> QQPTable:
+def read_qqp(path, option: str = "--data", labels_required: bool = True) -> QQPTable:
     """Read and check one QQP file; drop (and count) rows with an empty question.
 
     Args:
         path: Kaggle ``train.csv`` or GLUE ``train.tsv``/``dev.tsv`` (possibly compressed).
         option: the command-line option that named the file, for error messages.
+        labels_required: False accepts a file without ``is_duplicate`` (pairs to predict, like
+            GLUE's test.tsv); its frame then has no label column.
 
     Returns:
         A :class:`QQPTable`.
@@ -180,13 +182,15 @@ def read_qqp(path, option: str = "--data") -> QQPTable:
         raise InputError(f"{path}: cannot parse it as QQP ({str(err).strip()}) ({option})") from None
     except READ_ERRORS as err:
         raise read_error(path, err, option) from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    wanted = [c for c in COLUMNS if labels_required or c != LABEL or c in frame.columns]
+    missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found "
                          f"{name_list(frame.columns)} ({option})")
-    frame = frame[list(COLUMNS)].fillna("")  # short rows come back as NaN
-    labels = pd.to_numeric(frame[LABEL].str.strip(), errors="coerce")
-    bad = ~labels.isin([0, 1])
+    frame = frame[wanted].fillna("")  # short rows come back as NaN
+    labelled = LABEL in frame.columns
+    labels = pd.to_numeric(frame[LABEL].str.strip(), errors="coerce") if labelled else None
+    bad = ~labels.isin([0, 1]) if labelled else pd.Series(False, index=frame.index)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
@@ -194,7 +198,8 @@ def read_qqp(path, option: str = "--data") -> QQPTable:
             f"{shown(frame[LABEL].iloc[row])} ({int(bad.sum())} bad label(s) in all) ({option})"
         )
     _check_question_lengths(frame, path, sep, quoting, option)
-    frame[LABEL] = labels.astype(np.int64)
+    if labelled:
+        frame[LABEL] = labels.astype(np.int64)
     empty = (frame["question1"].str.strip() == "") | (frame["question2"].str.strip() == "")
     rows_read = len(frame)
     frame = frame[~empty].reset_index(drop=True)
