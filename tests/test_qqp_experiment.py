@@ -133,3 +133,16 @@ def test_evaluate_script_scores_the_held_out_pairs_by_default(qqp_run, tmp_path)
                                "--split", "val", "--json", tmp_path / "v.json")
     assert code == 0, err
     assert json.loads((tmp_path / "v.json").read_text())["n"] == result.runs[1].val.n
+
+
+def test_unlabelled_pairs_get_predictions(qqp_run, tmp_path):
+    out, _ = qqp_run
+    pairs = tmp_path / "test.tsv"
+    pairs.write_text("id\tquestion1\tquestion2\n0\tHow do I learn Python?\tHow can I learn Python?\n"
+                     "1\tWhat is love?\tWhere is Paris?\n")
+    code, stdout, err = call_script("evaluate.py", out / "full" / "model.keras", "--task", "qqp",
+                                    "--data", pairs, "--predictions", tmp_path / "p.npy")
+    assert code == 0, err
+    assert "predictions only" in stdout
+    scores = np.load(tmp_path / "p.npy")
+    assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
