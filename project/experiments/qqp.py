@@ -9,8 +9,7 @@ full fine-tuning on the same validation (and test) pairs.
 
 Example:
 
->>> from project.experiments.compare import compare, summarize_runs
-from project.experiments.config import QQPConfig
+>>> from project.experiments.config import QQPConfig
 >>> config = QQPConfig(epochs=1).resolve()
 >>> result = run(config, "runs/qqp-example")                   # doctest: +SKIP
 >>> result.runs[1].val.accuracy                                # doctest: +SKIP
