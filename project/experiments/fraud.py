@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import keras
@@ -35,8 +34,10 @@ from project.experiments.rundir import (
     RunDirectory,
     array_digest,
     file_sha256,
+    read_part,
+    save_part,
 )
-from project.io import atomic_path, save_model, write_json
+from project.io import save_model, write_json
 from project.models import convnet
 from project.models.baselines import NAMES as BASELINES
 from project.models.baselines import fit_baseline
@@ -148,36 +149,14 @@ class ProtocolRun:
         }
 
 
-def _save_part(part: ProtocolRun, folder: Path) -> None:
-    """``scores.npz`` (labels and scores of every evaluation), then ``result.json`` (last)."""
-    arrays = {}
-    for name, ev in part.evaluations().items():
-        arrays[f"{name}/y"], arrays[f"{name}/scores"] = ev.y_true, ev.scores
-    with atomic_path(folder / "scores.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    write_json(folder / RESULT_FILE, part.to_dict())
-
-
 def _load_part(folder: Path) -> ProtocolRun:
     """A finished part read back (for --resume): nothing is recomputed."""
-    try:
-        data = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
-        with np.load(folder / "scores.npz", allow_pickle=False) as arrays:
-            scores = {k: arrays[k] for k in arrays.files}
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(f"{folder}: damaged finished part ({err}); delete the folder to redo "
-                         "it") from None
-
-    def ev(name, record):
-        fields = {k: v for k, v in record.items()}
-        return Evaluation(**fields, y_true=scores[f"{name}/y"], scores=scores[f"{name}/scores"])
-
-    training = TrainingResult(history=data["history"], **data["training"])
+    data, ev = read_part(folder)
     return ProtocolRun(
         protocol=data["protocol"], seed=data["seed"], counts=data["counts"],
-        synthetic_rows=data["synthetic_rows"], training=training, threshold=data["threshold"],
-        val=ev("val", data["val"]), test=ev("test", data["test"]),
+        synthetic_rows=data["synthetic_rows"],
+        training=TrainingResult(history=data["history"], **data["training"]),
+        threshold=data["threshold"], val=ev("val", data["val"]), test=ev("test", data["test"]),
         clean_test=None if data["clean_test"] is None else ev("clean_test", data["clean_test"]),
         leaked_rows=data["leaked_rows"],
         baselines={n: {s: ev(f"baseline:{n}:{s}", r) for s, r in v.items()}
@@ -285,7 +264,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, config: FraudConfig, run: R
         "stratify": config.stratify, "adasyn_k": config.adasyn_k,
         "adasyn_beta": config.adasyn_beta, "threshold": threshold,
     })
-    _save_part(part, folder)
+    save_part(folder, part.to_dict(), part.evaluations())
     (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
     return part
 

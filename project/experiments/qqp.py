@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import keras
@@ -26,7 +25,6 @@ import numpy as np
 
 from project.backend import seed_everything
 from project.data import qqp
-from project.errors import InputError
 from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import QQPConfig
 from project.experiments.rundir import (
@@ -35,6 +33,8 @@ from project.experiments.rundir import (
     RunDirectory,
     array_digest,
     file_sha256,
+    read_part,
+    save_part,
 )
 from project.io import save_model, write_json
 from project.models import lora
@@ -168,36 +168,13 @@ class ModeRun:
         return data
 
 
-def _save_part(part: ModeRun, folder: Path) -> None:
-    from project.io import atomic_path
-
-    arrays = {}
-    for name, ev in part.evaluations().items():
-        arrays[f"{name}/y"], arrays[f"{name}/scores"] = ev.y_true, ev.scores
-    with atomic_path(folder / "scores.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    write_json(folder / RESULT_FILE, part.to_dict())
-
-
 def _load_part(folder: Path) -> ModeRun:
     """A finished part read back (for --resume): nothing is recomputed."""
-    try:
-        data = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
-        with np.load(folder / "scores.npz", allow_pickle=False) as arrays:
-            scores = {k: arrays[k] for k in arrays.files}
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(f"{folder}: damaged finished part ({err}); delete the folder to redo "
-                         "it") from None
-
-    def ev(name):
-        return Evaluation(**data[name], y_true=scores[f"{name}/y"],
-                          scores=scores[f"{name}/scores"])
-
-    fields = {f.name for f in dataclasses.fields(ModeRun)}
-    kept = {k: v for k, v in data.items() if k in fields}
+    data, ev = read_part(folder)
+    kept = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(ModeRun)}}
     kept.update(training=TrainingResult(history=data["history"], **data["training"]),
-                val=ev("val"), test=None if data["test"] is None else ev("test"))
+                val=ev("val", data["val"]),
+                test=None if data["test"] is None else ev("test", data["test"]))
     return ModeRun(**kept)
 
 
@@ -277,7 +254,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, config: QQPConfig,
         merge_max_abs_diff=merge_diff, lora=settings,
         directory=str(folder.relative_to(run.path)),
     )
-    _save_part(part, folder)
+    save_part(folder, part.to_dict(), part.evaluations())
     (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
     return part
 

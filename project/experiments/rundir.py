@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 from project.errors import InputError
-from project.io import RunLock, remove_stale_temporaries, write_json
+from project.io import RunLock, atomic_path, remove_stale_temporaries, write_json
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -228,6 +228,46 @@ class RunDirectory:
         seeds = self.record["config"]["seeds"]
         base = self.path if len(seeds) == 1 else self.path / f"seed-{seed}"
         return base / name
+
+
+def save_part(folder, record: dict, evaluations: dict) -> None:
+    """Write a finished part: ``scores.npz`` (labels and scores of every evaluation, for curves
+    and paired comparisons), then ``result.json`` last, which marks the part as finished."""
+    import numpy as np
+
+    arrays = {}
+    for name, ev in evaluations.items():
+        arrays[f"{name}/y"], arrays[f"{name}/scores"] = ev.y_true, ev.scores
+    with atomic_path(Path(folder) / "scores.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    write_json(Path(folder) / RESULT_FILE, record)
+
+
+def read_part(folder) -> tuple[dict, object]:
+    """A finished part's ``result.json`` and a function ``name, record -> Evaluation`` that
+    rebuilds each evaluation with its labels and scores (for --resume: nothing is recomputed)."""
+    import numpy as np
+
+    from project.training.metrics import Evaluation
+
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
+        with np.load(folder / "scores.npz", allow_pickle=False) as arrays:
+            scores = {k: arrays[k] for k in arrays.files}
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"{folder}: damaged finished part ({err}); delete the folder to redo "
+                         "it") from None
+
+    def evaluation(name: str, fields: dict):
+        try:
+            return Evaluation(**fields, y_true=scores[f"{name}/y"],
+                              scores=scores[f"{name}/scores"])
+        except (KeyError, TypeError) as err:
+            raise InputError(f"{folder}: damaged finished part ({err})") from None
+
+    return record, evaluation
 
 
 def _normal(value):
