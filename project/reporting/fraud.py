@@ -156,9 +156,11 @@ def fraud_report(result) -> str:
                          f"with none, p = {mcn['p_value']:.3g}")
         lines.append("")
         if result.synthetic:
-            lines += ["On the synthetic sample these intervals say how much the numbers would "
-                      "move on another draw of the same synthetic rows, not how the protocols "
-                      "compare on real transactions.", ""]
+            moved = ("with the seed (initial weights, data order, dropout, ADASYN's draws)"
+                     if several else "on another draw of test rows like these")
+            lines += [f"On the synthetic sample these intervals say how much the numbers move "
+                      f"{moved}; they say nothing about how the protocols compare on real "
+                      "transactions.", ""]
     lines += _published(result)
     lines += ["## Per run", ""]
     for run in result.runs:

@@ -219,9 +219,10 @@ def qqp_report(result) -> str:
                          f"full, p = {mcn['p_value']:.3g}")
         lines.append("")
         if result.synthetic:
-            lines += ["On synthetic pairs and a random model these intervals only say how much "
-                      "this mechanics check would move on another draw of the same kind of "
-                      "data.", ""]
+            moved = ("with the seed (initial weights, data order, dropout)"
+                     if len(config.seeds) > 1 else "on another draw of pairs like these")
+            lines += [f"On synthetic pairs and a random model these intervals only say how much "
+                      f"this mechanics check moves {moved}.", ""]
     lines += ["![training curves](curves.png)", "", "![tokens per question](lengths.png)", ""]
     lines += _published(result)
     for run in result.runs:
