@@ -77,6 +77,27 @@ def select_backend(argv: list[str] | None = None) -> str:
     return name
 
 
+def seed_everything(seed: int) -> None:
+    """Fix every source of randomness we control, for identical runs on the same machine.
+
+    Python's, NumPy's and the backend's generators (``keras.utils.set_random_seed``), and the
+    backend's deterministic kernels: TensorFlow's op determinism, PyTorch's deterministic
+    algorithms. JAX is deterministic on CPU as it is. Call it before building a model.
+    """
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def add_backend_argument(parser) -> None:
     """Add ``--backend`` to an argparse parser (the value was already applied by select_backend)."""
     parser.add_argument(

@@ -1,97 +1,187 @@
 """Reload a saved `.keras` model (Keras safe mode: no code from the file runs) and evaluate it.
 
     python scripts/evaluate.py runs/fraud-*/none/model.keras --task fraud
+    python scripts/evaluate.py runs/qqp-*/lora/model.keras --task qqp            # held-out pairs
     python scripts/evaluate.py runs/qqp-*/lora/model.keras --task qqp --data dev.tsv
+    python scripts/evaluate.py runs/qqp-*/full/model.keras --task qqp --adapter runs/qqp-*/lora/adapter.safetensors
 
-Fraud: the model's folder holds preprocessing.json (scaler, protocol, seed, threshold); the same
-protocol split is rebuilt from --data and the chosen --split is evaluated ("all" scales every row
-with the saved scaler). Works across backends: a model saved under torch evaluates under
-tensorflow with the same predictions.
+The model's folder holds model.json, written with it: the task, the run, the SHA-256 of the model
+file, and what is needed to rebuild its data (fraud: the scaler, protocol, seed and threshold;
+QQP: the sequence length and the split). A model.json of another task, or of another model file,
+is refused. The chosen --split of the run's data is evaluated: by default the held-out part (test;
+QQP without a test split: validation). A QQP file other than the run's is evaluated whole; pairs
+without an is_duplicate column get predictions only. Works across backends: a model saved under
+torch evaluates under tensorflow with the same predictions.
 """
 
-from project.backend import select_backend_or_exit
+import argparse
+import json
+from pathlib import Path
 
-BACKEND = select_backend_or_exit()  # before keras is imported
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from project.backend import add_backend_argument  # noqa: E402
-from project.errors import InputError, run_cli  # noqa: E402
-from project.io import load_model, write_json  # noqa: E402
-from project.training.metrics import evaluation_report, positive_scores  # noqa: E402
+from project.backend import add_backend_argument
+from project.cli import Parser, finite_float
+from project.errors import InputError, run_cli
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def parse_args(argv=None):
+    p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("model", type=Path, help="a .keras file written by scripts/fraud.py or qqp.py")
     p.add_argument("--task", choices=("fraud", "qqp"), required=True)
-    p.add_argument("--data", type=Path, default=None, help="default: the bundled sample")
-    p.add_argument("--split", choices=("test", "val", "all"), default="test",
-                   help="fraud: which rows to evaluate (default test)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--data", type=Path, default=None, help="default: the run's data file")
+    p.add_argument("--split", choices=("test", "val", "all"), default=None,
+                   help="which part of the run's data (default: the held-out part)")
+    p.add_argument("--adapter", type=Path, default=None,
+                   help="QQP: a LoRA adapter (adapter.safetensors) to put on the model first")
+    p.add_argument("--threshold", type=finite_float, default=None,
                    help="decision threshold (default: the one saved with the model, else 0.5)")
     p.add_argument("--json", type=Path, default=None, help="write the metrics here")
     p.add_argument("--predictions", type=Path, default=None, help="save the scores as .npy")
     add_backend_argument(p)
-    return p.parse_args()
+    args = p.parse_args(argv)
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise InputError(f"--threshold must be in [0, 1], got {args.threshold:g}")
+    for option, path in (("--json", args.json), ("--predictions", args.predictions)):
+        if path is not None and path.is_dir():
+            raise InputError(f"{option} {path}: is a folder; give a file name")
+    if args.adapter is not None and args.task != "qqp":
+        raise InputError("--adapter is for --task qqp (LoRA adapters of the RoBERTa classifier)")
+    return args
 
 
-def fraud_inputs(args):
-    """Features, labels and the saved threshold for the fraud model's split."""
+def read_record(model_path: Path, task: str, required: bool) -> dict | None:
+    """The model's ``model.json``, checked: same task, and written for this very model file."""
+    from project.experiments.rundir import file_sha256
+
+    path = model_path.parent / "model.json"
+    if not path.is_file():
+        if required:
+            raise InputError(f"{path}: missing (scripts/{task}.py writes it beside model.keras)")
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        kind, digest = record["task"], record["model_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: damaged or incomplete ({type(err).__name__}: {err})") from None
+    if kind != task:
+        raise InputError(f"{path}: belongs to a {kind} model, not --task {task}")
+    if digest != file_sha256(model_path):
+        raise InputError(f"{path}: written for another model file than {model_path.name} (the "
+                         "model was replaced after its record); rerun or restore the pair")
+    return record
+
+
+def fraud_data(args, record: dict):
+    """Scaled features and labels of the model's split (or every row scaled, with --split all)."""
+    import numpy as np
+
     from project.data.creditcard import BUNDLED_SAMPLE, features_and_labels, load_creditcard
     from project.sampling.protocols import protocol_split
 
-    prep_path = args.model.parent / "preprocessing.json"
-    if not prep_path.is_file():
-        raise InputError(f"{prep_path}: missing (scripts/fraud.py writes it beside model.keras)")
-    prep = json.loads(prep_path.read_text())
+    split_name = args.split or "test"
+    try:
+        mean, scale = np.asarray(record["mean"], float), np.asarray(record["scale"], float)
+        if mean.shape != (29,) or scale.shape != (29,):
+            raise ValueError("mean and scale must hold 29 numbers")
+        protocol, seed = record["protocol"], int(record["seed"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{args.model.parent / 'model.json'}: incomplete ({err})") from None
     df = load_creditcard(args.data or BUNDLED_SAMPLE)
-    if args.split == "all":
+    if split_name == "all":
         x, y = features_and_labels(df)
-        x = ((x - np.asarray(prep["mean"])) / np.asarray(prep["scale"])).astype(np.float32)
-    else:
-        split = protocol_split(df, prep["protocol"], seed=prep["seed"], stratify=prep["stratify"])
-        if not np.allclose(split.scaler.mean_, prep["mean"], rtol=1e-5, atol=1e-6):
-            print("warning: this data's training split differs from the one the model saw")
-        x, y = (split.x_test, split.y_test) if args.split == "test" else (split.x_val, split.y_val)
-    return x, y, prep.get("threshold", 0.5), ("normal", "fraud")
+        return ((x - mean) / scale).astype(np.float32), y, split_name
+    split = protocol_split(df, protocol, seed=seed, stratify=record.get("stratify", False),
+                           n_neighbors=record.get("adasyn_k", 5),
+                           beta=record.get("adasyn_beta", 1.0))
+    if not np.allclose(split.scaler.mean_, mean, rtol=1e-5, atol=1e-6):
+        print("warning: this data's training split differs from the one the model saw")
+    if split_name == "test":
+        return split.x_test, split.y_test, split_name
+    return split.x_val, split.y_val, split_name
 
 
-def main() -> int:
-    args = parse_args()
+def qqp_pairs(args, record: dict | None):
+    """The question pairs to score, and a description of which ones."""
+    from project.data import qqp
+    from project.experiments.rundir import file_sha256
+
+    data = record.get("data", {}) if record else {}
+    run_file = data.get("path")
+    path = args.data or (Path(run_file) if run_file else qqp.SAMPLE_PATH)
+    same = bool(data.get("sha256")) and path.is_file() and file_sha256(path) == data["sha256"]
+    if not same or data.get("dev"):
+        if args.split not in (None, "all"):
+            raise InputError(f"--split {args.split}: {path} is not the run's training data, so "
+                             "it has no split; it is evaluated whole")
+        table = qqp.read_qqp(path)
+        return table.frame, f"{path} (all {len(table.frame):,} pairs)"
+    split_name = args.split or ("test" if data.get("test_fraction") else "val")
+    if split_name == "all":
+        table = qqp.read_qqp(path)
+        return table.frame, f"{path} (all pairs, training pairs included)"
+    prepared = qqp.load_qqp(path, None, fraction=data.get("fraction"),
+                            balance=data.get("balance", False),
+                            validation_fraction=data["val_fraction"],
+                            test_fraction=data.get("test_fraction"), seed=data.get("seed", 0))
+    if split_name == "test" and prepared.test is None:
+        raise InputError("--split test: the run had no test split (it was run without "
+                         "--test-fraction); use --split val")
+    frame = prepared.test if split_name == "test" else prepared.validation
+    return frame, f"{path} ({split_name} split of the run, {len(frame):,} pairs)"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from project.backend import select_backend
+
+    backend = select_backend(["--backend", args.backend])
+    import numpy as np
+
+    from project.io import load_model, write_json
+
+    record = read_record(args.model, args.task, required=args.task == "fraud")
     model = load_model(args.model)
     if args.task == "fraud":
-        x, y, threshold, names = fraud_inputs(args)
-        scores = positive_scores(model.predict(x, batch_size=4096, verbose=0))
+        from project.experiments.fraud import evaluate
+
+        x, y, what = fraud_data(args, record)
+        threshold = args.threshold if args.threshold is not None else record.get("threshold", 0.5)
+        report = evaluate(model, x, y, threshold)
+        what = f"{what} rows"
     else:
-        from project.data.qqp import evaluation_inputs  # tokenised pairs for this model
+        from project.data.qqp import tokenize_pairs
+        from project.experiments.qqp import evaluate
 
-        inputs, y, names = evaluation_inputs(model, args.data)
-        scores = positive_scores(model.predict(inputs, batch_size=64, verbose=0))
+        if getattr(model, "preprocessor", None) is None:
+            raise InputError(f"{args.model}: not a QQP classifier with a preprocessor")
+        if args.adapter is not None:
+            from project.models.lora import load_adapter
+
+            load_adapter(model, args.adapter)
+        frame, what = qqp_pairs(args, record)
+        report = evaluate(model, tokenize_pairs(model.preprocessor, frame),
+                          frame["is_duplicate"].to_numpy())
         threshold = 0.5
-    threshold = args.threshold if args.threshold is not None else threshold
-    report = evaluation_report(y, scores, threshold, names)
-
-    print(f"{args.model} ({args.task}, {args.split if args.task == 'fraud' else 'data'}, "
-          f"backend {BACKEND}): n={report['n']}, threshold {threshold:.4f}")
-    print(report["classification_report"])
-    print("  ".join(f"{k}={report[k]:.4f}" for k in ("accuracy", "precision", "recall", "f1",
-                                                    "pr_auc", "roc_auc") if report[k] is not None))
+    print(f"{args.model} ({args.task}, {what}, backend {backend}): n={report.n}, threshold "
+          f"{threshold:.4f}")
+    print(report.classification_report)
+    print("  ".join(f"{k}={getattr(report, k):.4f}" for k in (
+        "accuracy", "precision", "recall", "f1", "average_precision", "roc_auc", "loss")
+        if getattr(report, k) is not None))
     if args.predictions:
         from project.io import atomic_path
 
         with atomic_path(args.predictions) as tmp:
             with open(tmp, "wb") as f:
-                np.save(f, scores)
+                np.save(f, report.scores)
     if args.json:
-        write_json(args.json, {"task": args.task, "model": str(args.model), "backend": BACKEND,
-                               **{k: v for k, v in report.items() if k != "classification_report"}})
+        write_json(args.json, {"task": args.task, "model": str(args.model), "backend": backend,
+                               "evaluated": what, **report.to_dict()})
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -208,27 +208,56 @@ def subsample(frame: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFra
     return frame.iloc[picked].reset_index(drop=True)
 
 
-def split(frame: pd.DataFrame, validation_fraction: float = 0.2, seed: int = 0):
-    """Seeded stratified split into (train, validation)."""
+def split(frame: pd.DataFrame, validation_fraction: float = 0.1, seed: int = 0,
+          test_fraction: float | None = None):
+    """Seeded stratified split into (train, validation, test).
+
+    Sizes follow scikit-learn's ``train_test_split``: validation holds ceil(validation_fraction
+    x n) rows and test ceil(test_fraction x n), both fractions of all ``n`` rows (the report's
+    10% of 2,988 balanced pairs is 299), stratified by label.
+
+    Returns:
+        ``(train, validation, test)``; ``test`` is None without ``test_fraction``.
+
+    Example:
+
+    >>> frame = pd.DataFrame({"question1": ["a"] * 100, "question2": ["b"] * 100,
+    ...                       "is_duplicate": [0, 1] * 50})
+    >>> [None if f is None else len(f) for f in split(frame, 0.1, seed=0, test_fraction=0.2)]
+    [70, 10, 20]
+    """
+    from sklearn.model_selection import train_test_split
+
     if not 0 < validation_fraction < 1:
         raise InputError(f"validation fraction must be in (0, 1), got {validation_fraction}")
-    rng = np.random.default_rng(seed)
+    n = len(frame)
+    n_val = int(np.ceil(validation_fraction * n))
+    n_test = int(np.ceil(test_fraction * n)) if test_fraction else 0
     labels = frame[LABEL].to_numpy()
-    validation_rows = _stratified_indices(labels, validation_fraction, rng)
-    is_validation = np.zeros(len(frame), bool)
-    is_validation[validation_rows] = True
-    train = frame.iloc[rng.permutation(np.flatnonzero(~is_validation))]
-    if len(train) == 0 or len(validation_rows) == 0:
-        raise InputError(f"{len(frame)} rows are too few to split into training and validation")
-    return train.reset_index(drop=True), frame.iloc[validation_rows].reset_index(drop=True)
+    if n - n_val - n_test < 2 or n_val < 2 or (test_fraction and n_test < 2):
+        raise InputError(f"{n} rows are too few to split into training, validation"
+                         f"{' and test' if test_fraction else ''}")
+    rows = np.arange(n)
+    stratify = labels if np.bincount(labels, minlength=2).min() >= 2 else None
+    test = None
+    if n_test:
+        rows, test_rows = train_test_split(rows, test_size=n_test, random_state=seed,
+                                           stratify=stratify)
+        test = frame.iloc[test_rows].reset_index(drop=True)
+        stratify = labels[rows] if stratify is not None else None
+    train_rows, val_rows = train_test_split(rows, test_size=n_val, random_state=seed,
+                                            stratify=stratify)
+    return (frame.iloc[train_rows].reset_index(drop=True),
+            frame.iloc[val_rows].reset_index(drop=True), test)
 
 
 @dataclasses.dataclass
 class QQPData:
-    """Training and validation pairs, and where they came from.
+    """Training, validation (and optional test) pairs, and where they came from.
 
     Attributes:
-        train, validation: frames with question1, question2, is_duplicate.
+        train, validation, test: frames with question1, question2, is_duplicate (test may be
+            None). Validation picks the best epoch; test is never used for that.
         source: the training file; validation_source: the dev file or "split of <source>".
         rows_read, dropped_missing: of the training file (and ``dev_dropped_missing``).
         synthetic: True for the bundled synthetic sample.
@@ -236,6 +265,7 @@ class QQPData:
 
     train: pd.DataFrame
     validation: pd.DataFrame
+    test: pd.DataFrame | None
     source: str
     validation_source: str
     rows_read: int
@@ -249,8 +279,9 @@ class QQPData:
     def summary(self) -> dict:
         """Plain values for metrics.json."""
         data = dataclasses.asdict(self)
-        del data["train"], data["validation"]
+        del data["train"], data["validation"], data["test"]
         data["train_rows"], data["validation_rows"] = len(self.train), len(self.validation)
+        data["test_rows"] = None if self.test is None else len(self.test)
         data["train_duplicate_rate"] = float(self.train[LABEL].mean())
         data["validation_duplicate_rate"] = float(self.validation[LABEL].mean())
         return data
@@ -262,26 +293,33 @@ def load_qqp(
     *,
     fraction: float | None = None,
     balance: bool = False,
-    validation_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    test_fraction: float | None = None,
     seed: int = 0,
 ) -> QQPData:
-    """Read QQP and prepare training and validation sets as the report did.
+    """Read QQP and prepare training, validation (and test) sets as the report did.
 
     Without ``dev_path``: drop empty questions, balance (optional), keep ``fraction`` (optional),
-    then split ``validation_fraction`` off, stratified; so validation shares the balancing. With
-    ``dev_path``: balance and fraction apply to the training file only; the dev file is used
-    whole (only its empty questions are dropped).
+    then split ``validation_fraction`` (and ``test_fraction``) off, stratified; so validation
+    shares the balancing. With ``dev_path``: balance and fraction apply to the training file
+    only; the dev file is the validation set, whole (only its empty questions are dropped), and
+    ``test_fraction`` is split off the training file.
 
     Args:
         path: training file (default: the bundled synthetic sample).
         dev_path: optional validation file (e.g. GLUE ``dev.tsv``).
         fraction: keep this stratified share (the report: 0.01).
         balance: undersample the majority class.
-        validation_fraction: share split off for validation when there is no dev file.
+        validation_fraction: share split off for validation when there is no dev file (the
+            report: 0.1).
+        test_fraction: share split off as an untouched test set (None: no test set).
         seed: seed for balancing, subsampling and splitting.
 
     Returns:
         A :class:`QQPData`.
+
+    Raises:
+        InputError: the training data holds a single class (nothing to learn).
 
     Example:
 
@@ -296,14 +334,21 @@ def load_qqp(
     if fraction is not None:
         frame = subsample(frame, fraction, seed)
     if dev_path is None:
-        train, validation = split(frame, validation_fraction, seed)
+        train, validation, test = split(frame, validation_fraction, seed, test_fraction)
         validation_source, dev = f"split of {path} ({validation_fraction:.0%})", None
     else:
         dev = read_qqp(dev_path, "--dev")
-        train = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        if test_fraction:
+            train, test, _ = split(frame, test_fraction, seed)
+        else:
+            train, test = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True), None
         validation, validation_source = dev.frame, str(dev_path)
+    if train[LABEL].nunique() < 2:
+        raise InputError(f"{path}: the training pairs hold only one class "
+                         f"(is_duplicate = {int(train[LABEL].iloc[0])}); nothing to learn")
     return QQPData(
-        train=train, validation=validation, source=str(path), validation_source=validation_source,
+        train=train, validation=validation, test=test, source=str(path),
+        validation_source=validation_source,
         rows_read=table.rows_read, dropped_missing=table.dropped_missing,
         dev_rows_read=None if dev is None else dev.rows_read,
         dev_dropped_missing=None if dev is None else dev.dropped_missing,
@@ -391,7 +436,7 @@ def choose_sequence_length(
 
     Example:
 
-    >>> frames = [data.train, data.validation]
+    >>> frames = [data.train, data.validation]                        # doctest: +SKIP
     >>> choose_sequence_length(tokenizer, frames, 128).sequence_length   # doctest: +SKIP
     48
     """
@@ -467,30 +512,3 @@ def make_dataset(features: dict, labels=None, batch_size: int = 16, shuffle: boo
     if shuffle:
         ds = ds.shuffle(len(features["token_ids"]), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def evaluation_inputs(model, data_path=None):
-    """What ``scripts/evaluate.py --task qqp`` feeds to ``model.predict``.
-
-    Args:
-        model: a loaded QQP classifier that carries its preprocessor (``scripts/qqp.py`` saves
-            it with one).
-        data_path: a QQP file (default: the bundled sample); empty questions are dropped.
-
-    Returns:
-        ``(inputs, labels, class_names)``: ``inputs`` is the raw pair ``(question1s,
-        question2s)``, which ``model.predict`` tokenises with the model's own preprocessor.
-
-    Example:
-
-    >>> inputs, y, names = evaluation_inputs(model, "dev.tsv")        # doctest: +SKIP
-    >>> scores = positive_scores(model.predict(inputs, batch_size=64))  # doctest: +SKIP
-    """
-    if getattr(model, "preprocessor", None) is None:
-        raise InputError("the model has no preprocessor: it cannot read question pairs")
-    table = read_qqp(SAMPLE_PATH if data_path is None else data_path, "--data")
-    if table.dropped_missing:
-        print(f"{table.path}: dropped {table.dropped_missing} of {table.rows_read} rows "
-              "with an empty question")
-    inputs = (table.frame["question1"].tolist(), table.frame["question2"].tolist())
-    return inputs, table.frame[LABEL].to_numpy(), CLASS_NAMES

@@ -22,7 +22,6 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from project.training.metrics import binary_metrics
 
 LEARNING_RATE = 1e-4
 BATCH_SIZE = 360
@@ -62,7 +61,7 @@ def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, **
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
-        metrics=binary_metrics(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
         **compile_kwargs,
     )
     return model

@@ -258,14 +258,21 @@ def _init_head(model, stddev: float = 0.02) -> None:
 @keras.saving.register_keras_serializable(package="project")
 class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Hugging Face's linear schedule: 0 -> ``peak`` over ``warmup_steps``, then down to 0 at
-    ``total_steps`` (``get_linear_schedule_with_warmup``; with no warm-up it starts at ``peak``)."""
+    ``total_steps`` (``get_linear_schedule_with_warmup``; with no warm-up it starts at ``peak``).
 
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+    Steps are optimizer updates. Keras calls a schedule with its micro-step counter, which with
+    gradient accumulation advances ``accumulation`` times per update; the schedule divides it
+    back, so K accumulated batches of B follow the same learning rates as batches of K·B.
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0,
+                 accumulation: int = 1):
         self.peak = float(peak)
         self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        self.accumulation = int(accumulation)
 
     def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
+        step = keras.ops.cast(keras.ops.floor_divide(step, self.accumulation), "float32")
         warm = step / max(self.warmup_steps, 1)
         decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
         factor = keras.ops.where(step < self.warmup_steps, warm, decay)
@@ -273,24 +280,41 @@ class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"peak": self.peak, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps}
+                "warmup_steps": self.warmup_steps, "accumulation": self.accumulation}
 
 
 def fine_tuning_optimizer(
-    learning_rate: float, total_steps: int, warmup_ratio: float = 0.0, weight_decay: float = 0.0
+    learning_rate: float,
+    total_steps: int,
+    warmup_ratio: float = 0.0,
+    weight_decay: float = 0.0,
+    clip_norm: float = 1.0,
+    grad_accum: int = 1,
 ) -> keras.optimizers.AdamW:
     """AdamW as Hugging Face's Trainer sets it up: epsilon 1e-8, linear decay (with optional
-    warm-up), no weight decay on biases and layer-norm weights.
+    warm-up), no weight decay on biases and layer-norm weights, gradients clipped to a global
+    norm of ``clip_norm`` (the Trainer's ``max_grad_norm`` = 1.0; 0 turns clipping off).
+
+    Args:
+        learning_rate: the peak rate.
+        total_steps: optimizer updates in the whole run (batches / ``grad_accum``).
+        warmup_ratio: share of the updates spent warming up from 0.
+        weight_decay: decoupled weight decay (AdamW).
+        clip_norm: global-norm gradient clipping (0: none).
+        grad_accum: accumulate the gradients of this many batches per update.
 
     Example:
 
     >>> opt = fine_tuning_optimizer(3e-4, total_steps=1000, warmup_ratio=0.06, weight_decay=0.1)
-    >>> float(opt.learning_rate)                # step 0 of the warm-up
-    0.0
+    >>> float(opt.learning_rate), opt.global_clipnorm    # step 0 of the warm-up; clipping at 1
+    (0.0, 1.0)
     """
-    schedule = LinearWarmupDecay(learning_rate, total_steps, round(warmup_ratio * total_steps))
+    schedule = LinearWarmupDecay(learning_rate, total_steps, round(warmup_ratio * total_steps),
+                                 accumulation=grad_accum)
     optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-8
+        learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-8,
+        global_clipnorm=clip_norm or None,
+        gradient_accumulation_steps=grad_accum if grad_accum > 1 else None,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
@@ -314,51 +338,6 @@ def detached_preprocessor(model):
         yield model
     finally:
         model.preprocessor = preprocessor
-
-
-def predict_logits(model, features: dict, batch_size: int = 64) -> np.ndarray:
-    """Logits for pre-tokenised features (the preprocessor is bypassed)."""
-    with detached_preprocessor(model):
-        return np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
-
-
-def evaluate_qqp_model(model, data_path, batch_size: int = 64) -> dict:
-    """Evaluate a saved QQP classifier on a QQP file (Kaggle csv or GLUE tsv).
-
-    The model must carry its preprocessor (models saved by ``scripts/qqp.py`` do); the pairs are
-    tokenised with it at its own sequence length.
-
-    Args:
-        model: a loaded ``RobertaTextClassifier`` (``keras.saving.load_model(path)``).
-        data_path: the QQP file; rows with a missing question are dropped and counted.
-        batch_size: prediction batch size.
-
-    Returns:
-        :func:`project.training.metrics.evaluation_report`'s dict, plus ``rows_read``,
-        ``dropped_missing``, ``data`` (the path) and ``sequence_length``.
-
-    Example:
-
-    >>> model = project.io.load_model("runs/qqp/lora/model.keras")    # doctest: +SKIP
-    >>> evaluate_qqp_model(model, "dev.tsv")["accuracy"]                # doctest: +SKIP
-    """
-    from project.data.qqp import CLASS_NAMES, read_qqp, tokenize_pairs
-    from project.training.metrics import evaluation_report, positive_scores
-
-    if getattr(model, "preprocessor", None) is None:
-        raise InputError("the model has no preprocessor: cannot tokenise question pairs")
-    table = read_qqp(data_path)
-    features = tokenize_pairs(model.preprocessor, table.frame)
-    logits = predict_logits(model, features, batch_size=batch_size)
-    report = evaluation_report(
-        table.frame["is_duplicate"].to_numpy(), positive_scores(logits),
-        class_names=CLASS_NAMES,
-    )
-    report.update(
-        data=str(data_path), rows_read=table.rows_read, dropped_missing=table.dropped_missing,
-        sequence_length=int(model.preprocessor.sequence_length),
-    )
-    return report
 
 
 # Registers the LoRA layer and the LoRA-aware backbone, so that loading a saved LoRA model works

@@ -1,82 +1,201 @@
-"""The fraud experiment's ``report.md``: one comparison table across protocols, like the report's."""
+"""The fraud experiment's outputs, read from a :class:`~project.experiments.fraud.FraudResult`:
+``report.md`` (one comparison table across protocols and models, like the report's, with
+intervals and paired comparisons), ``metrics.json`` and the test precision-recall curves.
+
+Example:
+
+>>> write_fraud_outputs(result, "runs/fraud-x")      # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from project.experiments.config import FraudConfig, protocol_label
+from project.io import write_json, write_text
 from project.reporting import LEAKY_NOTE, SYNTHETIC_NOTE
+from project.reporting.plots import plot_pr_curves
+from project.reporting.published import REAL_CREDITCARD, REPORT_FRAUD, REPORT_FRAUD_SLIP
 from project.reporting.tables import markdown_table
 
-_COLUMNS = [
-    ("protocol", "Protocol", ""),
-    ("split", "Split", ""),
-    ("accuracy", "Accuracy", ".4f"),
-    ("precision", "Precision", ".4f"),
-    ("recall", "Recall", ".4f"),
-    ("f1", "F1", ".4f"),
-    ("pr_auc", "PR-AUC", ".4f"),
-    ("roc_auc", "ROC-AUC", ".4f"),
-]
+_METRICS = [("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
+            ("f1", "F1"), ("average_precision", "Avg precision"), ("roc_auc", "ROC-AUC")]
+_MODELS = [("ConvNet", None), ("logistic regression", "logistic-regression"),
+           ("gradient boosting", "gradient-boosting")]
 
 
-def comparison_rows(metrics: dict) -> list[dict]:
-    """Rows of the comparison table from ``metrics.json``'s ``protocols`` section."""
+def _cell(value, interval=None) -> str:
+    if value is None:
+        return "–"
+    if interval:
+        return f"{value:.4f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+    return f"{value:.4f}"
+
+
+def _stat_cell(stat: dict) -> str:
+    """Mean ± std (median) over seeds."""
+    if stat["mean"] is None:
+        return "–"
+    if stat["std"] is None:
+        return f"{stat['mean']:.4f}"
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f} ({stat['median']:.4f})"
+
+
+def comparison_rows(result) -> list[dict]:
+    """One row per protocol, model and split. With one seed: the run's value and, for F1 and
+    average precision, its 95% bootstrap interval over the examples. With several seeds: mean ±
+    standard deviation (median) over seeds."""
     rows = []
-    for run in metrics["protocols"].values():
-        for split in ("val", "test"):
-            rows.append({"protocol": run["label"], "split": split, **run[split]})
+    several = len(result.config.seeds) > 1
+    for protocol in result.config.protocols:
+        runs = result.runs_of(protocol)
+        for model, baseline in _MODELS:
+            if baseline and baseline not in runs[0].baselines:
+                continue
+            for split in ("val", "test"):
+                key = split if baseline is None else f"baseline:{baseline}:{split}"
+                row = {"protocol": protocol_label(protocol), "model": model, "split": split}
+                if several:
+                    stats = result.summary[protocol][key]
+                    row.update({m: _stat_cell(stats[m]) for m, _ in _METRICS})
+                else:
+                    ev = runs[0].evaluations()[key]
+                    for m, _ in _METRICS:
+                        wide = m in ("f1", "average_precision")
+                        row[m] = _cell(getattr(ev, m), ev.intervals.get(m) if wide else None)
+                rows.append(row)
     return rows
 
 
-def fraud_report(metrics: dict) -> str:
-    """The Markdown report for one ``scripts/fraud.py`` run."""
-    data, settings = metrics["data"], metrics["settings"]
+def _published(result) -> list[str]:
+    """The report's published figures beside ours, when the data is the real creditcard.csv."""
+    data = result.data
+    real = (not data["synthetic"] and data["rows"] == REAL_CREDITCARD["rows"]
+            and data["frauds"] == REAL_CREDITCARD["frauds"])
+    if not real:
+        return ["The course report's published figures come from the real `creditcard.csv` "
+                f"({REAL_CREDITCARD['rows']:,} rows, {REAL_CREDITCARD['frauds']} frauds); this "
+                "data is not it, so they are not shown beside these numbers.", ""]
+    rows = []
+    for protocol in result.config.protocols:
+        first = result.runs_of(protocol)[0]
+        for split in ("val", "test"):
+            theirs = REPORT_FRAUD[(protocol, split)]
+            ours = getattr(first, split)
+            rows.append({"protocol": protocol_label(protocol), "split": split,
+                         **{f"r_{m}": theirs[m] for m in ("accuracy", "precision", "recall", "f1")},
+                         **{f"o_{m}": getattr(ours, m)
+                            for m in ("accuracy", "precision", "recall", "f1")}})
+    columns = [("protocol", "Protocol", ""), ("split", "Split", "")]
+    for m in ("accuracy", "precision", "recall", "f1"):
+        columns += [(f"r_{m}", f"{m} (report)", ".4f"), (f"o_{m}", f"{m} (ours)", ".4f")]
+    return ["## The course report's numbers beside ours (real data; ours: seed "
+            f"{result.config.seeds[0]}, threshold {result.runs[0].threshold:.4f})", "",
+            markdown_table(rows, columns), "", REPORT_FRAUD_SLIP, ""]
+
+
+def fraud_report(result) -> str:
+    """The Markdown report of one fraud run."""
+    config, data = result.config, result.data
     lines = [
-        "# Credit-card fraud detection: ConvNet × ADASYN protocols",
-        "",
+        "# Credit-card fraud detection: ConvNet × ADASYN protocols", "",
         f"Data: `{data['path']}` — {data['rows']:,} rows, {data['frauds']:,} frauds "
-        f"({100 * data['frauds'] / data['rows']:.2f}%).",
+        f"({100 * data['frauds'] / data['rows']:.2f}%), SHA-256 `{(data['sha256'] or '?')[:16]}…`.",
         "",
     ]
-    if data["synthetic"]:
+    if result.synthetic:
         lines += [SYNTHETIC_NOTE, ""]
-    epochs_note = (
-        f" (fewer than the paper's {settings['paper_epochs']})"
-        if settings["epochs"] < settings["paper_epochs"] else ""
-    )
+    epochs_note = "" if config.epochs >= FraudConfig.PAPER_EPOCHS else (
+        f" (**fewer than the paper's {FraudConfig.PAPER_EPOCHS}**)")
+    threshold_rule = ("the best F1 on validation" if config.threshold == "val-f1"
+                      else f"fixed at {config.threshold:g}")
+    seeds = ", ".join(map(str, config.seeds))
     lines += [
-        f"Backend `{metrics['backend']}`; {settings['epochs']} epochs{epochs_note}, batch "
-        f"{settings['batch_size']}, Adam {settings['learning_rate']:g}; best epoch by "
-        f"`{settings['monitor']}` restored; decision threshold: {settings['threshold_rule']}; "
-        f"{'stratified' if settings['stratify'] else 'unstratified (as the report)'} 60/20/20 split.",
+        f"Settings: backend `{result.environment['backend']}`, {config.epochs} epochs"
+        f"{epochs_note}, batch {config.batch_size}, Adam {config.learning_rate:g}, seeds {seeds}; "
+        f"best epoch by `{config.monitor}` restored; threshold {threshold_rule}; ADASYN k = "
+        f"{config.adasyn_k}, beta = {config.adasyn_beta:g}; split 60/20/20 (random_state 50"
+        f"{', stratified' if config.stratify else ''}), scaler fitted on training rows.",
         "",
-        "## Comparison",
-        "",
-        markdown_table(comparison_rows(metrics), _COLUMNS),
+        "ADASYN ran on the **unscaled** features in adasyn-all (before the split, as the report "
+        "did) and on the **scaled** training rows in adasyn-train.",
         "",
     ]
-    if any(run["leaky"] for run in metrics["protocols"].values()):
+    if "adasyn-all" in config.protocols:
         lines += [LEAKY_NOTE, ""]
-    lines += ["## Runs", ""]
-    for name, run in metrics["protocols"].items():
-        counts = run["counts"]
+    several = len(config.seeds) > 1
+    how = ("mean ± standard deviation (median) over the seeds" if several else
+           "one run; F1 and average precision carry a 95% bootstrap interval over the "
+           "evaluated rows")
+    lines += [
+        "## Comparison", "",
+        f"Cells: {how}. Average precision is scikit-learn's (step-wise) area under the "
+        "precision-recall curve.", "",
+        markdown_table(comparison_rows(result),
+                       [("protocol", "Protocol", ""), ("model", "Model", ""),
+                        ("split", "Split", ""), *((m, h, "") for m, h in _METRICS)]),
+        "",
+        "![Test precision-recall curves](pr_curves.png)", "",
+    ]
+    if result.comparisons:
+        lines += ["## Is the difference more than noise?", "",
+                  "Each protocol minus `none`, on the same untouched test rows "
+                  + ("(mean of the per-seed differences, 95% t-interval over seeds):"
+                     if several else "(paired bootstrap over the test rows, 1,000 replicates):"),
+                  ""]
+        for comp in result.comparisons:
+            for sentence in comp["sentences"].values():
+                lines.append(f"- {sentence}")
+            if comp["leaked_rows"]:
+                lines.append(f"  - LEAKY: {comp['leaked_rows']:,} of these test rows were "
+                             f"training rows of {protocol_label(comp['a'])}, so its scores on "
+                             "them are inflated.")
+            mcn = comp["per_seed"][0]["mcnemar_accuracy"]
+            lines.append(f"  - accuracy, McNemar (seed {comp['per_seed'][0]['seed']}): "
+                         f"{mcn['a_only']} rows right only with {comp['a']}, {mcn['b_only']} only "
+                         f"with none, p = {mcn['p_value']:.3g}")
+        lines.append("")
+        if result.synthetic:
+            lines += ["On the synthetic sample these intervals say how much the numbers would "
+                      "move on another draw of the same synthetic rows, not how the protocols "
+                      "compare on real transactions.", ""]
+    lines += _published(result)
+    lines += ["## Per run", ""]
+    for run in result.runs:
+        c, t = run.counts, run.training
+        synth = run.synthetic_rows
         lines += [
-            f"### {run['label']}",
-            "",
-            f"- training rows {counts['train']['rows']:,} ({counts['train']['fraud']:,} fraud, "
-            f"{run['synthetic_train_rows']:,} synthetic); validation {counts['val']['rows']:,} "
-            f"({counts['val']['fraud']} fraud, {run['synthetic_val_rows']:,} synthetic); test "
-            f"{counts['test']['rows']:,} ({counts['test']['fraud']} fraud, "
-            f"{run['synthetic_test_rows']:,} synthetic)",
-            f"- best epoch {run['best_epoch']} of {run['epochs']}; {run['train_seconds']:.1f} s; "
-            f"{run['samples_per_second']:,.0f} samples/s; threshold {run['threshold']:.4f}",
-            f"- model `{name}/model.keras`; plots `{name}/history.png`, "
-            f"`{name}/confusion_test.png`",
-            "",
-            "Test classification report:",
-            "",
-            "```",
-            run["test_classification_report"].rstrip(),
-            "```",
-            "",
+            f"### {run.label}, seed {run.seed}", "",
+            f"- training rows {c['train']['rows']:,} ({c['train']['fraud']:,} fraud, "
+            f"{synth['train']:,} synthetic); validation {c['val']['rows']:,} "
+            f"({c['val']['fraud']} fraud, {synth['val']:,} synthetic); test {c['test']['rows']:,}"
+            f" ({c['test']['fraud']} fraud, {synth['test']:,} synthetic)",
+            f"- best of {t.epochs_run}: epoch {t.best_epoch} ({t.monitor} {t.best_value:.4f}); "
+            f"{t.train_seconds:.1f} s; {t.samples_per_second or 0:,.0f} samples/s; threshold "
+            f"{run.threshold:.4f}" + (f"; resumed after epoch {t.resumed_from}"
+                                      if t.resumed_from else ""),
+            f"- files: `{run.directory}/model.keras`, `model.json`, `history.csv`, "
+            "`history.png`, `confusion_test.png`",
         ]
-    lines += ["![PR curves on the test split](pr_curves.png)", ""]
+        if run.clean_test is not None:
+            ev = run.clean_test
+            lines.append(
+                f"- on `none`'s untouched test rows ({ev.n:,}; {run.leaked_rows:,} of them in "
+                f"its training rows): F1 {ev.f1:.4f}, average precision "
+                f"{_cell(ev.average_precision)}")
+        lines += ["", "Test classification report:", "", "```",
+                  run.test.classification_report.rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def write_fraud_outputs(result, out) -> Path:
+    """Write ``pr_curves.png``, ``metrics.json`` and ``report.md`` (last) under ``out``."""
+    out = Path(out)
+    first_seed = result.config.seeds[0]
+    curves = {r.label: (r.test.y_true, r.test.scores) for r in result.runs
+              if r.seed == first_seed}
+    title = "Test precision-recall" + (" (synthetic data)" if result.synthetic else "")
+    title += f", seed {first_seed}" if len(result.config.seeds) > 1 else ""
+    plot_pr_curves(curves, out / "pr_curves.png", title)
+    write_json(out / "metrics.json", result.to_dict())
+    return write_text(out / "report.md", fraud_report(result))

@@ -25,20 +25,25 @@ def save_figure(fig, path) -> None:
     plt.close(fig)
 
 
-def plot_history(history: dict, path, title: str, metrics=("loss", "accuracy")) -> None:
-    """One panel per metric: the training curve and, where logged, the validation curve."""
+def plot_history(history: dict, path, title: str, metrics=("loss", "accuracy"),
+                 best_epoch: int | None = None) -> None:
+    """One panel per metric: the training curve and, where logged, the validation curve; the
+    restored best epoch is marked with a vertical line."""
     metrics = [m for m in metrics if m in history or f"val_{m}" in history]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
     for ax, name in zip(axes[0], metrics):
         for key, style in ((name, "-o"), (f"val_{name}", "--s")):
             if key in history:
                 values = history[key]
                 ax.plot(range(1, len(values) + 1), values, style, ms=3, label=key)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", ls=":", lw=1, label=f"best: epoch {best_epoch}")
         ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set_title(name.replace("_", " "), fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -59,11 +64,15 @@ def plot_confusion_matrix(cm, labels, path, title: str) -> None:
 
 
 def plot_pr_curves(curves: dict, path, title: str) -> None:
-    """Precision-recall curves: ``curves`` maps a label to ``(y_true, scores)``."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    """Precision-recall curves: ``curves`` maps a label to ``(y_true, scores)``; each legend entry
+    carries its average precision (AP)."""
+    from sklearn.metrics import average_precision_score
+
+    fig, ax = plt.subplots(figsize=(5.4, 4.2))
     for label, (y_true, scores) in curves.items():
         precision, recall, _ = precision_recall_curve(y_true, scores)
-        ax.plot(recall, precision, label=label)
+        ap = average_precision_score(y_true, scores)
+        ax.step(recall, precision, where="post", label=f"{label} (AP {ap:.3f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1)

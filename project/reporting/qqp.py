@@ -1,30 +1,46 @@
-"""The QQP experiment's ``report.md`` and training curves: full fine-tuning vs LoRA side by side."""
+"""The QQP experiment's outputs, read from a :class:`~project.experiments.qqp.QQPResult`:
+``report.md`` (full fine-tuning vs LoRA side by side, with intervals, a paired comparison and the
+published numbers), ``metrics.json`` and the training curves.
+
+Example:
+
+>>> write_qqp_outputs(result, "runs/qqp-x")      # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
-from project.data.qqp import CLASS_NAMES
+from pathlib import Path
+
+from project.experiments.config import QQP_PROFILES
+from project.io import write_json, write_text
 from project.reporting import SYNTHETIC_NOTE
 from project.reporting.plots import plt, save_figure
+from project.reporting.published import PAPER_QQP, REPORT_QQP
 from project.reporting.tables import markdown_table
 
 LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
 
 
-def plot_curves(runs: dict, path, title: str) -> None:
-    """Training and validation loss, and validation accuracy, per epoch, for every mode."""
+def plot_curves(runs: list, path, title: str) -> None:
+    """Training and validation loss, and validation accuracy, per epoch, for every mode (the
+    first seed's runs); the restored best epoch of each is marked."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for mode, run in runs.items():
-        history = run["history"]
+    for run in runs:
+        history, label = run.training.history, LABELS[run.mode]
         epochs = range(1, len(history["loss"]) + 1)
-        ax_loss.plot(epochs, history["loss"], "-o", ms=3, label=f"{LABELS[mode]} train")
-        ax_loss.plot(epochs, history["val_loss"], "--s", ms=3, label=f"{LABELS[mode]} val")
-        ax_acc.plot(epochs, history["val_accuracy"], "-o", ms=3, label=LABELS[mode])
+        line = ax_loss.plot(epochs, history["loss"], "-o", ms=3, label=f"{label} train")[0]
+        ax_loss.plot(epochs, history["val_loss"], "--s", ms=3, color=line.get_color(),
+                     label=f"{label} val")
+        ax_acc.plot(epochs, history["val_accuracy"], "-o", ms=3, color=line.get_color(),
+                    label=f"{label} (best: epoch {run.training.best_epoch})")
+        ax_acc.axvline(run.training.best_epoch, color=line.get_color(), ls=":", lw=1)
     for ax, name in ((ax_loss, "loss"), (ax_acc, "validation accuracy")):
         ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -32,51 +48,109 @@ def _mb(n_bytes) -> str:
     return "–" if n_bytes is None else f"{n_bytes / 2**20:.2f} MB"
 
 
-def comparison_rows(runs: dict) -> list[dict]:
-    """The report's table, one row per quantity, one column per mode."""
-    rows = [
-        ("Validation accuracy", lambda r: f"{r['val_accuracy']:.4f}"),
-        ("Validation loss (best epoch)", lambda r: f"{r['val_loss']:.4f}"),
+def _with_ci(ev, metric: str) -> str:
+    value, ci = getattr(ev, metric), ev.intervals.get(metric)
+    if value is None:
+        return "–"
+    return f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _stat(stat: dict) -> str:
+    if stat["mean"] is None:
+        return "–"
+    if stat["std"] is None:
+        return f"{stat['mean']:.4f}"
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f} (median {stat['median']:.4f})"
+
+
+def comparison_rows(result) -> list[dict]:
+    """The side-by-side table: one row per quantity, one column per mode (the first seed's run;
+    with several seeds, accuracy and loss rows are over seeds)."""
+    first = {mode: result.runs_of(mode)[0] for mode in result.config.modes}
+    several = len(result.config.seeds) > 1
+    rows = []
+    if several:
+        rows += [
+            ("Validation accuracy, over seeds: mean ± std (median)",
+             lambda r: _stat(result.summary[r.mode]["val"]["accuracy"])),
+            ("Validation loss, over seeds", lambda r: _stat(result.summary[r.mode]["val"]["loss"])),
+        ]
+    rows += [
+        ("Validation accuracy [95% CI]", lambda r: _with_ci(r.val, "accuracy")),
+        ("Validation loss (best epoch)", lambda r: f"{r.val.loss:.4f}"),
     ]
-    for name in CLASS_NAMES:
+    if all(r.test is not None for r in first.values()):
+        rows.append(("Test accuracy [95% CI]", lambda r: _with_ci(r.test, "accuracy")))
+    for name in ("not duplicate", "duplicate"):
         rows.append((f"Precision / recall / F1, {name}",
                      lambda r, n=name: "{precision:.3f} / {recall:.3f} / {f1:.3f}".format(
-                         **r["val"]["per_class"][n])))
+                         **r.val.per_class[n])))
     rows += [
-        ("Trainable parameters", lambda r: f"{r['trainable_params']:,} "
-                                           f"({100 * r['trainable_share']:.2f}%)"),
-        ("Total parameters", lambda r: f"{r['total_params']:,}"),
-        ("Best epoch / epochs run", lambda r: f"{r['best_epoch']} / {r['epochs_run']}"),
-        ("Training time", lambda r: f"{r['train_seconds']:.1f} s"),
-        ("Training throughput", lambda r: f"{r['samples_per_second']:.1f} samples/s"),
-        ("Peak memory (host RSS)", lambda r: f"{r['peak_rss_mb']:.0f} MB"),
-        ("Peak accelerator memory", lambda r: "–" if r["peak_device_mb"] is None
-         else f"{r['peak_device_mb']:.0f} MB"),
-        ("Saved model (.keras)", lambda r: _mb(r["model_bytes"])),
-        ("Adapter file (A, B, head)", lambda r: _mb(r.get("adapter_bytes"))),
+        ("Trainable parameters", lambda r: f"{r.trainable_params:,} "
+                                           f"({100 * r.trainable_params / r.total_params:.2f}%)"),
+        ("Total parameters", lambda r: f"{r.total_params:,}"),
+        ("Best epoch / epochs run",
+         lambda r: f"{r.training.best_epoch} / {r.training.epochs_run}"),
+        ("Training time", lambda r: f"{r.training.train_seconds:.1f} s"),
+        ("Training throughput", lambda r: f"{r.training.samples_per_second or 0:.1f} samples/s"),
+        ("Peak memory (host RSS)", lambda r: f"{r.training.peak_rss_mb:.0f} MB"),
+        ("Peak accelerator memory", lambda r: "–" if r.training.peak_device_mb is None
+         else f"{r.training.peak_device_mb:.0f} MB"),
+        ("Saved model (.keras)", lambda r: _mb(r.model_bytes)),
+        ("Adapter file (A, B, head)", lambda r: _mb(r.adapter_bytes)),
     ]
-    return [{"what": what, **{mode: cell(run) for mode, run in runs.items()}}
+    return [{"what": what, **{mode: cell(run) for mode, run in first.items()}}
             for what, cell in rows]
 
 
-def qqp_report(metrics: dict) -> str:
-    """The Markdown report of one run."""
-    data, settings, runs = metrics["data"], metrics["settings"], metrics["modes"]
+def _published(result) -> list[str]:
+    """The report's and the paper's numbers, with what they can be compared with."""
+    rows = [
+        {"what": "Course report (RoBERTa-large, 1% of balanced Kaggle QQP, 299 validation "
+                 "pairs): validation accuracy",
+         "full": f"{REPORT_QQP['full']['val_accuracy']:.2f}",
+         "lora": f"{REPORT_QQP['lora']['val_accuracy']:.2f}"},
+        {"what": "Course report: validation loss",
+         "full": f"{REPORT_QQP['full']['val_loss']:.2f}",
+         "lora": f"{REPORT_QQP['lora']['val_loss']:.2f}"},
+        {"what": "Course report: trainable parameters",
+         "full": f"{REPORT_QQP['full']['trainable']:,}",
+         "lora": f"{REPORT_QQP['lora']['trainable']:,}"},
+        {"what": "LoRA paper (RoBERTa-large, GLUE QQP dev, median of 5 seeds): accuracy",
+         "full": f"{PAPER_QQP['full']['accuracy']:.3f}",
+         "lora": f"{PAPER_QQP['lora']['accuracy']:.3f} (q,v only)"},
+    ]
+    if result.synthetic or result.model["random_weights"]:
+        caveat = ("**Not comparable with this run**: it used synthetic pairs and/or a tiny "
+                  "random-weight model. They are what a run with `--preset roberta_large_en` on "
+                  "the real data aims at.")
+    else:
+        caveat = ("Comparable in kind: check that the data, the share kept and the validation "
+                  "set match (the report validated on 299 pairs; the paper on GLUE's dev set).")
+    table = markdown_table(rows, [("what", "", ""), ("full", "Full fine-tuning", ""),
+                                  ("lora", "LoRA", "")])
+    return ["## Published numbers", "", caveat, "", table, ""]
+
+
+def qqp_report(result) -> str:
+    """The Markdown report of one QQP run."""
+    config, data, model = result.config, result.data, result.model
+    length = data["length"]
     lines = ["# QQP paraphrase detection: RoBERTa, full fine-tuning vs LoRA", ""]
+    test_part = (f", test {data['test_rows']:,} (never used to pick an epoch)"
+                 if data.get("test_rows") else "")
     lines += [
         f"Data: `{data['source']}` — {data['rows_read']:,} rows, {data['dropped_missing']} "
         f"dropped for an empty question; training {data['train_rows']:,} pairs "
         f"({100 * data['train_duplicate_rate']:.1f}% duplicates), validation "
-        f"{data['validation_rows']:,} ({data['validation_source']}).",
-        "",
+        f"{data['validation_rows']:,} ({data['validation_source']}){test_part}.", "",
     ]
-    if data["synthetic"] or metrics["model"]["random_weights"]:
+    if result.synthetic or model["random_weights"]:
         lines += [
-            SYNTHETIC_NOTE if data["synthetic"] else "",
-            "",
+            SYNTHETIC_NOTE if result.synthetic else "", "",
             "**Mechanics check, not a result.** " + (
                 "The model is a tiny RoBERTa with random weights (no pre-training), "
-                if metrics["model"]["random_weights"] else "") +
+                if model["random_weights"] else "") +
             "so full fine-tuning vs LoRA here only shows that both train, evaluate, save and "
             "reload. The real comparison needs the pre-trained model and the real data, on a GPU:",
             "",
@@ -86,53 +160,85 @@ def qqp_report(metrics: dict) -> str:
             "--data train.tsv --dev dev.tsv",
             "",
         ]
-    epochs_note = ""
-    if settings["epochs"] < settings["profile_epochs"]:
-        epochs_note = (f" **{settings['epochs']} epochs, fewer than the {settings['profile']} "
-                       f"profile's {settings['profile_epochs']}.**")
-    lora_settings, length = settings["lora"], data["length"]
-    profile_lrs = settings["profile_lr_full"], settings["profile_lr_lora"]
-    lr_note = (
-        f" (the {settings['profile']} profile's: {profile_lrs[0]:g} and {profile_lrs[1]:g})"
-        if (settings["lr_full"], settings["lr_lora"]) != profile_lrs else ""
-    )
-    rule = "given" if length["explicit"] else f"max q1 + max q2 + 10 = {length['rule_length']}"
+    for note in config.notes:
+        lines += [f"**Note:** {note}", ""]
+    profile = QQP_PROFILES[config.profile]
+    epochs_note = "" if config.epochs >= profile["epochs"] else (
+        f" **{config.epochs} epochs, fewer than the {config.profile} profile's "
+        f"{profile['epochs']}.**")
+    rule = ("given" if length["explicit"]
+            else f"max q1 + max q2 + 10 = {length['rule_length']}")
+    seeds = ", ".join(map(str, config.seeds))
     lines += [
-        f"Model: {metrics['model']['description']}; pair length {length['sequence_length']} "
-        f"tokens ({rule}, model maximum {length['max_length']}). Backend `{metrics['backend']}`.",
-        "",
-        f"Training ({settings['profile']} profile): AdamW (epsilon 1e-8, weight decay "
-        f"{settings['weight_decay']:g}), learning rate full {settings['lr_full']:g}, LoRA "
-        f"{settings['lr_lora']:g}{lr_note}, linear decay, warm-up {settings['warmup_ratio']:.0%}, "
-        f"batch {settings['batch_size']}, {settings['epochs']} epochs, best epoch by validation "
-        f"accuracy restored.{epochs_note}",
-        "",
-        f"LoRA ({lora_settings['style']} style): r={lora_settings['rank']}, "
-        f"alpha={lora_settings['alpha']:g}, dropout {lora_settings['dropout']:g} on "
-        f"{'/'.join(lora_settings['targets'])} of every layer; everything else in the backbone "
-        "frozen, classification head trained.",
-        "",
+        f"Model: {model['description']}; pair length {length['sequence_length']} tokens "
+        f"({rule}, model maximum {length['max_length']}). Backend "
+        f"`{result.environment['backend']}`, precision {config.precision}.", "",
+        f"Training ({config.profile} profile): AdamW (epsilon 1e-8, weight decay "
+        f"{config.weight_decay:g}), learning rate full {config.lr_full:g}, LoRA "
+        f"{config.lr_lora:g}, linear decay, warm-up {config.warmup_ratio:.0%}, gradient clipping "
+        f"{'at global norm %g' % config.clip_norm if config.clip_norm else 'off'}, batch "
+        f"{config.batch_size}" + (f" (accumulated over {config.grad_accum})"
+                                  if config.grad_accum > 1 else "") +
+        f", {config.epochs} epochs, seeds {seeds}; best epoch by `{config.monitor}` restored."
+        f"{epochs_note}", "",
     ]
-    if lora_settings["style"] == "per-head":
-        lines += ["**per-head style is keras-hub's EinsumDense LoRA, not the paper's:** one A per "
-                  "head, no dropout, q/k/v biases trainable.", ""]
+    if "lora" in config.modes:
+        targets = "/".join(config.targets)
+        lines += [
+            f"LoRA ({config.lora_style} style): r={config.rank}, alpha={config.alpha:g}, dropout "
+            f"{config.lora_dropout:g} on {targets} of every layer (q/k/v is the report's choice; "
+            "the paper's, and PEFT's default, is q,v); everything else in the backbone frozen, "
+            "classification head trained.", "",
+        ]
+        if config.lora_style == "per-head":
+            lines += ["**per-head style is keras-hub's EinsumDense LoRA, not the paper's:** one A "
+                      "per head, no dropout, q/k/v biases trainable.", ""]
+    if data.get("test_rows") is None:
+        lines += ["Validation accuracy is **optimistic**: the same validation pairs picked the "
+                  "best epoch and are scored here. Add `--test-fraction 0.1` for an untouched "
+                  "test split.", ""]
     majority = max(data["validation_duplicate_rate"], 1 - data["validation_duplicate_rate"])
     lines += [
         "## Comparison", "",
-        f"Always answering the majority class would score {majority:.4f} on this validation set.",
+        f"Always answering the majority class would score {majority:.4f} on this validation set. "
+        "Intervals: 95% bootstrap over the evaluated pairs.", "",
+        markdown_table(comparison_rows(result),
+                       [("what", "", "")] + [(m, LABELS[m], "") for m in config.modes]),
         "",
-        markdown_table(comparison_rows(runs),
-                       [("what", "", "")] + [(m, LABELS[m], "") for m in runs]),
-        "",
-        "![training curves](curves.png)", "",
-        "![tokens per question](lengths.png)", "",
     ]
-    for mode, run in runs.items():
-        lines += [f"## {LABELS[mode]}: classification report (validation)", "", "```",
-                  run["classification_report"].rstrip(), "```", ""]
-        if mode == "lora":
-            lines += [f"Saved `{run['model_file']}` with LoRA merged into the kernels (largest "
-                      f"logit change from merging: {run['merge_max_abs_diff']:.1e}) and "
-                      f"`{run['adapter_file']}` ({_mb(run['adapter_bytes'])}: A, B and the head "
-                      f"only, against {_mb(run['model_bytes'])} for the whole model).", ""]
+    if result.comparisons:
+        over = ("mean of the per-seed differences, 95% t-interval over seeds"
+                if len(config.seeds) > 1 else "paired bootstrap over the same pairs")
+        lines += ["### Is the difference more than noise?", "", f"LoRA minus full ({over}):", ""]
+        for comp in result.comparisons:
+            lines += [f"- {s}" for s in comp["sentences"].values()]
+            mcn = comp["per_seed"][0]["mcnemar_accuracy"]
+            lines.append(f"  - McNemar on accuracy (seed {comp['per_seed'][0]['seed']}): "
+                         f"{mcn['a_only']} pairs right only with LoRA, {mcn['b_only']} only with "
+                         f"full, p = {mcn['p_value']:.3g}")
+        lines.append("")
+        if result.synthetic:
+            lines += ["On synthetic pairs and a random model these intervals only say how much "
+                      "this mechanics check would move on another draw of the same kind of "
+                      "data.", ""]
+    lines += ["![training curves](curves.png)", "", "![tokens per question](lengths.png)", ""]
+    lines += _published(result)
+    for run in result.runs:
+        lines += [f"## {run.label}, seed {run.seed}: classification report (validation)", "",
+                  "```", run.val.classification_report.rstrip(), "```", ""]
+        if run.mode == "lora":
+            lines += [f"Saved `{run.directory}/model.keras` with LoRA merged into the kernels "
+                      f"(largest logit change from merging: {run.merge_max_abs_diff:.1e}) and "
+                      f"`{run.directory}/adapter.safetensors` ({_mb(run.adapter_bytes)}: A, B and "
+                      f"the head only, against {_mb(run.model_bytes)} for the whole model).", ""]
     return "\n".join(lines)
+
+
+def write_qqp_outputs(result, out) -> Path:
+    """Write ``curves.png``, ``metrics.json`` and ``report.md`` (last) under ``out``."""
+    out = Path(out)
+    first_seed = result.config.seeds[0]
+    title = "QQP training curves" + (" (synthetic data)" if result.synthetic else "")
+    plot_curves([r for r in result.runs if r.seed == first_seed], out / "curves.png", title)
+    write_json(out / "metrics.json", result.to_dict())
+    return write_text(out / "report.md", qqp_report(result))

@@ -1,16 +1,23 @@
-"""Callbacks shared by both experiments.
+"""What happens at the end of every epoch, shared by both experiments.
 
-* :class:`EpochTimer` adds ``epoch_seconds`` and ``samples_per_second`` to each epoch's logs (so
-  they land in the CSV history too).
-* :class:`KeepBest` keeps the weights of the best epoch by a monitored metric and restores them
-  when training ends (without stopping early, unlike ``EarlyStopping``).
-* :func:`training_callbacks` assembles the standard list: timer, best-epoch keeper, optional early
-  stopping, CSV history, optional TensorBoard.
+:func:`project.training.loop.train` runs one ``model.fit`` per epoch and then calls these:
+
+* :class:`BestEpoch` remembers the best epoch by a monitored metric, in the right direction
+  (:func:`monitor_mode`: ``loss``-like metrics are minimised, the rest maximised);
+* :func:`write_history` rewrites ``history.csv`` atomically (epochs counted from 1), so a kill at
+  any moment leaves a complete file for the epochs done;
+* :class:`TensorBoardLog` writes the same numbers as TensorBoard scalars (``--tensorboard``);
+* :func:`progress_line` is the one line printed per epoch: which seed, which part, time left.
 
 Example:
 
->>> cbs = training_callbacks("runs/x", num_samples=1000, monitor="val_pr_auc")  # doctest: +SKIP
->>> model.fit(x, y, validation_data=(xv, yv), callbacks=cbs)                    # doctest: +SKIP
+>>> best = BestEpoch("val_loss")
+>>> best.mode
+'min'
+>>> best.update(0.5, epoch=1), best.update(0.7, epoch=2), best.update(0.4, epoch=3)
+(True, False, True)
+>>> best.epoch, best.value
+(3, 0.4)
 """
 
 from __future__ import annotations
@@ -19,115 +26,102 @@ import math
 import time
 from pathlib import Path
 
-import keras
+from project.errors import InputError
+from project.io import write_text
+
+MODES = ("max", "min")
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds and training throughput of each epoch.
+def monitor_mode(monitor: str, mode: str | None = None) -> str:
+    """``"min"`` for loss-like metrics (``loss``, ``val_loss``, ``*_error``), else ``"max"``;
+    an explicit ``mode`` wins.
+
+    Raises:
+        InputError: ``mode`` is not "max", "min" or None.
+    """
+    if mode is not None:
+        if mode not in MODES:
+            raise InputError(f"--monitor-mode must be max or min, got {mode!r}")
+        return mode
+    return "min" if ("loss" in monitor or monitor.endswith("error")) else "max"
+
+
+def check_monitor(monitor: str, known) -> str:
+    """Return ``monitor`` if it is one of the ``known`` epoch-log keys, else raise InputError."""
+    if monitor not in known:
+        raise InputError(f"--monitor {monitor!r} is not logged; choose one of {', '.join(known)}")
+    return monitor
+
+
+class BestEpoch:
+    """The best epoch so far by ``monitor`` (NaN never counts as best).
 
     Args:
-        num_samples: training samples seen per epoch (for samples/s).
-
-    After ``fit``: ``epoch_seconds`` (list) and ``samples_per_second`` (list).
+        monitor: an epoch-log key, e.g. ``"val_accuracy"`` or ``"val_loss"``.
+        mode: "max", "min", or None to infer it from the name (:func:`monitor_mode`).
     """
 
-    def __init__(self, num_samples: int):
-        super().__init__()
-        self.num_samples = int(num_samples)
-        self.epoch_seconds: list[float] = []
-        self.samples_per_second: list[float] = []
+    def __init__(self, monitor: str, mode: str | None = None, epoch=None, value=None):
+        self.monitor, self.mode = monitor, monitor_mode(monitor, mode)
+        self.epoch: int | None = epoch
+        self.value: float | None = value
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_test_begin(self, logs=None):
-        # Validation runs inside the epoch; keep it out of the training throughput.
-        self._test_start = time.perf_counter()
-
-    def on_test_end(self, logs=None):
-        self._start += time.perf_counter() - self._test_start
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._start
-        self.epoch_seconds.append(seconds)
-        self.samples_per_second.append(self.num_samples / max(seconds, 1e-9))
-        if logs is not None:
-            logs["epoch_seconds"] = seconds
-            logs["samples_per_second"] = self.samples_per_second[-1]
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Remember the best epoch's weights by ``monitor`` and restore them at the end of training.
-
-    Args:
-        monitor: a key of the epoch logs, e.g. ``"val_accuracy"`` or ``"val_pr_auc"``.
-        mode: ``"max"`` or ``"min"``.
-
-    After ``fit``: ``best_epoch`` (1-based) and ``best_value``.
-    """
-
-    def __init__(self, monitor: str = "val_accuracy", mode: str = "max"):
-        super().__init__()
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.monitor, self.mode = monitor, mode
-        self.best_epoch: int | None = None
-        self.best_value: float | None = None
-        self._best_weights = None
-
-    def _better(self, value: float) -> bool:
-        if self.best_value is None:
-            return True
-        return value > self.best_value if self.mode == "max" else value < self.best_value
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            raise KeyError(f"KeepBest: {self.monitor!r} is not in the epoch logs {sorted(logs or {})}")
+    def update(self, value: float, epoch: int) -> bool:
+        """Record epoch ``epoch`` (1-based) scoring ``value``; True if it is the new best."""
         value = float(value)
-        if not math.isnan(value) and self._better(value):
-            self.best_epoch, self.best_value = epoch + 1, value
-            self._best_weights = self.model.get_weights()
+        if math.isnan(value):
+            return False
+        better = (self.value is None
+                  or (value > self.value if self.mode == "max" else value < self.value))
+        if better:
+            self.epoch, self.value = epoch, value
+        return better
 
-    def on_train_end(self, logs=None):
-        if self._best_weights is not None:
-            self.model.set_weights(self._best_weights)
+
+def write_history(path, history: dict) -> Path:
+    """Write ``{"loss": [...], ...}`` as ``history.csv``: one row per epoch, ``epoch`` from 1."""
+    keys = sorted(history, key=lambda k: (k.startswith("val_"), k != "loss", k))
+    epochs = len(next(iter(history.values()), []))
+    lines = [",".join(["epoch", *keys])]
+    for i in range(epochs):
+        lines.append(",".join([str(i + 1), *(repr(float(history[k][i])) for k in keys)]))
+    return write_text(path, "\n".join(lines) + "\n")
 
 
-def training_callbacks(
-    out_dir,
-    num_samples: int,
-    monitor: str = "val_accuracy",
-    mode: str = "max",
-    patience: int | None = None,
-    tensorboard: bool = False,
-    prefix: str = "",
-) -> list[keras.callbacks.Callback]:
-    """The standard callbacks, in the order they must run.
+class TensorBoardLog:
+    """Epoch scalars as TensorBoard event files under ``directory`` (needs ``tensorboard``)."""
 
-    Args:
-        out_dir: folder for ``{prefix}history.csv`` (and ``{prefix}tensorboard/``).
-        num_samples: training samples per epoch, for throughput.
-        monitor, mode: what "best epoch" means.
-        patience: stop after this many epochs without improvement (None: never stop early).
-        tensorboard: also write TensorBoard logs.
-        prefix: file-name prefix when one folder holds several runs (``"lora-"``).
+    def __init__(self, directory):
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    Returns:
-        ``[EpochTimer, KeepBest, (EarlyStopping), CSVLogger, (TensorBoard)]``; the timer comes first
-        so that its numbers reach the CSV file.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    callbacks: list[keras.callbacks.Callback] = [
-        EpochTimer(num_samples),
-        KeepBest(monitor, mode),
-    ]
-    if patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
-        )
-    callbacks.append(keras.callbacks.CSVLogger(str(out_dir / f"{prefix}history.csv")))
-    if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / f"{prefix}tensorboard")))
-    return callbacks
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self._writer = EventFileWriter(str(directory))
+
+    def log(self, epoch: int, logs: dict) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in logs.items()]
+        self._writer.add_event(Event(wall_time=time.time(), step=epoch,
+                                     summary=Summary(value=values)))
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_line(where: str, epoch: int, epochs: int, logs: dict, keys, seconds_left) -> str:
+    """``[seed 1 · lora] epoch 3/10 · loss 0.52 · val_accuracy 0.71 · 4.1 s · ~2 min left``."""
+    shown = " · ".join(f"{k} {logs[k]:.4g}" for k in keys if k in logs)
+    left = "" if seconds_left is None else f" · ~{_duration(seconds_left)} left"
+    return (f"[{where}] epoch {epoch}/{epochs} · {shown} · "
+            f"{logs.get('epoch_seconds', 0.0):.1f} s{left}")

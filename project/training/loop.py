@@ -1,21 +1,34 @@
-"""One timed ``model.fit`` with the shared callbacks, returning what the reports need.
+"""The training loop both experiments share: one ``model.fit`` per epoch, then evaluation,
+best-epoch tracking, a checkpoint and a line of progress.
+
+Why one ``fit`` per epoch: the data order of every epoch is a permutation drawn from
+``(seed, epoch)`` alone (:func:`epoch_order`), so a run killed at epoch k and resumed from its
+checkpoint replays epochs k+1... exactly as an uninterrupted run; no data pipeline holds hidden
+state. Validation goes through the task's one evaluator (the same function ``evaluate.py`` and
+the tests use) once per epoch, on predictions, instead of streaming metrics every step.
 
 Example:
 
->>> result = fit(model, x, y, validation_data=(xv, yv), epochs=3, batch_size=360,
-...              out_dir="runs/x", monitor="val_pr_auc")                 # doctest: +SKIP
->>> result.best_epoch, result.train_seconds, result.samples_per_second  # doctest: +SKIP
+>>> result = train(model, x, y, validate=lambda m: evaluate(m, xv, yv).epoch_logs(),
+...                epochs=3, batch_size=360, seed=0, monitor="val_average_precision",
+...                checkpoint="runs/x/none/checkpoint.safetensors", data_id="...")  # doctest: +SKIP
+>>> result.best_epoch, result.train_seconds                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from project.training.callbacks import EpochTimer, KeepBest, training_callbacks
+from project.errors import InputError
+from project.training.callbacks import BestEpoch, TensorBoardLog, progress_line, write_history
+from project.training.checkpoint import load_checkpoint, save_checkpoint
 from project.training.memory import PeakMemory
 
 
@@ -48,29 +61,65 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0)
     return {k: float(v[-1]) for k, v in history.history.items()}
 
 
+def keras_verbose(verbose) -> int:
+    """Keras's progress display for our ``--verbose``: ``"auto"`` is a progress bar on a terminal
+    and nothing otherwise (our own one line per epoch is printed either way, unless 0)."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 0
+    return int(verbose)
+
+
+class Progress:
+    """Epochs done and left across every part of an experiment (seeds x protocols or modes), for
+    the "time left" of each progress line: the median epoch time so far times the epochs left."""
+
+    def __init__(self, total_epochs: int):
+        self.total, self.done, self.seconds = int(total_epochs), 0, []
+
+    def epoch_done(self, seconds: float | None = None) -> None:
+        self.done += 1
+        if seconds is not None:
+            self.seconds.append(seconds)
+
+    def skip(self, epochs: int) -> None:
+        """Epochs that will not run (a finished part, early stopping)."""
+        self.total -= int(epochs)
+
+    def seconds_left(self) -> float | None:
+        if not self.seconds:
+            return None
+        return statistics.median(self.seconds) * max(self.total - self.done, 0)
+
+
 @dataclasses.dataclass
 class TrainingResult:
     """What one training run produced.
 
     Attributes:
         history: per-epoch logs, ``{"loss": [...], "val_loss": [...], ...}``.
-        train_seconds: wall time of ``fit`` (including validation).
-        epochs_run: epochs actually run (early stopping may cut them short).
-        best_epoch, best_value: the epoch (1-based) whose weights the model now holds.
-        epoch_seconds: training time per epoch, validation excluded.
+        epochs_run: epochs trained (early stopping may cut them short).
+        best_epoch, best_value: the epoch (1-based) whose weights the model now holds, and its
+            score by ``monitor``.
+        monitor, mode: what "best" means.
+        train_seconds: wall time of all epochs (training and validation), summed over resumes.
+        epoch_seconds: training time of each epoch, validation excluded.
         samples_per_second: median training throughput over epochs.
-        peak_rss_mb, peak_device_mb: host peak and accelerator peak (None on CPU).
+        peak_rss_mb, peak_device_mb: host and accelerator peaks in this process (None off GPU).
+        resumed_from: epochs already done when this process took over (None: a fresh run).
     """
 
     history: dict
-    train_seconds: float
     epochs_run: int
     best_epoch: int | None
     best_value: float | None
+    monitor: str
+    mode: str
+    train_seconds: float
     epoch_seconds: list
-    samples_per_second: float
+    samples_per_second: float | None
     peak_rss_mb: float
     peak_device_mb: float | None
+    resumed_from: int | None = None
 
     def summary(self) -> dict:
         """The scalar fields, for metrics.json."""
@@ -79,64 +128,122 @@ class TrainingResult:
         return data
 
 
-def fit(
+def train(
     model,
     x,
-    y=None,
+    y,
     *,
-    validation_data,
+    validate: Callable[[object], dict],
     epochs: int,
-    out_dir,
-    num_samples: int,
-    batch_size: int | None = None,
-    monitor: str = "val_accuracy",
-    mode: str = "max",
+    batch_size: int,
+    seed: int,
+    monitor: str,
+    mode: str | None = None,
     patience: int | None = None,
-    tensorboard: bool = False,
-    prefix: str = "",
-    verbose: int | str = "auto",
-    **fit_kwargs,
+    checkpoint,
+    data_id: str,
+    where: str = "",
+    progress: Progress | None = None,
+    tensorboard_dir=None,
+    verbose="auto",
+    log: Callable[[str], None] = print,
 ) -> TrainingResult:
-    """Train ``model`` with the shared callbacks; restore the best epoch; time and measure it.
+    """Train ``model`` for ``epochs``, resuming from ``checkpoint`` if it exists.
 
     Args:
         model: a compiled Keras model.
-        x, y, validation_data, epochs, batch_size: as for ``model.fit`` (``x`` may be a dataset
-            or a ``keras.utils.PyDataset``; then ``batch_size`` is None).
-        out_dir: where the CSV history (and TensorBoard logs) go.
-        num_samples: training samples per epoch, for throughput.
-        monitor, mode: the metric that picks the best epoch (e.g. ``"val_pr_auc"``, ``"max"``).
-        patience: early-stopping patience (None: run all epochs).
-        tensorboard: also write TensorBoard logs.
-        prefix: history file prefix (``"lora-"`` when one folder holds several runs).
-        verbose: Keras's progress display.
-        **fit_kwargs: passed to ``model.fit`` (e.g. ``shuffle``, ``class_weight``).
+        x, y: NumPy training data (``x`` an array or a dict of arrays).
+        validate: ``model -> {"val_loss": ..., "val_accuracy": ..., ...}``: the task's evaluator
+            on the validation data, called after every epoch.
+        epochs, batch_size, seed: the run; ``seed`` fixes each epoch's data order.
+        monitor, mode: the metric (a key of the epoch logs) that picks the best epoch, and its
+            direction (None: inferred from the name, loss-like metrics are minimised).
+        patience: stop after this many epochs without a new best (None: never).
+        checkpoint: the checkpoint file, rewritten after every epoch.
+        data_id: identity of the training data (a hash); a checkpoint of other data is refused.
+        where: what this run is, for the progress line (``"seed 1 · lora"``).
+        progress: shared epoch counter for the time left (None: this run alone).
+        tensorboard_dir: also write TensorBoard scalars there.
+        verbose: ``"auto"``, 0, 1 or 2 (see :func:`keras_verbose`); 0 prints nothing.
+        log: where progress lines go.
 
     Returns:
-        A :class:`TrainingResult`.
+        A :class:`TrainingResult`; the model holds the best epoch's weights.
     """
-    callbacks = training_callbacks(
-        out_dir, num_samples, monitor=monitor, mode=mode, patience=patience,
-        tensorboard=tensorboard, prefix=prefix,
-    )
-    timer = next(c for c in callbacks if isinstance(c, EpochTimer))
-    keeper = next(c for c in callbacks if isinstance(c, KeepBest))
+    checkpoint = Path(checkpoint)
+    progress = progress or Progress(epochs)
+    best = BestEpoch(monitor, mode)
+    history: dict = {}
+    state = {"epochs_done": 0, "train_seconds": 0.0, "epoch_seconds": [], "stopped_early": False}
+    best_weights = None
+    resumed_from = None
+    if checkpoint.exists():
+        saved, best_weights = load_checkpoint(checkpoint, model)
+        if saved.get("data_id") != data_id:
+            raise InputError(
+                f"{checkpoint}: the training data differs from the one this checkpoint was "
+                "trained on (another data file, split or seed)"
+            )
+        history, state = saved["history"], saved
+        best = BestEpoch(monitor, mode, saved["best_epoch"], saved["best_value"])
+        resumed_from = state["epochs_done"]
+        progress.skip(resumed_from)
+    tensorboard = TensorBoardLog(tensorboard_dir) if tensorboard_dir else None
+    n_samples = len(next(iter(x.values())) if isinstance(x, dict) else x)
+
     with PeakMemory() as memory:
-        start = time.perf_counter()
-        history = model.fit(
-            x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-            callbacks=callbacks, verbose=verbose, **fit_kwargs,
-        )
-        seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        epoch = state["epochs_done"]
+        while epoch < epochs and not state["stopped_early"]:
+            start = time.perf_counter()
+            logs = fit_epoch(model, x, y, batch_size=batch_size, epoch=epoch, seed=seed,
+                             verbose=keras_verbose(verbose))
+            fit_seconds = time.perf_counter() - start
+            logs.update(validate(model))
+            if monitor not in logs:
+                raise InputError(f"--monitor {monitor!r} is not logged ({', '.join(logs)})")
+            logs["epoch_seconds"] = fit_seconds
+            logs["samples_per_second"] = n_samples / max(fit_seconds, 1e-9)
+            for key, value in logs.items():
+                history.setdefault(key, []).append(float(value))
+            epoch += 1
+            if best.update(logs[monitor], epoch):
+                from keras import ops
+
+                best_weights = [ops.convert_to_numpy(w) for w in model.weights]
+            if patience is not None and best.epoch is not None and epoch - best.epoch >= patience:
+                state["stopped_early"] = True
+                progress.skip(epochs - epoch)
+            state.update(
+                epochs_done=epoch, history=history, best_epoch=best.epoch,
+                best_value=best.value, data_id=data_id, monitor=monitor, mode=best.mode,
+                train_seconds=state["train_seconds"] + time.perf_counter() - start,
+                epoch_seconds=[*state["epoch_seconds"], fit_seconds],
+            )
+            save_checkpoint(checkpoint, model, state, best_weights)
+            write_history(checkpoint.parent / "history.csv", history)
+            if tensorboard:
+                tensorboard.log(epoch, logs)
+            progress.epoch_done(time.perf_counter() - start)
+            if verbose != 0:
+                log(progress_line(where, epoch, epochs, logs, ("loss", monitor),
+                                  progress.seconds_left()))
+    if tensorboard:
+        tensorboard.close()
+    if best_weights is not None:
+        for variable, value in zip(model.weights, best_weights):
+            variable.assign(value)
+    speeds = history.get("samples_per_second") or []
     return TrainingResult(
         history=history,
-        train_seconds=seconds,
-        epochs_run=len(timer.epoch_seconds),
-        best_epoch=keeper.best_epoch,
-        best_value=keeper.best_value,
-        epoch_seconds=timer.epoch_seconds,
-        samples_per_second=statistics.median(timer.samples_per_second),
+        epochs_run=state["epochs_done"],
+        best_epoch=best.epoch,
+        best_value=best.value,
+        monitor=monitor,
+        mode=best.mode,
+        train_seconds=state["train_seconds"],
+        epoch_seconds=state["epoch_seconds"],
+        samples_per_second=statistics.median(speeds) if speeds else None,
         peak_rss_mb=memory.peak_rss_mb,
         peak_device_mb=memory.peak_device_mb,
+        resumed_from=resumed_from,
     )

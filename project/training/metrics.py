@@ -1,45 +1,33 @@
-"""Metrics shared by the fraud ConvNet and the QQP classifier.
+"""Evaluation shared by the fraud ConvNet and the QQP classifier: one report from predictions.
 
-Two halves:
+:func:`evaluate_scores` turns labels and class-1 probabilities into an :class:`Evaluation`:
+accuracy, precision, recall and F1 of class 1 at a threshold, average precision and ROC-AUC,
+the confusion matrix, a per-class table, the loss, and a 95% bootstrap interval for every metric
+(:mod:`project.stats`). Each task's evaluator (``project.experiments.fraud.evaluate``,
+``project.experiments.qqp.evaluate``) calls it; training calls the same evaluator on the
+validation data after every epoch, so the number that picks the best epoch is the number reported.
 
-* Keras metrics to pass to ``model.compile`` (tracked per epoch by ``fit``):
-  :func:`binary_metrics` for a sigmoid output, :func:`sparse_metrics` for class logits.
-* :func:`evaluation_report`, computed once on NumPy predictions after training: the numbers that go
-  into ``metrics.json`` and ``report.md`` (scikit-learn's classification report, the confusion
-  matrix, PR-AUC, ROC-AUC, and the decision threshold used).
+Names say what they are: ``average_precision`` is scikit-learn's step-wise average precision (the
+area under the precision-recall curve without interpolation). Keras's ``AUC(curve="PR")`` is a
+different, interpolated estimate; it is not used.
 
 Example:
 
 >>> import numpy as np
->>> from project.training.metrics import evaluation_report
->>> r = evaluation_report(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
->>> r["recall"], r["confusion_matrix"]
+>>> e = evaluate_scores(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]), n_boot=0)
+>>> e.recall, e.confusion_matrix
 (1.0, [[1, 1], [0, 2]])
 """
 
 from __future__ import annotations
 
-import keras
+import dataclasses
+
 import numpy as np
-from sklearn import metrics as skm
 
+from project.stats import METRICS, N_BOOT, bootstrap_intervals
 
-def binary_metrics() -> list[keras.metrics.Metric]:
-    """Keras metrics for a (batch, 1) sigmoid output: accuracy, precision, recall, F1, PR/ROC-AUC."""
-    return [
-        keras.metrics.BinaryAccuracy(name="accuracy"),
-        keras.metrics.Precision(name="precision"),
-        keras.metrics.Recall(name="recall"),
-        keras.metrics.F1Score(average="micro", threshold=0.5, name="f1"),
-        keras.metrics.AUC(curve="PR", name="pr_auc"),
-        keras.metrics.AUC(curve="ROC", name="roc_auc"),
-    ]
-
-
-def sparse_metrics(from_logits: bool = True) -> list[keras.metrics.Metric]:
-    """Keras metrics for integer labels and (batch, classes) outputs (logits by default)."""
-    del from_logits  # accuracy is the argmax either way; kept for a symmetric call site
-    return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+_EPS = 1e-7  # Keras's epsilon for probabilities in binary cross-entropy
 
 
 def positive_scores(outputs) -> np.ndarray:
@@ -58,11 +46,29 @@ def positive_scores(outputs) -> np.ndarray:
     raise ValueError(f"expected 1 or 2 output columns, got shape {out.shape}")
 
 
+def binary_cross_entropy(y_true, probabilities) -> float:
+    """Mean binary cross-entropy of sigmoid outputs, clipped as Keras clips them."""
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64).reshape(-1), _EPS, 1 - _EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def softmax_cross_entropy(y_true, logits) -> float:
+    """Mean cross-entropy of integer labels against class logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    log_prob = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    y = np.asarray(y_true).astype(int).reshape(-1)
+    return float(-np.mean(log_prob[np.arange(len(y)), y]))
+
+
 def choose_threshold(y_true, scores) -> float:
     """The decision threshold that maximises F1 on (validation) data.
 
     Returns 0.5 when the data has no positive example (nothing to choose from).
     """
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if y_true.sum() == 0:
@@ -73,21 +79,75 @@ def choose_threshold(y_true, scores) -> float:
     return float(thresholds[best])
 
 
-def evaluation_report(y_true, scores, threshold: float = 0.5, class_names=("0", "1")) -> dict:
-    """Everything we report about binary predictions, as plain Python values.
+@dataclasses.dataclass
+class Evaluation:
+    """One model scored on one set of examples.
+
+    Attributes:
+        n, threshold: examples, and the decision threshold (predict 1 when score >= it).
+        accuracy, precision, recall, f1: at the threshold; precision/recall/F1 of class 1.
+        average_precision, roc_auc: threshold-free (None with a single class).
+        loss: the model's loss on these examples (None when unknown).
+        confusion_matrix: rows true class, columns predicted.
+        per_class: ``{name: {precision, recall, f1, support}}``.
+        intervals: ``{metric: [lo, hi]}``, 95% bootstrap over the examples (empty if not asked).
+        classification_report: scikit-learn's text table.
+        y_true, scores: the labels and class-1 probabilities (kept for curves and paired
+            comparisons; not written to JSON).
+    """
+
+    n: int
+    threshold: float
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    average_precision: float | None
+    roc_auc: float | None
+    loss: float | None
+    confusion_matrix: list
+    per_class: dict
+    intervals: dict
+    classification_report: str
+    y_true: np.ndarray = dataclasses.field(repr=False)
+    scores: np.ndarray = dataclasses.field(repr=False)
+
+    def to_dict(self) -> dict:
+        """Plain values for metrics.json (labels and scores left out)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("y_true", "scores")}
+
+    def epoch_logs(self, prefix: str = "val_") -> dict:
+        """The numbers logged per epoch: ``{"val_loss", "val_accuracy", ...}`` (None skipped)."""
+        values = {"loss": self.loss, **{m: getattr(self, m) for m in METRICS}}
+        return {prefix + k: float(v) for k, v in values.items() if v is not None}
+
+
+def evaluate_scores(
+    y_true,
+    scores,
+    threshold: float = 0.5,
+    class_names=("0", "1"),
+    loss: float | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> Evaluation:
+    """Everything we report about binary predictions.
 
     Args:
         y_true: labels in {0, 1}, shape (n,).
         scores: probability of class 1, shape (n,) (see :func:`positive_scores`).
         threshold: predict 1 when ``score >= threshold``.
         class_names: names of class 0 and class 1 in the per-class table.
+        loss: the model's loss on these examples, if the caller computed it.
+        n_boot: bootstrap replicates for the intervals (0: no intervals, e.g. every epoch).
+        seed: the bootstrap's seed.
 
     Returns:
-        A dict with ``accuracy``, ``precision``, ``recall``, ``f1`` (of class 1), ``pr_auc``
-        (average precision), ``roc_auc``, ``confusion_matrix`` (rows: true, columns: predicted),
-        ``threshold``, ``per_class`` ({name: {precision, recall, f1, support}}), ``n``, and
-        ``classification_report`` (scikit-learn's text).
+        An :class:`Evaluation`.
     """
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true).astype(int).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     y_pred = (scores >= threshold).astype(int)
@@ -96,17 +156,19 @@ def evaluation_report(y_true, scores, threshold: float = 0.5, class_names=("0", 
         y_true, y_pred, labels=[0, 1], zero_division=0
     )
     both_classes = len(np.unique(y_true)) == 2
-    return {
-        "n": int(y_true.size),
-        "threshold": float(threshold),
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "precision": float(per_class[0][1]),
-        "recall": float(per_class[1][1]),
-        "f1": float(per_class[2][1]),
-        "pr_auc": float(skm.average_precision_score(y_true, scores)) if both_classes else None,
-        "roc_auc": float(skm.roc_auc_score(y_true, scores)) if both_classes else None,
-        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
-        "per_class": {
+    return Evaluation(
+        n=int(y_true.size),
+        threshold=float(threshold),
+        accuracy=float(skm.accuracy_score(y_true, y_pred)),
+        precision=float(per_class[0][1]),
+        recall=float(per_class[1][1]),
+        f1=float(per_class[2][1]),
+        average_precision=(float(skm.average_precision_score(y_true, scores))
+                           if both_classes else None),
+        roc_auc=float(skm.roc_auc_score(y_true, scores)) if both_classes else None,
+        loss=loss,
+        confusion_matrix=skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
+        per_class={
             name: {
                 "precision": float(per_class[0][i]),
                 "recall": float(per_class[1][i]),
@@ -115,7 +177,10 @@ def evaluation_report(y_true, scores, threshold: float = 0.5, class_names=("0", 
             }
             for i, name in enumerate(names)
         },
-        "classification_report": skm.classification_report(
+        intervals=bootstrap_intervals(y_true, scores, threshold, n_boot, seed) if n_boot else {},
+        classification_report=skm.classification_report(
             y_true, y_pred, labels=[0, 1], target_names=names, digits=4, zero_division=0
         ),
-    }
+        y_true=y_true,
+        scores=scores,
+    )

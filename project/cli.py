@@ -1,0 +1,100 @@
+"""Pieces the command lines share: options both experiments take, argument types, --resume.
+
+Light to import (argparse and the configuration module only): the scripts parse their options
+before Keras is imported, so ``--help`` and bad options answer at once.
+
+Example:
+
+>>> parse_seeds("0,1,2")
+(0, 1, 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from project.backend import add_backend_argument
+from project.errors import InputError
+from project.experiments.config import DISTRIBUTIONS, EPOCH_LOG_KEYS, PRECISIONS
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``; InputError for empty, non-integer or repeated seeds."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise InputError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2")
+    try:
+        seeds = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    return seeds
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite float (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def verbosity(text: str):
+    """``auto``, 0, 1 or 2."""
+    if text in ("auto", "0", "1", "2"):
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"choose auto, 0, 1 or 2, not {text!r}")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit code 2 (as argparse's own are), with
+    the program's name in front, like every other error of ours."""
+
+    def error(self, message):
+        raise InputError(message)
+
+
+def add_run_options(p: argparse.ArgumentParser, experiment: str) -> None:
+    """The options every experiment takes: seeds, best-epoch choice, scaling, output, resume."""
+    p.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
+    p.add_argument("--seeds", default=None,
+                   help="several seeds, e.g. 0,1,2,3,4: one run each, then mean/std/median")
+    p.add_argument("--monitor", default=None, choices=EPOCH_LOG_KEYS, metavar="METRIC",
+                   help=f"epoch-log key that picks the best epoch: {', '.join(EPOCH_LOG_KEYS)}")
+    p.add_argument("--monitor-mode", choices=("max", "min"), default=None,
+                   help="default: min for loss-like metrics, max otherwise")
+    p.add_argument("--patience", type=int, default=None, help="early stopping (default: off)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="Keras dtype policy (default float32)")
+    p.add_argument("--distribute", choices=DISTRIBUTIONS, default=None,
+                   help="data: data parallel over every local device (JAX, TensorFlow)")
+    p.add_argument("--grad-accum", type=int, default=None,
+                   help="accumulate gradients over K batches before each update")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also write TensorBoard scalars (needs the tensorboard extra)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"run folder (default runs/{experiment}-<timestamp>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="continue the run in DIR (killed or interrupted): finished parts are "
+                        "kept, the others continue from their last epoch")
+    p.add_argument("--verbose", type=verbosity, default="auto",
+                   help="auto (a progress bar on a terminal, one line per epoch otherwise), 0, 1, 2")
+    add_backend_argument(p)
+
+
+def given_options(args: argparse.Namespace, dests) -> dict:
+    """The options of ``dests`` the user gave (not None): what a resumed run must agree with."""
+    return {d: getattr(args, d) for d in dests if getattr(args, d, None) is not None}
+
+
+def seeds_of(args) -> tuple[int, ...] | None:
+    """The seeds from ``--seed`` / ``--seeds`` (None: not given)."""
+    if args.seed is not None and args.seeds is not None:
+        raise InputError("give --seed or --seeds, not both")
+    if args.seeds is not None:
+        return parse_seeds(args.seeds)
+    return None if args.seed is None else (args.seed,)

@@ -1,0 +1,436 @@
+"""The fraud experiment: a :class:`FraudConfig` in, a :class:`FraudResult` out.
+
+For every seed and protocol (none, adasyn-all = LEAKY, adasyn-train): split and scale the data
+(oversampling where the protocol says), train the report's ConvNet with the shared loop (best
+epoch by a validation metric, a checkpoint every epoch), choose the decision threshold, evaluate
+on validation and test with the one evaluator of this task (:func:`evaluate`), fit the two
+baselines on the same rows, and save the part (model, its record, history, plots). Then
+summarise over seeds and compare every protocol with ``none`` on the same untouched test rows.
+
+Example:
+
+>>> from project.experiments.config import FraudConfig
+>>> config = FraudConfig(protocols=("none",), epochs=1).validate()
+>>> result = run(config, "runs/fraud-example")                # doctest: +SKIP
+>>> result.runs[0].test.average_precision                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from project.backend import seed_everything
+from project.data.creditcard import FEATURES, is_bundled_sample, load_creditcard, split_and_scale
+from project.errors import InputError
+from project.experiments.config import FraudConfig, protocol_label
+from project.experiments.rundir import (
+    CHECKPOINT_FILE,
+    RESULT_FILE,
+    RunDirectory,
+    array_digest,
+    file_sha256,
+)
+from project.io import atomic_path, save_model, write_json
+from project.models import convnet
+from project.models.baselines import NAMES as BASELINES
+from project.models.baselines import fit_baseline
+from project.reporting.plots import plot_confusion_matrix, plot_history
+from project.sampling.protocols import protocol_split
+from project.stats import METRICS, mcnemar, paired_bootstrap, summarize, verdict
+from project.training.loop import Progress, TrainingResult, train
+from project.training.metrics import (
+    Evaluation,
+    binary_cross_entropy,
+    choose_threshold,
+    evaluate_scores,
+)
+
+CLASS_NAMES = ("normal", "fraud")
+SPLITS = ("val", "test")
+
+
+def predict_scores(model, x) -> np.ndarray:
+    """Fraud probability per row, from the ConvNet or from a scikit-learn baseline."""
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(x)[:, 1].astype(np.float64)
+    return np.asarray(model.predict(x, batch_size=4096, verbose=0), np.float64).reshape(-1)
+
+
+def evaluate(model, x, y, threshold: float = 0.5, n_boot: int | None = None,
+             seed: int = 0) -> Evaluation:
+    """The fraud evaluator: every model of this task (the ConvNet, a reloaded ``.keras`` file,
+    a baseline) is scored here, in training, in ``scripts/evaluate.py`` and in the tests.
+
+    Args:
+        model: a Keras model with a (n, 1) sigmoid output, or an estimator with predict_proba.
+        x, y: scaled features and labels in {0, 1}.
+        threshold: predict fraud when the probability is at least this.
+        n_boot: bootstrap replicates for the intervals (None: the default 1,000; 0: none).
+        seed: the bootstrap's seed.
+    """
+    scores = predict_scores(model, x)
+    kwargs = {} if n_boot is None else {"n_boot": n_boot}
+    return evaluate_scores(y, scores, threshold, CLASS_NAMES,
+                           loss=binary_cross_entropy(y, scores), seed=seed, **kwargs)
+
+
+def _threshold(config: FraudConfig, model, x_val, y_val) -> float:
+    if config.threshold == "val-f1":
+        return choose_threshold(y_val, predict_scores(model, x_val))
+    return float(config.threshold)
+
+
+@dataclasses.dataclass
+class ProtocolRun:
+    """One protocol trained with one seed.
+
+    Attributes:
+        protocol, seed: which run.
+        counts: rows and frauds per split; synthetic_rows: ADASYN rows per split.
+        training: the training record (history, best epoch, time, memory).
+        threshold: the decision threshold used.
+        val, test: the ConvNet's evaluations.
+        baselines: ``{name: {"val": Evaluation, "test": Evaluation}}``.
+        clean_test: for a protocol whose test split is not the untouched one (the LEAKY
+            adasyn-all), the ConvNet scored on ``none``'s test rows; ``leaked_rows`` says how many
+            of those rows were among its training rows.
+        directory: the part's folder, relative to the run.
+    """
+
+    protocol: str
+    seed: int
+    counts: dict
+    synthetic_rows: dict
+    training: TrainingResult
+    threshold: float
+    val: Evaluation
+    test: Evaluation
+    baselines: dict
+    clean_test: Evaluation | None
+    leaked_rows: int | None
+    directory: str
+
+    @property
+    def label(self) -> str:
+        return protocol_label(self.protocol)
+
+    @property
+    def comparable_test(self) -> Evaluation:
+        """The evaluation on ``none``'s untouched test rows (the one to compare across)."""
+        return self.clean_test if self.clean_test is not None else self.test
+
+    def evaluations(self) -> dict:
+        """Every evaluation of this run, by a flat name (``test``, ``baseline:...:val``)."""
+        found = {"val": self.val, "test": self.test}
+        if self.clean_test is not None:
+            found["clean_test"] = self.clean_test
+        for name, splits in self.baselines.items():
+            for split, ev in splits.items():
+                found[f"baseline:{name}:{split}"] = ev
+        return found
+
+    def to_dict(self) -> dict:
+        return {
+            "protocol": self.protocol, "label": self.label, "leaky": self.protocol == "adasyn-all",
+            "seed": self.seed, "counts": self.counts, "synthetic_rows": self.synthetic_rows,
+            "training": self.training.summary(), "history": self.training.history,
+            "threshold": self.threshold, "val": self.val.to_dict(), "test": self.test.to_dict(),
+            "clean_test": None if self.clean_test is None else self.clean_test.to_dict(),
+            "leaked_rows": self.leaked_rows,
+            "baselines": {n: {s: e.to_dict() for s, e in v.items()}
+                          for n, v in self.baselines.items()},
+            "directory": self.directory,
+        }
+
+
+def _save_part(part: ProtocolRun, folder: Path) -> None:
+    """``scores.npz`` (labels and scores of every evaluation), then ``result.json`` (last)."""
+    arrays = {}
+    for name, ev in part.evaluations().items():
+        arrays[f"{name}/y"], arrays[f"{name}/scores"] = ev.y_true, ev.scores
+    with atomic_path(folder / "scores.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    write_json(folder / RESULT_FILE, part.to_dict())
+
+
+def _load_part(folder: Path) -> ProtocolRun:
+    """A finished part read back (for --resume): nothing is recomputed."""
+    try:
+        data = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
+        with np.load(folder / "scores.npz", allow_pickle=False) as arrays:
+            scores = {k: arrays[k] for k in arrays.files}
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"{folder}: damaged finished part ({err}); delete the folder to redo "
+                         "it") from None
+
+    def ev(name, record):
+        fields = {k: v for k, v in record.items()}
+        return Evaluation(**fields, y_true=scores[f"{name}/y"], scores=scores[f"{name}/scores"])
+
+    training = TrainingResult(history=data["history"], **data["training"])
+    return ProtocolRun(
+        protocol=data["protocol"], seed=data["seed"], counts=data["counts"],
+        synthetic_rows=data["synthetic_rows"], training=training, threshold=data["threshold"],
+        val=ev("val", data["val"]), test=ev("test", data["test"]),
+        clean_test=None if data["clean_test"] is None else ev("clean_test", data["clean_test"]),
+        leaked_rows=data["leaked_rows"],
+        baselines={n: {s: ev(f"baseline:{n}:{s}", r) for s, r in v.items()}
+                   for n, v in data["baselines"].items()},
+        directory=data["directory"],
+    )
+
+
+def check_adasyn_can_run(df, config: FraudConfig) -> None:
+    """Fail before any training when ADASYN cannot run on this data (too few frauds, frauds all
+    identical, only frauds): one line naming the file and what to change."""
+    from project.data.creditcard import features_and_labels
+    from project.sampling import ADASYN
+
+    oversampling = [p for p in config.protocols if p != "none"]
+    if not oversampling:
+        return
+    x, y = features_and_labels(df)
+    checks = []
+    if "adasyn-all" in oversampling:
+        checks.append((x, y, "the whole data"))
+    if "adasyn-train" in oversampling:
+        split = split_and_scale(df, stratify=config.stratify)
+        checks.append((split.x_train, split.y_train, "the training split"))
+    for xs, ys, where in checks:
+        frauds = int(ys.sum())
+        if frauds == 0 or frauds == len(ys):
+            raise InputError(f"{config.data}: {where} has {frauds} frauds in {len(ys)} rows; "
+                             "ADASYN needs both classes")
+        if frauds <= config.adasyn_k:
+            raise InputError(
+                f"{config.data}: {where} has {frauds} frauds; ADASYN with --adasyn-k "
+                f"{config.adasyn_k} needs more than {config.adasyn_k} (lower --adasyn-k)"
+            )
+        try:
+            ADASYN(n_neighbors=config.adasyn_k, beta=config.adasyn_beta).fit(xs, ys)
+        except ValueError as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise InputError(f"{config.data}: ADASYN cannot run on {where} ({reason})") from None
+
+
+def _train_part(df, raw_x, protocol: str, seed: int, config: FraudConfig, run: RunDirectory,
+                folder: Path, progress: Progress, verbose, log) -> ProtocolRun:
+    split = protocol_split(df, protocol, seed=seed, stratify=config.stratify,
+                           n_neighbors=config.adasyn_k, beta=config.adasyn_beta)
+    seed_everything(seed)
+    model = convnet.compile_convnet(convnet.build_convnet(), learning_rate=config.learning_rate)
+    y_train = split.y_train[:, None].astype("float32")
+
+    def validate(m):
+        return evaluate(m, split.x_val, split.y_val, 0.5, n_boot=0).epoch_logs()
+
+    log(f"== seed {seed} · {protocol_label(protocol)}: {len(split.y_train):,} training rows ==")
+    training = train(
+        model, split.x_train, y_train, validate=validate, epochs=config.epochs,
+        batch_size=config.batch_size, seed=seed, monitor=config.monitor,
+        mode=config.monitor_mode, patience=config.patience,
+        checkpoint=folder / CHECKPOINT_FILE,
+        data_id=array_digest(split.x_train, y_train, split.x_val, split.y_val),
+        where=f"seed {seed} · {protocol}", progress=progress,
+        tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
+        verbose=verbose, log=log,
+    )
+    threshold = _threshold(config, model, split.x_val, split.y_val)
+    val = evaluate(model, split.x_val, split.y_val, threshold, seed=seed)
+    test = evaluate(model, split.x_test, split.y_test, threshold, seed=seed)
+
+    clean_test = leaked = None
+    if (split.test_rows < 0).any():  # the LEAKY split: also score none's untouched test rows
+        clean = split_and_scale(df, stratify=config.stratify)
+        x_clean = split.scaler.transform(raw_x[clean.test_rows]).astype(np.float32)
+        clean_test = evaluate(model, x_clean, clean.y_test, threshold, seed=seed)
+        leaked = int(np.isin(clean.test_rows, split.train_rows).sum())
+
+    baselines = {}
+    if config.baselines:
+        for name in BASELINES:
+            estimator = fit_baseline(name, split.x_train, split.y_train, seed)
+            cut = _threshold(config, estimator, split.x_val, split.y_val)
+            baselines[name] = {
+                "val": evaluate(estimator, split.x_val, split.y_val, cut, seed=seed),
+                "test": evaluate(estimator, split.x_test, split.y_test, cut, seed=seed),
+            }
+
+    part = ProtocolRun(
+        protocol=protocol, seed=seed, counts=split.counts(),
+        synthetic_rows={s: int((rows < 0).sum()) for s, rows in (
+            ("train", split.train_rows), ("val", split.val_rows), ("test", split.test_rows))},
+        training=training, threshold=threshold, val=val, test=test, baselines=baselines,
+        clean_test=clean_test, leaked_rows=leaked,
+        directory=str(folder.relative_to(run.path)),
+    )
+    title = f"ConvNet, {part.label}, seed {seed}"
+    synthetic = " (synthetic data)" if is_bundled_sample(config.data) else ""
+    plot_history(training.history, folder / "history.png", title + synthetic,
+                 metrics=("loss", "accuracy", "average_precision"), best_epoch=training.best_epoch)
+    for name, ev in (("val", val), ("test", test)):
+        plot_confusion_matrix(ev.confusion_matrix, CLASS_NAMES, folder / f"confusion_{name}.png",
+                              f"{title}: {name}{synthetic}")
+    model_path = save_model(model, folder / "model.keras")
+    write_json(folder / "model.json", {
+        "task": "fraud", "run_id": run.run_id, "part": protocol, "seed": seed,
+        "model_sha256": file_sha256(model_path), "features": FEATURES,
+        "mean": split.scaler.mean_, "scale": split.scaler.scale_, "protocol": protocol,
+        "stratify": config.stratify, "adasyn_k": config.adasyn_k,
+        "adasyn_beta": config.adasyn_beta, "threshold": threshold,
+    })
+    _save_part(part, folder)
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    return part
+
+
+@dataclasses.dataclass
+class FraudResult:
+    """A whole fraud run: every protocol for every seed, and what they say together.
+
+    Attributes:
+        config: the configuration; run_id, environment: from the run's ``config.json``.
+        data: the data file, its SHA-256, rows, frauds, and whether it is the synthetic sample.
+        runs: one :class:`ProtocolRun` per (seed, protocol), seeds outermost.
+        summary: ``summary[protocol][split][metric] = {mean, std, median, ci95, n}`` over
+            seeds, for the ConvNet (``split``: val, test) and the baselines
+            (``baseline:<name>:<split>``).
+        comparisons: each protocol against ``none`` on the same untouched test rows.
+    """
+
+    config: FraudConfig
+    run_id: str
+    environment: dict
+    data: dict
+    runs: list
+    summary: dict
+    comparisons: list
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data["synthetic"]
+
+    def runs_of(self, protocol: str) -> list:
+        return [r for r in self.runs if r.protocol == protocol]
+
+    def to_dict(self) -> dict:
+        """``metrics.json``."""
+        return {
+            "experiment": "fraud", "run_id": self.run_id,
+            "config": {**self.config.to_dict(), **self.environment,
+                       "data_sha256": self.data["sha256"]},
+            "data": self.data,
+            "runs": [r.to_dict() for r in self.runs],
+            "summary": self.summary,
+            "comparisons": self.comparisons,
+        }
+
+
+def summarize_runs(runs: list) -> dict:
+    """``summary[protocol][split][metric]`` over seeds (see :class:`FraudResult`)."""
+    summary = {}
+    for run in runs:
+        for split, ev in run.evaluations().items():
+            summary.setdefault(run.protocol, {}).setdefault(split, {})
+    for protocol, splits in summary.items():
+        mine = [r for r in runs if r.protocol == protocol]
+        for split in splits:
+            evs = [r.evaluations()[split] for r in mine]
+            splits[split] = {m: summarize([getattr(e, m) for e in evs]) for m in METRICS}
+    return summary
+
+
+def compare_with_none(runs: list) -> list:
+    """Each protocol minus ``none`` on the same test rows, per seed (paired bootstrap, McNemar
+    for accuracy) and, with several seeds, over seeds (t-interval of the per-seed differences)."""
+    comparisons = []
+    by_key = {(r.protocol, r.seed): r for r in runs}
+    protocols = list(dict.fromkeys(r.protocol for r in runs))
+    for protocol in protocols:
+        if protocol == "none":
+            continue
+        pairs = [(by_key[(protocol, s)], by_key[("none", s)])
+                 for s in sorted({r.seed for r in runs}) if ("none", s) in by_key
+                 and (protocol, s) in by_key]
+        if not pairs:
+            continue
+        per_seed = []
+        for a, b in pairs:
+            ea, eb = a.comparable_test, b.test
+            if not np.array_equal(ea.y_true, eb.y_true):
+                continue
+            paired = paired_bootstrap(eb.y_true, ea.scores, eb.scores, a.threshold, b.threshold,
+                                      seed=a.seed)
+            test = mcnemar(eb.y_true, ea.scores >= a.threshold, eb.scores >= b.threshold)
+            per_seed.append({"seed": a.seed, "metrics": paired, "mcnemar_accuracy": test})
+        if not per_seed:
+            continue
+        entry = {"a": protocol, "b": "none", "split": "test (none's rows)", "per_seed": per_seed,
+                 "leaked_rows": pairs[0][0].leaked_rows}
+        pooled = {}
+        for m in METRICS:
+            diffs = [p["metrics"][m]["difference"] for p in per_seed]
+            if len(per_seed) > 1:
+                s = summarize(diffs)
+                pooled[m] = {"difference": s["mean"], "ci95": s["ci95"], "over": "seeds"}
+            else:
+                pooled[m] = {**per_seed[0]["metrics"][m], "over": "test rows"}
+        entry["difference"] = pooled
+        label = protocol_label(protocol)
+        entry["sentences"] = {
+            m: verdict(pooled[m]["difference"], pooled[m]["ci95"], f"{label} − none",
+                       f"points {m.replace('_', ' ')}")
+            for m in ("average_precision", "f1", "recall", "precision")
+        }
+        comparisons.append(entry)
+    return comparisons
+
+
+def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose="auto",
+        log=print) -> FraudResult:
+    """Run (or, with ``resume``, continue) the fraud experiment under ``out``.
+
+    Args:
+        config: a validated :class:`FraudConfig`.
+        out: the run folder (must not hold a run, unless ``resume`` is given).
+        resume: the run to continue (from :meth:`RunDirectory.read`, checked by the caller).
+        verbose: progress display (see :func:`project.training.loop.keras_verbose`).
+        log: where progress lines go.
+
+    Returns:
+        A :class:`FraudResult`; every part's files are written; metrics.json and report.md are
+        the caller's (:func:`project.reporting.fraud.write_fraud_outputs`).
+    """
+    df = load_creditcard(config.data)
+    check_adasyn_can_run(df, config)
+    backend = keras.backend.backend()
+    run_dir = resume or RunDirectory.create(out, "fraud", config.to_dict(), backend,
+                                            data_files=[config.data])
+    raw_x = df[FEATURES].to_numpy(np.float32)
+    progress = Progress(len(config.seeds) * len(config.protocols) * config.epochs)
+    parts = []
+    for seed in config.seeds:
+        for protocol in config.protocols:
+            folder = run_dir.part(protocol, seed)
+            if (folder / RESULT_FILE).is_file():
+                parts.append(_load_part(folder))
+                progress.skip(config.epochs)
+                log(f"== seed {seed} · {protocol_label(protocol)}: finished earlier, kept ==")
+                continue
+            parts.append(_train_part(df, raw_x, protocol, seed, config, run_dir, folder,
+                                     progress, verbose, log))
+    data = {
+        "path": str(config.data), "sha256": run_dir.record["data_sha256"].get(str(config.data)),
+        "synthetic": is_bundled_sample(config.data), "rows": len(df),
+        "frauds": int(df["Class"].sum()),
+    }
+    return FraudResult(
+        config=config, run_id=run_dir.run_id, environment=run_dir.record["environment"],
+        data=data, runs=parts, summary=summarize_runs(parts), comparisons=compare_with_none(parts),
+    )

@@ -1,0 +1,415 @@
+"""The QQP experiment: a :class:`QQPConfig` in, a :class:`QQPResult` out.
+
+Read and prepare the pairs (drop empty questions, balance, keep a share, split off validation
+and an optional test set), choose the pair length by the report's rule, tokenise once; then for
+every seed and mode (full fine-tuning, LoRA) build the classifier, train it with the shared loop
+(best epoch by validation accuracy, a checkpoint every epoch), evaluate it with the one evaluator
+of this task (:func:`evaluate`) and save it. Finally summarise over seeds and compare LoRA with
+full fine-tuning on the same validation (and test) pairs.
+
+Example:
+
+>>> from project.experiments.config import QQPConfig
+>>> config = QQPConfig(epochs=1).resolve()
+>>> result = run(config, "runs/qqp-example")                   # doctest: +SKIP
+>>> result.runs[1].val.accuracy                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from project.backend import seed_everything
+from project.data import qqp
+from project.errors import InputError
+from project.experiments.config import QQPConfig
+from project.experiments.rundir import (
+    CHECKPOINT_FILE,
+    RESULT_FILE,
+    RunDirectory,
+    array_digest,
+    file_sha256,
+)
+from project.io import save_model, write_json
+from project.models import lora
+from project.models.roberta import build_classifier, build_preprocessor, detached_preprocessor
+from project.models.roberta import fine_tuning_optimizer
+from project.stats import METRICS, mcnemar, paired_bootstrap, summarize, verdict
+from project.training.loop import Progress, TrainingResult, train
+from project.training.metrics import (
+    Evaluation,
+    evaluate_scores,
+    positive_scores,
+    softmax_cross_entropy,
+)
+
+LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
+
+
+def predict_logits(model, features: dict, batch_size: int = 64) -> np.ndarray:
+    """Logits for pre-tokenised pairs (``{"token_ids", "padding_mask"}``); the model's string
+    preprocessor, if any, is bypassed."""
+    with detached_preprocessor(model):
+        return np.asarray(model.predict(features, batch_size=batch_size, verbose=0), np.float64)
+
+
+def evaluate(model, features: dict, labels, n_boot: int | None = None, seed: int = 0,
+             batch_size: int = 64) -> Evaluation:
+    """The QQP evaluator: every classifier of this task (during training, reloaded from a
+    ``.keras`` file, with an adapter) is scored here, in ``scripts/evaluate.py`` and the tests.
+
+    Args:
+        model: a RoBERTa pair classifier with 2 logits.
+        features: tokenised pairs (:func:`project.data.qqp.tokenize_pairs`).
+        labels: ``is_duplicate`` in {0, 1}.
+        n_boot: bootstrap replicates for the intervals (None: the default 1,000; 0: none).
+        seed: the bootstrap's seed.
+
+    Returns:
+        An :class:`~project.training.metrics.Evaluation` at threshold 0.5 (the argmax).
+    """
+    logits = predict_logits(model, features, batch_size)
+    kwargs = {} if n_boot is None else {"n_boot": n_boot}
+    return evaluate_scores(labels, positive_scores(logits), 0.5, qqp.CLASS_NAMES,
+                           loss=softmax_cross_entropy(labels, logits), seed=seed, **kwargs)
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """The pairs of one run, tokenised: what every seed and mode trains and is scored on."""
+
+    data: qqp.QQPData
+    length: qqp.LengthChoice
+    features: dict  # {"train", "validation", "test"}: tokenised pairs (test may be None)
+    labels: dict
+    max_length: int
+    model_description: str
+
+    def summary(self) -> dict:
+        return {**self.data.summary(), "length": self.length.summary()}
+
+
+def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
+    """Read, balance, subsample and split the pairs; choose the length; tokenise once."""
+    data = qqp.load_qqp(config.data, config.dev, fraction=config.fraction, balance=config.balance,
+                        validation_fraction=config.val_fraction,
+                        test_fraction=config.test_fraction, seed=data_seed)
+    probe = build_classifier(config.preset, dropout=0.1)
+    max_length = probe.backbone.max_sequence_length
+    requested = config.sequence_length
+    if requested is not None and requested == (QQPConfig(profile=config.profile).resolve()
+                                               .sequence_length):
+        requested = min(requested, max_length)  # a profile's length (the paper's 512), capped
+    frames = [f for f in (data.train, data.validation, data.test) if f is not None]
+    length = qqp.choose_sequence_length(probe.preprocessor.tokenizer, frames, max_length,
+                                        requested)
+    preprocessor = build_preprocessor(probe.preprocessor.tokenizer, length.sequence_length)
+    splits = {"train": data.train, "validation": data.validation, "test": data.test}
+    features = {k: None if f is None else qqp.tokenize_pairs(preprocessor, f)
+                for k, f in splits.items()}
+    labels = {k: None if f is None else f[qqp.LABEL].to_numpy() for k, f in splits.items()}
+    b = probe.backbone
+    description = (f"`{config.preset}`" if config.preset else "tiny RoBERTa, random weights") + (
+        f" ({b.num_layers} layers, {b.num_heads} heads, hidden {b.hidden_dim}, vocabulary "
+        f"{b.vocabulary_size:,})")
+    return PreparedData(data, length, features, labels, max_length, description)
+
+
+@dataclasses.dataclass
+class ModeRun:
+    """One mode trained with one seed.
+
+    Attributes:
+        mode, seed: which run; learning_rate: its peak rate.
+        trainable_params, total_params: parameter counts (LoRA's A and B in the total).
+        training: the training record; val, test: evaluations (test None without a test split).
+        model_bytes, adapter_bytes: file sizes; merge_max_abs_diff: largest logit change from
+            folding LoRA into the kernels (LoRA only).
+        lora: the LoRA settings (LoRA only); directory: the part's folder, relative to the run.
+    """
+
+    mode: str
+    seed: int
+    learning_rate: float
+    trainable_params: int
+    total_params: int
+    training: TrainingResult
+    val: Evaluation
+    test: Evaluation | None
+    model_bytes: int
+    adapter_bytes: int | None
+    merge_max_abs_diff: float | None
+    lora: dict | None
+    directory: str
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.mode]
+
+    def evaluations(self) -> dict:
+        return {"val": self.val} if self.test is None else {"val": self.val, "test": self.test}
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.update(label=self.label, training=self.training.summary(),
+                    history=self.training.history, val=self.val.to_dict(),
+                    test=None if self.test is None else self.test.to_dict(),
+                    trainable_share=self.trainable_params / self.total_params)
+        return data
+
+
+def _save_part(part: ModeRun, folder: Path) -> None:
+    from project.io import atomic_path
+
+    arrays = {}
+    for name, ev in part.evaluations().items():
+        arrays[f"{name}/y"], arrays[f"{name}/scores"] = ev.y_true, ev.scores
+    with atomic_path(folder / "scores.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    write_json(folder / RESULT_FILE, part.to_dict())
+
+
+def _load_part(folder: Path) -> ModeRun:
+    """A finished part read back (for --resume): nothing is recomputed."""
+    try:
+        data = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
+        with np.load(folder / "scores.npz", allow_pickle=False) as arrays:
+            scores = {k: arrays[k] for k in arrays.files}
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"{folder}: damaged finished part ({err}); delete the folder to redo "
+                         "it") from None
+
+    def ev(name):
+        return Evaluation(**data[name], y_true=scores[f"{name}/y"],
+                          scores=scores[f"{name}/scores"])
+
+    fields = {f.name for f in dataclasses.fields(ModeRun)}
+    kept = {k: v for k, v in data.items() if k in fields}
+    kept.update(training=TrainingResult(history=data["history"], **data["training"]),
+                val=ev("val"), test=None if data["test"] is None else ev("test"))
+    return ModeRun(**kept)
+
+
+def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
+    """A fresh classifier for ``mode``; the same seed gives full and LoRA the same start."""
+    seed_everything(seed)
+    model = build_classifier(config.preset, sequence_length=sequence_length, dropout=0.1)
+    if mode == "lora":
+        lora.enable_lora(model, config.rank, config.alpha, config.lora_dropout,
+                         targets=config.targets, style=config.lora_style, seed=seed)
+    return model
+
+
+def _train_part(prepared: PreparedData, mode: str, seed: int, config: QQPConfig,
+                run: RunDirectory, folder: Path, progress: Progress, verbose, log) -> ModeRun:
+    features, labels = prepared.features, prepared.labels
+    model = new_model(config, mode, seed, prepared.length.sequence_length)
+    trainable, total = lora.count_params(model)
+    learning_rate = config.lr_full if mode == "full" else config.lr_lora
+    updates = config.epochs * -(-len(labels["train"]) // config.batch_size) // config.grad_accum
+    model.compile(
+        optimizer=fine_tuning_optimizer(learning_rate, updates, config.warmup_ratio,
+                                        config.weight_decay, config.clip_norm, config.grad_accum),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    log(f"== seed {seed} · {LABELS[mode]}: {trainable:,} of {total:,} parameters trainable, "
+        f"lr {learning_rate:g}, {config.epochs} epochs ==")
+
+    def validate(m):
+        return evaluate(m, features["validation"], labels["validation"], n_boot=0).epoch_logs()
+
+    with detached_preprocessor(model):
+        training = train(
+            model, features["train"], labels["train"], validate=validate, epochs=config.epochs,
+            batch_size=config.batch_size, seed=seed, monitor=config.monitor,
+            mode=config.monitor_mode, patience=config.patience,
+            checkpoint=folder / CHECKPOINT_FILE,
+            data_id=array_digest(features["train"]["token_ids"], labels["train"],
+                                 features["validation"]["token_ids"]),
+            where=f"seed {seed} · {mode}", progress=progress,
+            tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
+            verbose=verbose, log=log,
+        )
+    val = evaluate(model, features["validation"], labels["validation"], seed=seed)
+    test = None
+    if features["test"] is not None:
+        test = evaluate(model, features["test"], labels["test"], seed=seed)
+
+    adapter_bytes = merge_diff = settings = None
+    if mode == "lora":
+        settings = lora.lora_config(model)
+        adapter = lora.save_adapter(model, folder / "adapter.safetensors")
+        adapter_bytes = adapter.stat().st_size
+        before = predict_logits(model, features["validation"])
+        lora.merge_lora(model)
+        merge_diff = float(np.abs(predict_logits(model, features["validation"]) - before).max())
+    # A plain optimizer: the saved file holds no training state and no custom schedule.
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate, epsilon=1e-8),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model_path = save_model(model, folder / "model.keras")
+    data = prepared.data
+    write_json(folder / "model.json", {
+        "task": "qqp", "run_id": run.run_id, "part": mode, "seed": seed,
+        "model_sha256": file_sha256(model_path),
+        "sequence_length": prepared.length.sequence_length,
+        "data": {"path": data.source, "dev": config.dev, "balance": config.balance,
+                 "fraction": config.fraction, "val_fraction": config.val_fraction,
+                 "test_fraction": config.test_fraction, "seed": 0,
+                 "sha256": run.record["data_sha256"].get(str(config.data))},
+    })
+    part = ModeRun(
+        mode=mode, seed=seed, learning_rate=learning_rate, trainable_params=trainable,
+        total_params=total, training=training, val=val, test=test,
+        model_bytes=model_path.stat().st_size, adapter_bytes=adapter_bytes,
+        merge_max_abs_diff=merge_diff, lora=settings,
+        directory=str(folder.relative_to(run.path)),
+    )
+    _save_part(part, folder)
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    return part
+
+
+@dataclasses.dataclass
+class QQPResult:
+    """A whole QQP run: every mode for every seed, and what they say together.
+
+    Attributes:
+        config: the resolved configuration; run_id, environment: from ``config.json``.
+        data: the data summary (rows, drops, splits, duplicate rates, the length choice).
+        model: the model description and maximum length.
+        runs: one :class:`ModeRun` per (seed, mode), seeds outermost.
+        summary: ``summary[mode][split][metric] = {mean, std, median, ci95, n}`` over seeds.
+        comparisons: LoRA − full on the same validation (and test) pairs.
+    """
+
+    config: QQPConfig
+    run_id: str
+    environment: dict
+    data: dict
+    model: dict
+    runs: list
+    summary: dict
+    comparisons: list
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data["synthetic"]
+
+    def runs_of(self, mode: str) -> list:
+        return [r for r in self.runs if r.mode == mode]
+
+    def to_dict(self) -> dict:
+        """``metrics.json``."""
+        return {
+            "experiment": "qqp", "run_id": self.run_id,
+            "config": {**self.config.to_dict(), **self.environment,
+                       "data_sha256": self.data.get("sha256"), "notes": self.config.notes},
+            "data": self.data, "model": self.model,
+            "runs": [r.to_dict() for r in self.runs],
+            "summary": self.summary, "comparisons": self.comparisons,
+        }
+
+
+def summarize_runs(runs: list) -> dict:
+    """``summary[mode][split][metric]`` over seeds."""
+    summary = {}
+    for mode in dict.fromkeys(r.mode for r in runs):
+        mine = [r for r in runs if r.mode == mode]
+        summary[mode] = {
+            split: {m: summarize([getattr(r.evaluations()[split], m) for r in mine])
+                    for m in ("loss", *METRICS)}
+            for split in mine[0].evaluations()
+        }
+    return summary
+
+
+def compare_modes(runs: list) -> list:
+    """LoRA − full fine-tuning on the same pairs, per split: per seed a paired bootstrap (and
+    McNemar for accuracy); with several seeds, a t-interval over the per-seed differences."""
+    by_key = {(r.mode, r.seed): r for r in runs}
+    seeds = sorted({r.seed for r in runs if ("lora", r.seed) in by_key and ("full", r.seed)
+                    in by_key})
+    if not seeds:
+        return []
+    comparisons = []
+    for split in by_key[("lora", seeds[0])].evaluations():
+        per_seed = []
+        for s in seeds:
+            a, b = by_key[("lora", s)].evaluations()[split], by_key[("full", s)].evaluations()[split]
+            per_seed.append({
+                "seed": s, "metrics": paired_bootstrap(b.y_true, a.scores, b.scores, seed=s),
+                "mcnemar_accuracy": mcnemar(b.y_true, a.scores >= 0.5, b.scores >= 0.5),
+            })
+        pooled = {}
+        for m in METRICS:
+            diffs = [p["metrics"][m]["difference"] for p in per_seed]
+            if len(per_seed) > 1:
+                s = summarize(diffs)
+                pooled[m] = {"difference": s["mean"], "ci95": s["ci95"], "over": "seeds"}
+            else:
+                pooled[m] = {**per_seed[0]["metrics"][m], "over": "pairs"}
+        name = "validation" if split == "val" else "test"
+        comparisons.append({
+            "a": "lora", "b": "full", "split": split, "per_seed": per_seed, "difference": pooled,
+            "sentences": {m: verdict(pooled[m]["difference"], pooled[m]["ci95"],
+                                     f"LoRA − full ({name})", f"points {m.replace('_', ' ')}")
+                          for m in ("accuracy", "f1", "average_precision")},
+        })
+    return comparisons
+
+
+def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="auto",
+        log=print) -> QQPResult:
+    """Run (or, with ``resume``, continue) the QQP experiment under ``out``.
+
+    Args:
+        config: a resolved :class:`QQPConfig` (:meth:`QQPConfig.resolve`).
+        out: the run folder (must not hold a run, unless ``resume`` is given).
+        resume: the run to continue (from :meth:`RunDirectory.read`, checked by the caller).
+        verbose: progress display; log: where progress lines go.
+
+    Returns:
+        A :class:`QQPResult`; metrics.json, report.md and the plots are the caller's
+        (:func:`project.reporting.qqp.write_qqp_outputs`).
+    """
+    prepared = prepare(config)
+    data = prepared.data
+    log(f"{data.source}: {data.rows_read:,} rows, dropped {data.dropped_missing} with an empty "
+        f"question; {len(data.train):,} training, {len(data.validation):,} validation"
+        + (f", {len(data.test):,} test" if data.test is not None else "") + " pairs; pair length "
+        f"{prepared.length.sequence_length}")
+    backend = keras.backend.backend()
+    run_dir = resume or RunDirectory.create(out, "qqp", config.to_dict(), backend,
+                                            data_files=[config.data, config.dev])
+    title = "Tokens per question" + (" (synthetic data)" if data.synthetic else "")
+    qqp.save_length_histogram(prepared.length, run_dir.path / "lengths.png", title)
+    progress = Progress(len(config.seeds) * len(config.modes) * config.epochs)
+    parts = []
+    for seed in config.seeds:
+        for mode in config.modes:
+            folder = run_dir.part(mode, seed)
+            if (folder / RESULT_FILE).is_file():
+                parts.append(_load_part(folder))
+                progress.skip(config.epochs)
+                log(f"== seed {seed} · {LABELS[mode]}: finished earlier, kept ==")
+                continue
+            parts.append(_train_part(prepared, mode, seed, config, run_dir, folder, progress,
+                                     verbose, log))
+    data_summary = {**prepared.summary(),
+                    "sha256": run_dir.record["data_sha256"].get(str(config.data))}
+    return QQPResult(
+        config=config, run_id=run_dir.run_id, environment=run_dir.record["environment"],
+        data=data_summary,
+        model={"preset": config.preset, "random_weights": config.preset is None,
+               "description": prepared.model_description,
+               "max_sequence_length": prepared.max_length},
+        runs=parts, summary=summarize_runs(parts), comparisons=compare_modes(parts),
+    )

@@ -1,0 +1,226 @@
+"""A run's folder: what it was asked to do, where each part goes, and how to pick it up again.
+
+``--out DIR`` holds one run of one experiment::
+
+    DIR/config.json          the resolved configuration, the environment, a run id (written first)
+    DIR/<part>/              one part: a protocol or a mode (``seed-<s>/<part>/`` with --seeds)
+        checkpoint.safetensors   while training: rewritten every epoch
+        history.csv, model.keras, model.json, ...
+        result.json              written last: the part is finished
+    DIR/metrics.json, DIR/report.md, plots      written when every part is finished
+
+``--resume DIR`` reads ``config.json`` back: the options given again must agree with it, the data
+file must be the same (SHA-256), finished parts are kept and the rest continue from their
+checkpoints.
+
+Example:
+
+>>> run = RunDirectory.create("runs/x", "fraud", config.to_dict(), "torch")  # doctest: +SKIP
+>>> run.part("none", seed=0)                                                # doctest: +SKIP
+PosixPath('runs/x/none')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from project.errors import InputError
+from project.io import write_json
+
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def file_sha256(path, chunk: int = 2**20) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def array_digest(*arrays) -> str:
+    """A short hash of NumPy arrays' shapes, dtypes and bytes: the identity of training data."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.shape}{a.dtype}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def git_commit() -> str | None:
+    """The commit of the source checkout this package runs from, if it is one (else None)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "project",
+                                "scripts"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out + ("+local-changes" if dirty.strip() else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(backend: str) -> dict:
+    """Versions and machine facts recorded with every run."""
+    import keras
+    import numpy
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__,
+                "numpy": numpy.__version__}
+    for name in ("keras_hub", "tensorflow", "torch", "jax", "sklearn", "imblearn"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "?")
+    library = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}[backend]
+    if library not in versions:
+        versions[library] = getattr(__import__(library), "__version__", "?")
+    return {
+        "backend": backend,
+        "versions": versions,
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "git_commit": git_commit(),
+        "cpu": cpu_model(),
+        "platform": platform.platform(),
+    }
+
+
+class RunDirectory:
+    """The ``--out`` folder of one run (see the module docstring).
+
+    Use :meth:`create` for a new run and :meth:`resume` to continue one.
+
+    Attributes:
+        path: the folder.
+        record: the contents of ``config.json``: ``experiment``, ``run_id``, ``config``,
+            ``data_sha256``, ``environment``, ``created``.
+    """
+
+    def __init__(self, path, record: dict):
+        self.path, self.record = Path(path), record
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @classmethod
+    def check_writable(cls, path) -> Path:
+        """Refuse an ``--out`` that cannot hold a new run, before any work is done."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise InputError(f"--out {path}: exists and is not a folder")
+        if (path / CONFIG_FILE).exists():
+            raise InputError(
+                f"--out {path}: already holds a run; continue it with --resume {path}, or choose "
+                "another --out"
+            )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"--out {path}: cannot create it ({err.strerror})") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"--out {path}: not writable")
+        return path
+
+    @classmethod
+    def create(cls, path, experiment: str, config: dict, backend: str,
+               data_files=()) -> RunDirectory:
+        """Start a new run in ``path`` (which must not hold one): write ``config.json``."""
+        path = cls.check_writable(path)
+        record = {
+            "experiment": experiment,
+            "run_id": uuid.uuid4().hex[:12],
+            "config": config,
+            "data_sha256": {str(f): file_sha256(f) for f in data_files if f is not None},
+            "environment": environment(backend),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_json(path / CONFIG_FILE, record)
+        return cls(path, record)
+
+    @classmethod
+    def read(cls, path, experiment: str) -> RunDirectory:
+        """Open an existing run of ``experiment`` (for --resume); nothing is changed."""
+        path = Path(path)
+        config_file = path / CONFIG_FILE
+        if not path.is_dir():
+            raise InputError(f"--resume {path}: no such folder")
+        if not config_file.is_file():
+            raise InputError(f"--resume {path}: not a run folder (no {CONFIG_FILE})")
+        try:
+            record = json.loads(config_file.read_text(encoding="utf-8"))
+            kind = record["experiment"]
+            record["config"], record["run_id"]  # noqa: B018 - both must be there
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(f"--resume {path}: {CONFIG_FILE} is damaged ({err})") from None
+        if kind != experiment:
+            raise InputError(f"--resume {path}: that is a {kind} run, not a {experiment} run")
+        return cls(path, record)
+
+    def check_resumable(self, given: dict, backend: str) -> None:
+        """Refuse to resume with options that differ from the run's, another backend, or data
+        files whose bytes changed since the run started."""
+        saved = self.record["config"]
+        for key, value in given.items():
+            if key in saved and _normal(saved[key]) != _normal(value):
+                option = "--" + key.replace("_", "-")
+                raise InputError(
+                    f"--resume {self.path}: {option} {_show(value)} differs from the run's "
+                    f"{_show(saved[key])}; drop the option to continue the run as it was"
+                )
+        was = self.record["environment"]["backend"]
+        if was != backend:
+            raise InputError(
+                f"--resume {self.path}: the run used the {was} backend, not {backend}; resume "
+                f"with --backend {was} (checkpoints are exact only on the same backend)"
+            )
+        for file, digest in self.record.get("data_sha256", {}).items():
+            if not Path(file).is_file():
+                raise InputError(f"--resume {self.path}: the run's data file {file} is missing")
+            if file_sha256(file) != digest:
+                raise InputError(f"--resume {self.path}: {file} changed since the run started")
+
+    def part(self, name: str, seed: int) -> Path:
+        """The folder of one part: ``<name>/`` for a single-seed run, ``seed-<s>/<name>/``
+        with several seeds."""
+        seeds = self.record["config"]["seeds"]
+        base = self.path if len(seeds) == 1 else self.path / f"seed-{seed}"
+        return base / name
+
+
+def _normal(value):
+    """Compare configuration values after a JSON round trip (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _show(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)

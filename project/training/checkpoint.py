@@ -1,0 +1,137 @@
+"""Per-epoch checkpoints: everything needed to continue a killed run exactly where it stopped.
+
+One file, ``checkpoint.safetensors``, rewritten atomically at every epoch end, holds:
+
+* every variable of the model, the random-seed states of its dropout layers included
+  (``model.variables``, in the model's own order);
+* every variable of the optimizer (step counter, moments, loss scale);
+* the weights of the best epoch so far (``model.weights``), which the run restores at the end;
+* a JSON record (the safetensors metadata): epochs done, the history so far, the best epoch and
+  its score, seconds spent, and the identity of the training data.
+
+The data order of every epoch is a function of ``(seed, epoch)`` alone (see
+:func:`project.training.loop.epoch_order`), so no data-pipeline state needs saving: a run resumed
+from epoch k replays epochs k+1... exactly as an uninterrupted run would.
+
+Example:
+
+>>> save_checkpoint("runs/x/none/checkpoint.safetensors", model, state, best)   # doctest: +SKIP
+>>> state, best = load_checkpoint("runs/x/none/checkpoint.safetensors", model)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from project.errors import InputError
+from project.io import atomic_path
+
+FORMAT = 1
+
+
+def _arrays(prefix: str, variables) -> dict:
+    from keras import ops
+
+    return {f"{prefix}/{i:05d}": np.ascontiguousarray(ops.convert_to_numpy(v))
+            for i, v in enumerate(variables)}
+
+
+def _optimizer_variables(model) -> list:
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    return list(optimizer.variables)
+
+
+def save_checkpoint(path, model, state: dict, best_weights: list | None) -> Path:
+    """Write the model, its optimizer, the best weights so far and ``state`` to ``path``.
+
+    Args:
+        path: the checkpoint file (``.safetensors``); written to a temporary name, then renamed.
+        model: a compiled Keras model.
+        state: JSON-serialisable progress record (epochs done, history, best epoch, ...).
+        best_weights: NumPy copies of ``model.weights`` at the best epoch (None: none yet).
+    """
+    from safetensors.numpy import save_file
+
+    tensors = {**_arrays("model", model.variables),
+               **_arrays("optimizer", _optimizer_variables(model))}
+    if best_weights is not None:
+        tensors.update({f"best/{i:05d}": np.ascontiguousarray(w)
+                        for i, w in enumerate(best_weights)})
+    metadata = {"format": str(FORMAT), "state": json.dumps(state)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_state(path) -> dict:
+    """The JSON record of a checkpoint, without loading any tensor.
+
+    Raises:
+        InputError: the file is missing, truncated or not a checkpoint of ours.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+        if metadata.get("format") != str(FORMAT) or "state" not in metadata:
+            raise ValueError("not a checkpoint written by project")
+        return json.loads(metadata["state"])
+    except Exception as err:  # safetensors raises several types for a damaged file
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0][:160]
+        raise InputError(f"{path}: damaged or not a checkpoint ({reason})") from None
+
+
+def load_checkpoint(path, model) -> tuple[dict, list | None]:
+    """Restore the model's and optimizer's variables from ``path``; return (state, best weights).
+
+    Everything is read and checked (count, shapes, dtypes) before anything is assigned, so a
+    checkpoint that does not match leaves the model untouched.
+
+    Raises:
+        InputError: a damaged file, or one written for another model or optimizer.
+    """
+    from safetensors import safe_open
+
+    state = read_state(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as err:
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0][:160]
+        raise InputError(f"{path}: damaged checkpoint ({reason})") from None
+
+    def group(prefix):
+        keys = sorted(k for k in tensors if k.startswith(prefix + "/"))
+        return [tensors[k] for k in keys]
+
+    plan = []
+    for prefix, variables in (("model", list(model.variables)),
+                              ("optimizer", _optimizer_variables(model))):
+        saved = group(prefix)
+        if len(saved) != len(variables):
+            raise InputError(
+                f"{path}: written for another model ({len(saved)} {prefix} variables, this one "
+                f"has {len(variables)})"
+            )
+        for variable, value in zip(variables, saved):
+            if tuple(value.shape) != tuple(variable.shape):
+                raise InputError(
+                    f"{path}: {prefix} variable {variable.path} has shape {value.shape} in the "
+                    f"checkpoint, {tuple(variable.shape)} in this model"
+                )
+            plan.append((variable, value))
+    for variable, value in plan:
+        variable.assign(value)
+    best = group("best") or None
+    if best is not None and len(best) != len(model.weights):
+        raise InputError(f"{path}: best weights do not match this model")
+    return state, best
