@@ -246,12 +246,20 @@ class LoraEinsumDense(keras.layers.EinsumDense):
 
 
 def _build_like(layer, base) -> None:
-    """Build ``layer`` for ``base``'s input shape, its variables named at ``base``'s place."""
+    """Build ``layer`` for ``base``'s input shape, its variables named at ``base``'s place.
+
+    The kernel starts at zeros (its values are assigned next; drawing a random one costs ~0.2 s
+    per RoBERTa-large projection); the layer keeps its configured initializer."""
     parents = base.path.split("/")[:-1]
-    with contextlib.ExitStack() as scopes:
-        for name in parents:
-            scopes.enter_context(keras.name_scope(name))
-        layer.build_from_config(base.get_build_config())
+    initializer = layer.kernel_initializer
+    layer.kernel_initializer = keras.initializers.Zeros()
+    try:
+        with contextlib.ExitStack() as scopes:
+            for name in parents:
+                scopes.enter_context(keras.name_scope(name))
+            layer.build_from_config(base.get_build_config())
+    finally:
+        layer.kernel_initializer = initializer
 
 
 def _plain_copy(layer: LoraEinsumDense) -> keras.layers.EinsumDense:
@@ -309,6 +317,11 @@ def _lora_layers(backbone):
 def _per_head_layers(backbone):
     return [(i, t, layer) for i, t, _, layer in _projections(backbone)
             if getattr(layer, "lora_enabled", False)]
+
+
+def lora_layers(model) -> dict:
+    """``{"layer_{i}.{target}": LoraEinsumDense}`` of ``model`` (empty without matrix LoRA)."""
+    return {f"layer_{i}.{target}": layer for i, target, layer in _lora_layers(model.backbone)}
 
 
 def lora_layer_configs(backbone) -> dict:
