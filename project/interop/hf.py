@@ -325,8 +325,12 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
     import keras_hub
 
     from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON, RobertaBackbone
-    from project.models.roberta import _check_length, _init_head, build_preprocessor
-    from project.models.roberta import build_tokenizer
+    from project.models.roberta import (
+        _check_length,
+        _init_head,
+        build_preprocessor,
+        build_tokenizer,
+    )
 
     folder = Path(path).expanduser()
     if not folder.is_dir():
