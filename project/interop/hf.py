@@ -90,7 +90,8 @@ def hf_settings(folder) -> dict:
 
     Returns:
         dict with ``backbone`` (RobertaBackbone keyword arguments), ``num_labels``,
-        ``pad_token_id``, ``position_offset``, ``classifier_dropout``, ``initializer_range``.
+        ``pad_token_id``, ``type_vocab_size``, ``position_offset``, ``classifier_dropout``,
+        ``initializer_range``.
 
     Raises:
         InputError: one line for anything keras-hub cannot express (see the module docstring).
@@ -144,6 +145,7 @@ def hf_settings(folder) -> dict:
         ),
         num_labels=num_labels,
         pad_token_id=config["pad_token_id"],
+        type_vocab_size=config["type_vocab_size"],
         position_offset=offset,
         classifier_dropout=float(config.get("classifier_dropout", dropout)),
         initializer_range=float(config["initializer_range"]),
@@ -198,7 +200,7 @@ def _expected_shapes(settings: dict, prefix: str, with_head: bool) -> dict:
         f"{prefix}embeddings.word_embeddings.weight": (b["vocabulary_size"], h),
         f"{prefix}embeddings.position_embeddings.weight":
             (b["max_sequence_length"] + settings["position_offset"], h),
-        f"{prefix}embeddings.token_type_embeddings.weight": None,  # (type_vocab_size, h)
+        f"{prefix}embeddings.token_type_embeddings.weight": (settings["type_vocab_size"], h),
         f"{prefix}embeddings.LayerNorm.weight": (h,),
         f"{prefix}embeddings.LayerNorm.bias": (h,),
     }
@@ -245,13 +247,9 @@ def _check_checkpoint(folder: Path, checkpoint: _Checkpoint, settings: dict):
                          f"{settings['backbone']['num_layers']}-layer RoBERTa")
     for name, shape in expected.items():
         found = checkpoint.shape(name)
-        if shape is None:  # token types: (type_vocab_size, hidden)
-            shape = (found[0], settings["backbone"]["hidden_dim"]) if found else None
         if found != shape:
             raise InputError(f"{checkpoint.where[name].path}: {name} has shape {found}, "
                              f"the config implies {shape}")
-    if "classifier.out_proj.weight" in names and not head:
-        raise InputError(f"{folder}: incomplete classification head")
     return prefix, bool(head)
 
 
