@@ -256,6 +256,7 @@ BAD_ADAPTERS = {
                       r"target .*dense is not query/key/value"),
     "some layers": (dict(layers_to_transform=[0]), None,
                     r"a subset of layers \(layers_to_transform\) is not supported"),
+    "PiSSA": (dict(init_lora_weights="pissa"), None, r"changes the base weights"),
     "unknown option": (dict(fancy_new_option={"on": True}), None,
                        r"option fancy_new_option=\{'on': True\} is not supported"),
 }

@@ -322,6 +322,19 @@ def test_adapter_round_trip_names_and_size(features, tmp_path):
     assert adapter.stat().st_size < (tmp_path / "full.keras").stat().st_size / 3
 
 
+def test_per_head_adapter_round_trip(features, tmp_path):
+    model = build_classifier(sequence_length=40)
+    base = same_base(model)
+    enable_lora(model, rank=2, alpha=4, dropout=0.0, style="per-head")
+    rng = np.random.default_rng(0)
+    for v in model.trainable_weights:  # B, and the q/k/v biases per-head LoRA trains
+        v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
+    adapter = save_adapter(model, tmp_path / "per-head.safetensors")
+    load_adapter(base, adapter)
+    assert lora_config(base) == lora_config(model)
+    np.testing.assert_allclose(logits(base, features), logits(model, features), atol=1e-6)
+
+
 def test_two_adapters_switch_on_one_base(features, tmp_path):
     base = build_classifier(sequence_length=40)
     tasks = {}

@@ -11,7 +11,8 @@ PEFT scales the branch by ``lora_alpha / r`` (by ``lora_alpha / sqrt(r)`` with `
 read as our alpha = ``lora_alpha * sqrt(r)``) and applies ``lora_dropout`` to the branch's input,
 as :mod:`project.models.lora` does. Features our LoRA does not have are refused with one line:
 DoRA, trained biases, per-layer ranks or alphas, a subset of layers, targets other than
-query/key/value, ``fan_in_fan_out``, and any other option set to a non-default value.
+query/key/value, ``fan_in_fan_out``, initialisations that change the base weights (PiSSA, OLoRA,
+LoftQ), and any other option set to a non-default value.
 
 Example:
 
@@ -99,6 +100,10 @@ def _settings(path: Path, config: dict, num_layers: int) -> dict:
     for key, what in refusals:
         if config.get(key):
             raise InputError(f"{where}: {what} is not supported")
+    init = config.get("init_lora_weights", True)
+    if isinstance(init, str) and init != "gaussian" or config.get("loftq_config"):
+        raise InputError(f"{where}: init_lora_weights={init!r} changes the base weights "
+                         "(PiSSA, OLoRA, LoftQ, ...): not supported")
     if config.get("bias", "none") != "none":
         raise InputError(f"{where}: bias={config['bias']!r} (trained biases) is not supported")
     rank, alpha = config.get("r"), config.get("lora_alpha")
