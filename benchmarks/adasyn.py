@@ -7,9 +7,12 @@ sizes: 284,807 rows (the real data's size) and 10x that, 2,848,070 rows, with th
 at 492 so that the growth measures scaling in n (the k-NN work and the output are both linear in n
 then; at a fixed fraud rate the k-NN work would grow 100x).
 
-Each contender runs in its own fresh subprocess per size: one warm-up call, then ``repeats`` timed
-calls; we quote the median wall time. The report's loop runs once, untimed warm-up skipped, at the
-smaller size only (it takes tens of seconds). Memory is the peak resident set size (ru_maxrss) of
+Contenders: ours (the paper's variant, the default), ours with ``variant="report"``,
+imbalanced-learn's ADASYN, and the report's loop (:func:`report_adasyn`, written here from
+REPORT.md). Each runs in its own fresh subprocess per size: one warm-up call, then ``repeats``
+timed calls (at least :data:`MIN_REPEATS`, whatever ``--repeats`` says); we quote the median wall
+time. The report's loop runs once, untimed warm-up skipped, at the smaller size only (it takes tens
+of seconds). Memory is the peak resident set size (ru_maxrss) of
 that subprocess above its peak before the first call (data generated, libraries imported): it
 counts everything the call touches, NumPy or not (imbalanced-learn's scikit-learn k-NN allocates
 outside NumPy), and includes the returned arrays (the input X and the output, about 2x X, are the
@@ -40,7 +43,10 @@ SIZES = (284_807, 2_848_070)
 QUICK_SIZES = (20_000, 200_000)
 QUICK_POSITIVES = 100
 K = 5
-CONTENDERS = ("ours", "imblearn", "report")
+CONTENDERS = ("ours", "ours-report", "imblearn", "report")
+NAMES = {"ours": "ours (NumPy)", "ours-report": "ours, variant=report", "imblearn": "imbalanced-learn",
+         "report": "report's loop (peer)"}
+MIN_REPEATS = 5  # medians of at least 5 warm calls, whatever --repeats says
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,49 +62,59 @@ def make_data(rows: int, positives: int, seed: int = 0):
     return X, y
 
 
-def report_adasyn(X, y, n_neighbors=K, beta=1.0, seed=0):
-    """The course report's ADASYN, as it was written: Python loops (the slow peer).
+def report_adasyn(X, y, n_neighbors=K, beta=1.0, seed=50):
+    """The course report's ADASYN, as REPORT.md describes it: Python loops (the slow peer).
 
-    For each minority point: Euclidean distances to every row, the k nearest (itself excluded),
-    r_i = share of majority among them. Normalise; g_i = round(r_hat_i * G). Then, one Python
-    iteration per synthetic point, interpolate towards a random minority point of that
-    neighbourhood; a point whose neighbourhood holds no minority point gets nothing.
+    NumPy's global seed 50; G = int((n_majority - n_minority) * beta). For each minority point m,
+    in data order: squared distances to every row, positions 1..k of their argsort (NumPy's
+    default sort, as the report; position 0 taken as m itself) are its neighbours, the minority
+    ones its partners, and its weight is (k - partners) % k. Counts int(G * w / sum(w)); one
+    Python iteration per synthetic point: a partner uniformly, lambda in [0, 1), m + (p - m) * lam.
+
+    Returns (X_resampled, y_resampled, per-point counts).
     """
-    rng = np.random.default_rng(seed)
-    labels, counts = np.unique(y, return_counts=True)
-    minority_label = labels[np.argmin(counts)]
-    minority = np.flatnonzero(y == minority_label)
-    G = (counts.max() - counts.min()) * beta
-
-    ratios, neighbourhoods = [], []
-    for i in minority:
-        distances = np.sqrt(np.sum((X - X[i]) ** 2, axis=1))
-        nearest = np.argsort(distances)[1:n_neighbors + 1]
-        ratios.append(np.sum(y[nearest] != minority_label) / n_neighbors)
-        neighbourhoods.append(nearest)
-    ratios = np.array(ratios) / np.sum(ratios)
-
-    synthetic = []
-    for i, ratio, nearest in zip(minority, ratios, neighbourhoods, strict=True):
-        mates = [j for j in nearest if y[j] == minority_label]
-        if not mates:
+    np.random.seed(seed)
+    n_minority, n_majority = int(np.sum(y == 1)), int(np.sum(y == 0))
+    G = int((n_majority - n_minority) * beta)
+    points, partners, weights = [], [], []
+    for m in range(len(X)):
+        if y[m] != 1:
             continue
-        for _ in range(int(round(ratio * G))):
-            j = mates[rng.integers(len(mates))]
-            synthetic.append(X[i] + rng.random() * (X[j] - X[i]))
+        distances = np.sum((X - X[m]) ** 2, axis=1)
+        nearest = np.argsort(distances)[1:n_neighbors + 1]
+        mates = [j for j in nearest if y[j] == 1]
+        points.append(m)
+        partners.append(mates)
+        weights.append((n_neighbors - len(mates)) % n_neighbors)
+    counts = [int(G * w / sum(weights)) for w in weights]
+    synthetic = []
+    for m, mates, count in zip(points, partners, counts, strict=True):
+        for _ in range(count):
+            partner = mates[np.random.randint(len(mates))]
+            lam = np.random.uniform()
+            synthetic.append(X[m] + (X[partner] - X[m]) * lam)
     X_new = np.array(synthetic).reshape(-1, X.shape[1])
-    return np.vstack([X, X_new]), np.concatenate([y, np.full(len(X_new), minority_label)])
+    return np.vstack([X, X_new]), np.concatenate([y, np.ones(len(X_new), y.dtype)]), counts
 
 
 def _resampler(contender: str):
-    if contender == "ours":
+    """A function (X, y) -> (X_res, y_res, per-point counts or None) for the contender."""
+    if contender in ("ours", "ours-report"):
         from project.sampling import ADASYN
 
-        return ADASYN(n_neighbors=K, random_state=0).fit_resample
+        variant = "report" if contender == "ours-report" else "he2008"
+        sampler = ADASYN(n_neighbors=K, random_state=0, variant=variant)
+
+        def resample(X, y):
+            X_res, y_res = sampler.fit_resample(X, y)
+            return X_res, y_res, sampler.n_synthetic_per_sample_[1].tolist()
+
+        return resample
     if contender == "imblearn":
         from imblearn.over_sampling import ADASYN
 
-        return ADASYN(n_neighbors=K, random_state=0).fit_resample
+        sampler = ADASYN(n_neighbors=K, random_state=0)
+        return lambda X, y: (*sampler.fit_resample(X, y), None)
     return report_adasyn
 
 
@@ -110,12 +126,14 @@ def worker(contender: str, rows: int, positives: int, repeats: int) -> dict:
     out = {}
 
     def call():
-        X_res, _ = resample(X, y)
+        X_res, _, counts = resample(X, y)
         out["n_synthetic"] = len(X_res) - len(X)
+        out["counts"] = counts
 
     times = time_calls(call, repeats=repeats, warmup=1 if contender != "report" else 0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"times": times, "peak_mb": (peak - baseline) / 1024, "n_synthetic": out["n_synthetic"]}
+    return {"times": times, "peak_mb": (peak - baseline) / 1024, "n_synthetic": out["n_synthetic"],
+            "counts": out["counts"]}
 
 
 def _spawn(contender: str, rows: int, positives: int, repeats: int) -> dict:
@@ -127,7 +145,7 @@ def _spawn(contender: str, rows: int, positives: int, repeats: int) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"{contender} worker failed:\n{out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  {contender:9s} {rows:>10,} rows: median {median(result['times']):.3f} s "
+    print(f"  {contender:11s} {rows:>10,} rows: median {median(result['times']):.3f} s "
           f"({time.perf_counter() - start:.0f} s with start-up)", flush=True)
     return result
 
@@ -135,16 +153,16 @@ def _spawn(contender: str, rows: int, positives: int, repeats: int) -> dict:
 def run(args) -> dict:
     sizes = QUICK_SIZES if args.quick else SIZES
     positives = QUICK_POSITIVES if args.quick else POSITIVES
-    repeats = max(1, int(getattr(args, "repeats", 3)))
-    results = []
+    repeats = max(MIN_REPEATS, int(getattr(args, "repeats", MIN_REPEATS) or MIN_REPEATS))
+    results, counts = [], {}
     for size_index, rows in enumerate(sizes):
         for contender in CONTENDERS:
             if contender == "report" and size_index > 0:
                 continue  # the loop is quadratic-ish in practice: only the smaller size
             r = _spawn(contender, rows, positives, 1 if contender == "report" else repeats)
+            counts[contender, rows] = r["counts"]
             results.append({
-                "contender": {"ours": "ours (NumPy)", "imblearn": "imbalanced-learn",
-                              "report": "report's loop (peer)"}[contender],
+                "contender": NAMES[contender],
                 "impl": contender,
                 "rows": rows,
                 "positives": positives,
@@ -163,6 +181,7 @@ def run(args) -> dict:
     ratios = {
         "ours_vs_imblearn_time": pick("ours", small)["vs_imblearn"],
         "ours_vs_imblearn_time_large": pick("ours", large)["vs_imblearn"],
+        "ours_report_vs_imblearn_time": pick("ours-report", small)["vs_imblearn"],
         "ours_vs_report_time": pick("ours", small)["seconds"] / pick("report", small)["seconds"],
         "ours_vs_imblearn_peak_mb": pick("ours", small)["peak_mb"]
         / max(pick("imblearn", small)["peak_mb"], 1e-9),
@@ -171,7 +190,10 @@ def run(args) -> dict:
         "ours_growth_large_vs_small": pick("ours", large)["seconds"] / pick("ours", small)["seconds"],
         "imblearn_growth_large_vs_small": pick("imblearn", large)["seconds"]
         / pick("imblearn", small)["seconds"],
+        # variant="report" against the report's loop, same data: same count for every point?
+        "report_counts_match": counts["ours-report", small] == counts["report", small],
     }
+    synthetic = ", ".join(f"{NAMES[c]} {pick(c, small)['n_synthetic']:,}" for c in CONTENDERS)
     text = (
         f"ADASYN fit_resample on synthetic Gaussian data, {FEATURES} features, {positives} "
         f"positives, k={K}; median of {repeats} warm calls (report's loop: one call); peak = "
@@ -191,6 +213,9 @@ def run(args) -> dict:
           f"x, imbalanced-learn {ratios['imblearn_growth_large_vs_small']:.1f}x (10 = linear)"
         + f"\npeak memory ours / imbalanced-learn: {ratios['ours_vs_imblearn_peak_mb']:.2f} "
           f"({small:,} rows), {ratios['ours_vs_imblearn_peak_mb_large']:.2f} ({large:,} rows)"
+        + f"\nsynthetic rows at {small:,}: {synthetic}"
+        + f"\nvariant='report' per-point counts equal the report's loop's: "
+          f"{ratios['report_counts_match']}"
     )
     return {"suite": "adasyn", "rows": results, "ratios": ratios, "text": text}
 

@@ -1,9 +1,64 @@
-"""One exception type for bad input, and the wrapper that turns it into one line and exit 2."""
+"""One exception type for bad input, and the wrapper that turns it into one line and exit 2.
+
+Example:
+
+>>> from project.errors import InputError, name_list
+>>> str(InputError("data.csv: unknown columns " + name_list(f"c{i}" for i in range(9))))
+'data.csv: unknown columns c0, c1, c2, c3, c4 and 4 more'
+>>> str(InputError("a\\nb"))
+'a b'
+"""
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+MAX_MESSAGE_CHARS = 300  # longest message an InputError carries; longer ones lose their middle
+MAX_NAMES = 5  # names shown by name_list before "and N more"
+MAX_VALUE_CHARS = 40  # characters of a value shown by shown()
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` on one line (control characters become spaces) of at most ``limit`` characters.
+
+    A long text keeps its start and its end (where file names and options are) and loses its
+    middle to ``" ... "``.
+
+    >>> one_line("x" * 10 + "y" * 10, limit=11)
+    'xxx ... yyy'
+    """
+    text = " ".join(_CONTROL.sub(" ", str(text)).split())
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 5, 2)
+    return f"{text[:(keep + 1) // 2]} ... {text[len(text) - keep // 2:]}"
+
+
+def shown(value, limit: int = MAX_VALUE_CHARS) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (with ``...``), for an error message.
+
+    >>> shown("abc"), shown("x" * 100, limit=10)
+    ("'abc'", "'xxxxxx...")
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
+
+
+def name_list(names: Iterable, limit: int = MAX_NAMES) -> str:
+    """``a, b, c`` or ``a, b, c, d, e and 7 more``; each name cut by :func:`shown` if long.
+
+    >>> name_list(["V7"]), name_list(range(8), limit=2)
+    ('V7', '0, 1 and 6 more')
+    """
+    names = [str(n) for n in names]
+    parts = [n if len(n) <= MAX_VALUE_CHARS and n.isprintable() else shown(n) for n in names]
+    if len(parts) <= limit:
+        return ", ".join(parts)
+    return f"{', '.join(parts[:limit])} and {len(parts) - limit} more"
 
 
 class InputError(ValueError):
@@ -11,7 +66,12 @@ class InputError(ValueError):
 
     The message is one line saying what is wrong and where (file, line, option).
     Scripts turn it into ``error: <message>`` on stderr and exit code 2, with no traceback.
+    Whatever it is given, the message is made one line of at most ``MAX_MESSAGE_CHARS``
+    characters (:func:`one_line`), so that no input can flood a terminal.
     """
+
+    def __init__(self, message="", *args):
+        super().__init__(one_line(message), *args)
 
 
 def run_cli(main: Callable[[], int | None]) -> None:

@@ -1,15 +1,72 @@
-"""Writing outputs atomically: to a temporary name in the same folder, then renaming.
+"""Outputs that are never half-written, and loading a model file we did not write.
 
-An interrupted run never leaves a half-written ``metrics.json``, report or model: the final
-name either does not exist or holds a complete file.
+* :func:`atomic_path`, :func:`write_text`, :func:`write_json`, :func:`save_model`: write to a
+  temporary name in the same folder, then rename; an interrupted run never leaves a half-written
+  ``metrics.json``, report, figure or model under the final name.
+* :func:`remove_stale_temporaries`: a run killed during a write (SIGKILL, power cut) leaves its
+  temporary behind; this removes those whose writer is gone.
+* :class:`RunLock`: one writer per run directory.
+* :func:`load_model`: a ``.keras`` file in safe mode, with sizes checked before anything is read;
+  :func:`read_json`: a JSON sidecar, size-capped, errors as one line.
+
+Example:
+
+>>> import tempfile
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = write_json(folder / "metrics.json", {"f1": 0.5})
+>>> sorted(p.name for p in folder.iterdir())     # no temporary left behind
+['metrics.json']
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import socket
+import time
 from pathlib import Path
+
+from project.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+#: Largest ``config.json`` / ``metadata.json`` accepted inside a ``.keras`` file (a RoBERTa
+#: config is a few KB; Keras would read any size into memory).
+MAX_CONFIG_BYTES = 64 * 2**20
+#: Temporaries written on another host (a shared file system) are removed after this long.
+STALE_AFTER_SECONDS = 24 * 3600
+
+_TEMP = re.compile(
+    r"^\.(?P<base>.+)\.tmp-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{8})-(?P<start>\d+))?(?P<suffix>\..*)?$"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """The temporary name :func:`atomic_path` writes ``path`` under.
+
+    ``.<name>.tmp-<pid>-<host>-<start><suffixes>`` beside ``path``: the writer's process id, a
+    hash of its host name and its start time (in clock ticks after boot, 0 where unknown), so
+    that :func:`remove_stale_temporaries` can tell whether the writer is still alive. The
+    suffixes stay last, for savers that look at them (``.keras``, ``.png``, ``.csv.gz``).
+
+    >>> temporary_path("runs/model.keras").name.startswith(".model.tmp-")
+    True
+    """
+    path = Path(path)
+    suffixes = "".join(path.suffixes)
+    base = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    start = _process_start(os.getpid()) or "0"
+    return path.with_name(f".{base}.tmp-{os.getpid()}-{_HOST}-{start}{suffixes}")
 
 
 @contextlib.contextmanager
@@ -23,7 +80,7 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{''.join(path.suffixes)}")
+    tmp = temporary_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -51,6 +108,37 @@ def save_model(model, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def read_json(path: str | os.PathLike, what: str = "file", max_bytes: int = MAX_CONFIG_BYTES):
+    """Read a JSON file we wrote earlier (a sidecar such as ``preprocessing.json``), checked.
+
+    Args:
+        path: the file.
+        what: what it is, for messages (e.g. ``"the model's preprocessing file"``).
+        max_bytes: refuse a larger file before reading it.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        InputError: missing, larger than ``max_bytes``, not UTF-8 or not JSON; one line.
+
+    >>> import tempfile
+    >>> read_json(write_json(Path(tempfile.mkdtemp()) / "p.json", {"seed": 50}))
+    {'seed': 50}
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}") from None
+    if size > max_bytes:
+        raise InputError(f"{path}: {size:,} bytes, more than the {max_bytes:,} a {what} may take")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path}: not a valid JSON {what} ({err})") from None
+
+
 def _to_builtin(value):
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -59,17 +147,183 @@ def _to_builtin(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+# ---------------------------------------------------------------------------------------------
+# Temporaries left by killed runs
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+_HOST = _host_tag()
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of process ``pid`` (clock ticks after boot) as text; "0" where the system does
+    not say; None when there is no such process (or only its zombie)."""
+    if os.name != "posix":
+        return "0"  # no safe liveness probe: os.kill(pid, 0) would signal on Windows
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return None if fields[0] in (b"Z", b"X") else fields[19].decode()
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError):
+        pass  # no /proc (macOS): ask the kernel whether the pid exists
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return "0"
+
+
+def is_stale_temporary(path: str | os.PathLike, max_age: float = STALE_AFTER_SECONDS) -> bool:
+    """Whether ``path`` is a temporary of :func:`atomic_path` whose writer is gone.
+
+    The rule: written on this host (same host-name hash) and its process is not running, or
+    runs with another start time (the id was reused, e.g. after a reboot or in a new
+    container); written on another host and untouched for ``max_age`` seconds (a writer there
+    cannot be asked). Names from before the host/start fields (``.<name>.tmp-<pid><suffixes>``)
+    count as this host's. Anything else is not a temporary: False.
+    """
+    path = Path(path)
+    match = _TEMP.match(path.name)
+    if match is None or not path.is_file():
+        return False
+    host = match["host"] or _HOST
+    if host != _HOST:
+        try:
+            return time.time() - path.stat().st_mtime > max_age
+        except FileNotFoundError:
+            return False
+    running = _process_start(int(match["pid"]))
+    if running is None:
+        return True
+    recorded = match["start"] or "0"
+    return recorded != "0" and running != "0" and running != recorded
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = False,
+                             max_age: float = STALE_AFTER_SECONDS) -> list[Path]:
+    """Remove the temporaries left in ``directory`` by killed writers (:func:`is_stale_temporary`).
+
+    Call it when a run starts (after taking its :class:`RunLock`). A temporary of a writer
+    that is still running is kept.
+
+    Args:
+        directory: the folder to clean (a missing folder is fine).
+        recursive: also clean its sub-folders.
+        max_age: seconds after which a temporary from another host counts as stale.
+
+    Returns:
+        The paths removed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    candidates = directory.rglob(".*.tmp-*") if recursive else directory.glob(".*.tmp-*")
+    removed = []
+    for path in sorted(candidates):
+        if is_stale_temporary(path, max_age):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# Append-only logs
+
+
+class RunLock:
+    """Hold ``<directory>/.lock`` (``fcntl.flock``, non-blocking) while a run writes there.
+
+    A second writer, in this or another process, gets an :class:`InputError`. The kernel
+    releases the lock when the holder exits, however it dies, so a killed run never leaves the
+    directory locked. The file itself stays (it holds the holder's pid while held). Not
+    re-entrant: a second ``RunLock`` on the same directory fails even in the same process.
+    Where ``fcntl`` does not exist (Windows) it locks nothing.
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with RunLock(folder):
+    ...     try:
+    ...         RunLock(folder).acquire()
+    ...     except InputError as err:
+    ...         print(str(err).replace(folder, "DIR").split(";")[0] == f"DIR is in use by "
+    ...               f"another run (pid {os.getpid()})")
+    True
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.path = self.directory / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (creating the directory); raises InputError if another run holds it."""
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already held by this RunLock")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return self  # no flock on this system (Windows): no lock
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(
+                f"{self.directory} is in use by another run (pid {holder}); wait for it, or "
+                "choose another --out"
+            ) from None
+        except OSError as err:  # e.g. ENOLCK on a file system without locks
+            os.close(fd)
+            raise InputError(f"{self.path}: cannot lock the run directory ({err.strerror})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock back (also done by the kernel when the process ends)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
 def load_model(path: str | os.PathLike, compile: bool = False):
     """Load a ``.keras`` file in Keras's safe mode (no code from the file runs).
 
+    Before Keras reads anything, the archive must be a zip holding ``config.json``, that file
+    and ``metadata.json`` at most ``MAX_CONFIG_BYTES`` uncompressed (Keras reads them whole into
+    memory), and every member must pass its CRC check.
+
     Raises:
-        InputError: the file is missing, is not a ``.keras`` archive, or is truncated/corrupt.
+        InputError: the file is missing, is not a ``.keras`` archive, has an oversized
+            configuration, or is truncated/corrupt.
     """
     import zipfile
-
-    import keras
-
-    from project.errors import InputError
 
     path = Path(path)
     if not path.is_file():
@@ -79,11 +333,23 @@ def load_model(path: str | os.PathLike, compile: bool = False):
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
+            if "config.json" not in names:
+                raise ValueError("no config.json inside")
+            for name in ("config.json", "metadata.json"):
+                size = archive.getinfo(name).file_size if name in names else 0
+                if size > MAX_CONFIG_BYTES:
+                    raise InputError(
+                        f"{path}: its {name} is {size / 2**20:,.0f} MiB, more than the "
+                        f"{MAX_CONFIG_BYTES // 2**20} MiB a model configuration may take; not "
+                        "loading it"
+                    )
             bad = archive.testzip()
-        if bad is not None or "config.json" not in names:
-            raise ValueError(f"damaged entry {bad}" if bad else "no config.json inside")
+        if bad is not None:
+            raise ValueError(f"damaged entry {bad}")
+        import keras
+
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
-    except InputError:
+    except (InputError, ImportError):
         raise
     except Exception as err:  # Keras raises many types for a damaged file
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__

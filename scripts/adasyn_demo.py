@@ -1,7 +1,7 @@
 """ADASYN in two dimensions: where the synthetic points go, and why.
 
-    python scripts/adasyn_demo.py                         # writes assets/adasyn_2d.png
-    python scripts/adasyn_demo.py --out /tmp/a.png --seed 3
+    python scripts/adasyn_demo.py                         # writes runs/adasyn_2d.png
+    python scripts/adasyn_demo.py --out assets/adasyn_2d.png   # refresh the README's picture
 
 A small imbalanced set (400 majority points, 30 minority: 22 in a cluster of their own, 8 inside
 the majority cloud) goes through ``project.sampling.ADASYN``. The picture shows the original
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from project.cli import Parser
 from project.errors import InputError, run_cli
 from project.io import atomic_path
 from project.sampling import ADASYN
@@ -62,11 +63,12 @@ def draw(X, y, X_new, weights, path: Path, seed: int) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("assets/adasyn_2d.png"), help="PNG to write")
+def main(argv=None) -> int:
+    p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/adasyn_2d.png"),
+                   help="PNG to write (default runs/adasyn_2d.png)")
     p.add_argument("--seed", type=int, default=0, help="data and ADASYN seed")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.out.suffix.lower() != ".png":
         raise InputError(f"--out must end in .png, got {args.out}")
 
@@ -80,5 +82,9 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

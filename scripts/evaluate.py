@@ -112,7 +112,7 @@ def qqp_pairs(args, record: dict | None):
         if args.split not in (None, "all"):
             raise InputError(f"--split {args.split}: {path} is not the run's training data, so "
                              "it has no split; it is evaluated whole")
-        table = qqp.read_qqp(path)
+        table = qqp.read_qqp(path, labels_required=False)
         return table.frame, f"{path} (all {len(table.frame):,} pairs)"
     split_name = args.split or ("test" if data.get("test_fraction") else "val")
     if split_name == "all":
@@ -127,6 +127,29 @@ def qqp_pairs(args, record: dict | None):
                          "--test-fraction); use --split val")
     frame = prepared.test if split_name == "test" else prepared.validation
     return frame, f"{path} ({split_name} split of the run, {len(frame):,} pairs)"
+
+
+def predictions_only(args, model, features, what: str, backend: str) -> int:
+    """Unlabelled pairs: the duplicate probability of each, nothing to score."""
+    import numpy as np
+
+    from project.experiments.qqp import predict_logits
+    from project.io import atomic_path, write_json
+    from project.training.metrics import positive_scores
+
+    scores = positive_scores(predict_logits(model, features))
+    print(f"{args.model} (qqp, {what}, backend {backend}): no is_duplicate column, so "
+          f"predictions only: {int((scores >= 0.5).sum()):,} of {len(scores):,} pairs predicted "
+          f"duplicate (mean probability {scores.mean():.4f})")
+    if args.predictions:
+        with atomic_path(args.predictions) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, scores)
+    if args.json:
+        write_json(args.json, {"task": "qqp", "model": str(args.model), "backend": backend,
+                               "evaluated": what, "n": len(scores), "labelled": False,
+                               "predicted_duplicates": int((scores >= 0.5).sum())})
+    return 0
 
 
 def main(argv=None) -> int:
@@ -158,8 +181,10 @@ def main(argv=None) -> int:
 
             load_adapter(model, args.adapter)
         frame, what = qqp_pairs(args, record)
-        report = evaluate(model, tokenize_pairs(model.preprocessor, frame),
-                          frame["is_duplicate"].to_numpy())
+        features = tokenize_pairs(model.preprocessor, frame)
+        if "is_duplicate" not in frame:
+            return predictions_only(args, model, features, what, backend)
+        report = evaluate(model, features, frame["is_duplicate"].to_numpy())
         threshold = 0.5
     print(f"{args.model} ({args.task}, {what}, backend {backend}): n={report.n}, threshold "
           f"{threshold:.4f}")

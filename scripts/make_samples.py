@@ -1,6 +1,7 @@
-"""Regenerate the bundled synthetic samples in assets/ (deterministic: same bytes every time).
+"""Regenerate the bundled synthetic samples (deterministic: the same bytes every time).
 
-    python scripts/make_samples.py                 # both
+    python scripts/make_samples.py                 # both, under runs/samples/
+    python scripts/make_samples.py --out assets    # refresh the bundled files themselves
     python scripts/make_samples.py --only fraud
 
 * assets/creditcard_sample.csv.gz: 32,000 rows with the creditcard.csv schema, 160 frauds (0.5%).
@@ -13,17 +14,19 @@ Both are synthetic: they let the demo and the tests run offline; they are not re
 import argparse
 from pathlib import Path
 
+from project.cli import Parser
 from project.data.creditcard_sample import write_creditcard_sample
 from project.errors import run_cli
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
-
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv=None) -> int:
+    p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", choices=("fraud", "qqp"), default=None)
-    p.add_argument("--assets", type=Path, default=ASSETS, help="output folder (default assets/)")
-    args = p.parse_args()
+    p.add_argument("--out", type=Path, default=Path("runs/samples"),
+                   help="output folder (default runs/samples; --out assets refreshes the bundled "
+                        "files)")
+    args = p.parse_args(argv)
+    args.assets = args.out
     if args.only in (None, "fraud"):
         print(write_creditcard_sample(args.assets / "creditcard_sample.csv.gz"))
     if args.only in (None, "qqp"):
@@ -34,5 +37,9 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,49 +1,73 @@
-"""Shared fixtures. The suite runs once per backend: KERAS_BACKEND=tensorflow / torch pytest."""
+"""Shared fixtures. The suite runs once per backend: KERAS_BACKEND=tensorflow / torch / jax pytest."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
+import json
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# Before anything imports torch: one intra-op thread. On this shared 2-core machine PyTorch's
+# two spinning threads collapse to a tenth of their speed whenever another process holds a core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+from project.errors import InputError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 OTHER_BACKEND = "torch" if BACKEND != "torch" else "tensorflow"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+#: Numbers that depend on the clock or the machine, left out when two runs are compared.
+TIMING_KEYS = {"train_seconds", "epoch_seconds", "samples_per_second", "peak_rss_mb",
+               "peak_device_mb", "resumed_from"}
 
 
-def run_script(name: str, *args, backend: str = BACKEND, timeout: int = 600):
+def run_script(name: str, *args, backend: str = BACKEND, timeout: int = 600, env=None):
     """Run ``scripts/<name>`` in a fresh interpreter; returns the CompletedProcess."""
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    full_env = dict(os.environ, KERAS_BACKEND=backend, **(env or {}))
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
     )
 
 
-def run_script_here(name: str, *args) -> tuple[int, str, str]:
-    """Run ``scripts/<name>`` as ``__main__`` in this process (fast: keras is already loaded).
-
-    Returns ``(exit code, stdout, stderr)``.
-    """
+def call_script(name: str, *args) -> tuple[int, str, str]:
+    """Call ``scripts/<name>``'s ``main`` in this process, as its command line would (fast: keras
+    is already loaded). Returns ``(exit code, stdout, stderr)``; bad input is exit code 2."""
+    module = importlib.import_module(f"scripts.{Path(name).stem}")
     out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = [str(ROOT / "scripts" / name), *map(str, args)]
     code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            runpy.run_path(sys.argv[0], run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = module.main([str(a) for a in args]) or 0
+        except InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            code = 2
+        except SystemExit as exc:  # --help
+            code = exc.code if isinstance(exc.code, int) else 1
     return code, out.getvalue(), err.getvalue()
+
+
+def without_timings(value):
+    """A metrics.json (or part of one) without clock- and machine-dependent numbers, run ids and
+    environment, so that two runs of the same configuration can be compared for equality."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items()
+                if k not in TIMING_KEYS | {"run_id", "environment", "command", "git_commit",
+                                           "cpu", "platform", "versions", "created"}
+                and not k.endswith("_seconds")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def read_metrics(out: Path) -> dict:
+    return json.loads((Path(out) / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="session")
@@ -53,4 +77,14 @@ def small_creditcard(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("data") / "creditcard_small.csv"
     make_creditcard_sample(n_rows=4000, n_fraud=80, seed=1).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_creditcard(tmp_path_factory) -> Path:
+    """A tiny synthetic creditcard.csv for runs that train several times: 1,500 rows, 40 frauds."""
+    from project.data.creditcard_sample import make_creditcard_sample
+
+    path = tmp_path_factory.mktemp("data") / "creditcard_tiny.csv"
+    make_creditcard_sample(n_rows=1500, n_fraud=40, seed=1).to_csv(path, index=False)
     return path

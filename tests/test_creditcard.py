@@ -1,3 +1,6 @@
+import gzip
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,3 +128,74 @@ def test_missing_file(tmp_path):
 def test_good_rows_load_with_integer_labels(tmp_path):
     df = load_creditcard(_write(tmp_path, _csv([GOOD, FRAUD, GOOD[:-1] + "0.0"])))
     assert df["Class"].tolist() == [0, 1, 0] and df["Class"].dtype == np.int64
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input: every problem is one short line naming the file
+
+
+def assert_one_short_line(message, path):
+    assert "\n" not in message and len(message) <= 300, message
+    assert str(path) in message, message
+
+
+def _varied_rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [",".join(f"{v:.6f}" for v in rng.normal(size=30)) + f",{i % 2}" for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("creditcard.csv", lambda: np.random.default_rng(0).integers(0, 256, 4096, np.uint8)
+         .tobytes(), r"not a text CSV file \(binary data at byte \d+\) \(--data\)"),
+        ("creditcard.csv", lambda: _csv([GOOD, FRAUD]).encode()[:-5] + "\xe9".encode("latin-1"),
+         r"not UTF-8 text \(byte 0xe9 at byte \d+\)"),
+        ("creditcard.csv.gz", lambda: _csv([GOOD, FRAUD]).encode(), r"not a gzip file"),
+        ("creditcard.csv.gz", lambda: gzip.compress(_csv([GOOD, FRAUD]).encode())[:-12],
+         r"the gzip data is truncated"),
+        ("creditcard.csv.gz", lambda: gzip.compress(_csv(_varied_rows(3000)).encode())[:-2000],
+         r"the gzip data is truncated"),
+        ("creditcard.zip", lambda: b"PK\x03\x04" + bytes(100), r"not a readable zip archive"),
+    ],
+    ids=["binary", "latin-1", "not-gzip", "truncated-gzip", "truncated-gzip-late", "corrupt-zip"],
+)
+def test_hostile_files_are_one_clear_line(tmp_path, name, make, message):
+    path = tmp_path / name
+    path.write_bytes(make())
+    with pytest.raises(InputError, match=message) as info:
+        load_creditcard(path)
+    assert_one_short_line(str(info.value), path)
+
+
+@pytest.mark.parametrize("value", ["1e308", "-3.5e38", "1e39"])
+def test_a_value_beyond_float32_is_refused_with_line_and_column(tmp_path, value):
+    row = GOOD.split(",")
+    row[29] = value  # Amount
+    path = _write(tmp_path, _csv([GOOD, FRAUD, ",".join(row)]))
+    expected = re.escape(f"line 4: column Amount is {float(value):g}, beyond float32")
+    with pytest.raises(InputError, match=expected) as info:
+        load_creditcard(path)
+    assert_one_short_line(str(info.value), path)
+
+
+def test_the_largest_float32_is_accepted(tmp_path):
+    big = f"{np.finfo(np.float32).max:.8e}"
+    path = _write(tmp_path, _csv([GOOD, FRAUD.replace("-2.5", big, 1)]))
+    x, _ = features_and_labels(load_creditcard(path))
+    assert np.isfinite(x).all() and x[1, 0] == np.finfo(np.float32).max
+
+
+def test_many_unknown_columns_and_a_huge_cell_stay_one_short_line(tmp_path):
+    extra = ",".join(f"Extra{i}" for i in range(40))
+    text = _csv([GOOD + ",0" * 40, FRAUD + ",0" * 40]).replace("Class\n", f"Class,{extra}\n", 1)
+    path = _write(tmp_path, text)
+    with pytest.raises(InputError, match=r"unknown columns Extra0, Extra1, Extra2, Extra3, "
+                                         r"Extra4 and 35 more") as info:
+        load_creditcard(path)
+    assert_one_short_line(str(info.value), path)
+
+    path = _write(tmp_path, _csv([GOOD, GOOD.replace("0.5", "x\x0b" * 50_000, 1), FRAUD]))
+    with pytest.raises(InputError, match=r"line 3: column V1 has a non-numeric value 'x") as info:
+        load_creditcard(path)
+    assert_one_short_line(str(info.value), path)

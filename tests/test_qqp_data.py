@@ -129,9 +129,9 @@ def test_balance_fraction_split():
     small = qqp.subsample(data, 0.1, seed=0)
     assert small["is_duplicate"].value_counts().to_dict() == {0: 30, 1: 10}
 
-    train, validation = qqp.split(data, 0.2, seed=0)
+    train, validation, test = qqp.split(data, 0.2, seed=0)
     assert validation["is_duplicate"].value_counts().to_dict() == {0: 60, 1: 20}
-    assert len(train) == 320
+    assert len(train) == 320 and test is None
     assert set(train["question1"]).isdisjoint(validation["question1"])
     assert set(train["question1"]) | set(validation["question1"]) == set(data["question1"])
 
@@ -217,3 +217,158 @@ def test_dataset_reshuffles_every_epoch():
     assert ok1 and ok2
     assert sorted(first) == sorted(second) == list(range(n))
     assert first != second and first != list(range(n))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input: every problem is one short line naming the file and the option
+
+
+def qqp_text(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [f"{i},{2 * i},{2 * i + 1},Question {rng.random():.12f}?,Another {rng.random():.12f}?,"
+            f"{i % 2}" for i in range(n)]
+    return ("\n".join([",".join(HEADER), *rows]) + "\n").encode()
+
+
+def hostile(tmp_path, kind):
+    """A file that is broken in one way (named like a QQP file)."""
+    import bz2
+    import lzma
+    import zipfile
+
+    text, rng = qqp_text(), np.random.default_rng(1)
+    big = qqp_text(20_000)  # its first 64 KB decompress fine: the damage is met while parsing
+    files = {
+        "binary": ("train.csv", rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()),
+        "png": ("train.csv", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(100)),
+        "latin-1": ("train.csv", text.replace(b"Question", "Qu\xe9stion".encode("latin-1"))),
+        "not-gzip": ("train.csv.gz", text),
+        "truncated-gzip": ("train.csv.gz", gzip.compress(text)[:-30]),
+        "truncated-gzip-late": ("train.csv.gz", gzip.compress(big)[:-3000]),
+        "corrupt-zip": ("train.zip", b"PK\x03\x04" + bytes(200)),
+        "truncated-zip": ("train.zip", None),
+        "two-file-zip": ("train.zip", None),
+        "damaged-bz2": ("train.csv.bz2", None),
+        "truncated-xz": ("dev.tsv.xz", lzma.compress(text)[:-40]),
+    }
+    name, data = files[kind]
+    path = tmp_path / name
+    if kind == "two-file-zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("train.csv", text)
+            archive.writestr("dev.csv", text)
+    elif kind == "truncated-zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("train.csv", big)
+        path.write_bytes(path.read_bytes()[:-2000])
+    elif kind == "damaged-bz2":
+        data = bytearray(bz2.compress(text))
+        data[20:40] = bytes(20)
+        path.write_bytes(bytes(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+HOSTILE = {
+    "binary": r"not a text CSV file \(binary data at byte \d+\)",
+    "png": r"not a text CSV file \(binary data at byte 0\)",
+    "latin-1": r"not UTF-8 text \(byte 0xe9 at byte \d+\); save it as UTF-8",
+    "not-gzip": r"not a gzip file",
+    "truncated-gzip": r"the gzip data is truncated",
+    "truncated-gzip-late": r"the gzip data is truncated",
+    "corrupt-zip": r"not a readable zip archive",
+    "truncated-zip": r"not a readable zip archive",
+    "two-file-zip": r"a \.zip must hold exactly one file, found 2",
+    "damaged-bz2": r"damaged bzip2 data",
+    "truncated-xz": r"the xz data is truncated",
+}
+
+
+def assert_one_short_line(message, path, option):
+    assert "\n" not in message and len(message) <= 300, message
+    assert str(path) in message and f"({option})" in message, message
+
+
+@pytest.mark.parametrize("option", ["--data", "--dev"])
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_files_are_one_clear_line(tmp_path, kind, option):
+    path = hostile(tmp_path, kind)
+    with pytest.raises(InputError, match=HOSTILE[kind]) as info:
+        qqp.read_qqp(path, option=option)
+    assert_one_short_line(str(info.value), path, option)
+
+
+def test_hostile_dev_file_through_load_qqp(tmp_path):
+    train = write_csv(tmp_path / "train.csv", [[i, i, i, f"q{i}?", f"p{i}?", i % 2]
+                                                for i in range(10)])
+    dev = hostile(tmp_path, "corrupt-zip")
+    with pytest.raises(InputError, match=r"not a readable zip archive.*\(--dev\)"):
+        qqp.load_qqp(train, dev)
+
+
+def test_damage_after_the_first_64_kb_is_met_while_parsing(tmp_path):
+    from project.data.textfile import SNIFF_BYTES, check_text
+
+    path = hostile(tmp_path, "truncated-gzip-late")
+    assert len(check_text(path)) == SNIFF_BYTES  # the check passes: pandas meets the damage
+    with pytest.raises(InputError, match="the gzip data is truncated"):
+        qqp.read_qqp(path)
+
+
+def test_a_too_long_question_is_refused_with_its_line(tmp_path):
+    rows = [[0, 1, 2, "Two\nlines?", "b?", 0],                           # lines 2-3
+            [1, 3, 4, "c?", "x" * (qqp.MAX_QUESTION_CHARS + 1), 1],       # line 4
+            [2, 5, 6, "e?", "y" * 200_000, 0]]  # beyond the csv module's default field limit
+    path = write_csv(tmp_path / "long.csv", rows)
+    message = (rf"long\.csv, line 4: question2 has {qqp.MAX_QUESTION_CHARS + 1:,} characters, "
+               rf"more than the limit of {qqp.MAX_QUESTION_CHARS:,} \(2 such row")
+    with pytest.raises(InputError, match=message) as info:
+        qqp.read_qqp(path, option="--dev")
+    assert_one_short_line(str(info.value), path, "--dev")
+    at_limit = write_csv(tmp_path / "ok.csv", [[0, 1, 2, "a" * qqp.MAX_QUESTION_CHARS, "b?", 1]])
+    assert qqp.read_qqp(at_limit).frame["question1"].str.len().tolist() == [10_000]
+
+
+def test_bad_label_after_a_huge_field_still_has_its_line(tmp_path):
+    rows = [[0, "z" * 200_000, 2, "a?", "b?", 0],   # a 200,000-character qid1
+            [1, 3, 4, "c?", "d?", 7]]
+    path = write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(InputError, match=r"bad\.csv, line 3: is_duplicate must be 0 or 1"):
+        qqp.read_qqp(path)
+
+
+def test_many_or_strange_column_names_stay_one_short_line(tmp_path):
+    header = ["id", "question1", *[f"junk{i}\x0b\x0c" for i in range(50)]]
+    path = write_csv(tmp_path / "cols.csv", [[0, "a?", *range(50)]], header=header)
+    with pytest.raises(InputError, match=r"missing column\(s\) question2, is_duplicate; found "
+                                         r"id, question1, .* and 47 more \(--data\)") as info:
+        qqp.read_qqp(path)
+    assert_one_short_line(str(info.value), path, "--data")
+    assert "\x0b" not in str(info.value) and "\x0c" not in str(info.value)
+
+
+def test_a_file_without_line_breaks_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "one_line.csv"
+    path.write_bytes(b"id,question1," + b"x" * 200_000)
+    with pytest.raises(InputError, match=r"no line break in the first 64 KB") as info:
+        qqp.read_qqp(path)
+    assert_one_short_line(str(info.value), path, "--data")
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_compressed_files_read_like_the_plain_one(tmp_path, suffix):
+    import bz2
+    import lzma
+    import zipfile
+
+    text = qqp_text()
+    plain = tmp_path / "train.csv"
+    plain.write_bytes(text)
+    packed = tmp_path / f"train.csv{suffix}"
+    if suffix == ".zip":
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("train.csv", text)
+    else:
+        packed.write_bytes({".gz": gzip, ".bz2": bz2, ".xz": lzma}[suffix].compress(text))
+    pd.testing.assert_frame_equal(qqp.read_qqp(packed).frame, qqp.read_qqp(plain).frame)

@@ -25,13 +25,15 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from project.errors import InputError
+from project.data.textfile import READ_ERRORS, check_text, open_text, read_error
+from project.errors import InputError, name_list, shown
 from project.paths import asset
 
 BUNDLED_SAMPLE = asset("creditcard_sample.csv.gz")
 FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
 COLUMNS = ["Time", *FEATURES, "Class"]
 SPLIT_SEED = 50  # the report's random_state
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # features are cast to float32 for the model
 
 
 def is_bundled_sample(path) -> bool:
@@ -44,36 +46,46 @@ def _line(row_position: int) -> int:
     return int(row_position) + 2
 
 
-def load_creditcard(path) -> pd.DataFrame:
-    """Read and validate a ``creditcard.csv`` (plain or gzipped).
+def load_creditcard(path, option: str = "--data") -> pd.DataFrame:
+    """Read and validate a ``creditcard.csv`` (plain or ``.gz``/``.bz2``/``.xz``/``.zip``).
+
+    Args:
+        path: the file.
+        option: the command-line option that named it, for messages.
 
     Raises:
-        InputError: one line naming the file and what is wrong: missing file, empty file,
-            missing or unknown columns, a non-numeric cell, NaN/inf, a label outside {0, 1}
-            (with the first bad line number), or no fraud at all.
+        InputError: one line naming the file and what is wrong: missing file, binary or
+            non-UTF-8 data, a damaged or truncated archive, empty file, missing or unknown
+            columns, a non-numeric cell, NaN/inf, a value beyond float32 (the dtype the model
+            computes in), a label outside {0, 1} (with the first bad line number and column),
+            or no fraud at all.
 
     Returns:
         The frame with the 31 columns in the file's order, ``Class`` as int.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file (pass the Kaggle creditcard.csv with --data)")
+        raise InputError(f"{path}: no such file (pass the Kaggle creditcard.csv with {option})")
     try:
-        df = pd.read_csv(path, low_memory=False)
+        check_text(path, option)
+        with open_text(path, option) as f:
+            df = pd.read_csv(f, low_memory=False)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as err:
+    except pd.errors.ParserError as err:
         reason = str(err).strip().splitlines()[-1]
         raise InputError(f"{path}: not a readable CSV ({reason})") from None
+    except READ_ERRORS as err:
+        raise read_error(path, err, option) from None
 
     missing = [c for c in COLUMNS if c not in df.columns]
     extra = [str(c) for c in df.columns if c not in COLUMNS]
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"missing columns {', '.join(missing)}")
+            parts.append(f"missing columns {name_list(missing)}")
         if extra:
-            parts.append(f"unknown columns {', '.join(extra)}")
+            parts.append(f"unknown columns {name_list(extra)}")
         raise InputError(f"{path}: {'; '.join(parts)} (expected Time, V1..V28, Amount, Class)")
     if df.empty:
         raise InputError(f"{path}: the file has a header but no rows")
@@ -85,7 +97,7 @@ def load_creditcard(path) -> pd.DataFrame:
             if bad.size:
                 raise InputError(
                     f"{path}: line {_line(bad[0])}: column {col} has a non-numeric value "
-                    f"{df[col].iloc[bad[0]]!r}"
+                    f"{shown(df[col].iloc[bad[0]])}"
                 )
             df[col] = numeric
     values = df[COLUMNS].to_numpy(dtype=np.float64)
@@ -94,6 +106,7 @@ def load_creditcard(path) -> pd.DataFrame:
         row = bad_rows[0]
         col = COLUMNS[int(np.flatnonzero(~np.isfinite(values[row]))[0])]
         raise InputError(f"{path}: line {_line(row)}: column {col} is empty, NaN or infinite")
+    _check_float32_range(values, path)
 
     labels = df["Class"].to_numpy(dtype=np.float64)
     bad = np.flatnonzero((labels != 0) & (labels != 1))
@@ -105,6 +118,18 @@ def load_creditcard(path) -> pd.DataFrame:
     if not df["Class"].any():
         raise InputError(f"{path}: no fraud (Class = 1) in {len(df)} rows; nothing to detect")
     return df[COLUMNS]
+
+
+def _check_float32_range(values: np.ndarray, path: Path) -> None:
+    """Refuse a finite float64 value that float32 (the dtype we compute in) makes infinite."""
+    with np.errstate(over="ignore"):
+        too_big = np.isinf(values.astype(np.float32))
+    if too_big.any():
+        row, column = (int(i[0]) for i in np.nonzero(too_big))
+        raise InputError(
+            f"{path}: line {_line(row)}: column {COLUMNS[column]} is {values[row, column]:g}, "
+            f"beyond float32 (largest {FLOAT32_MAX:.4g}), the precision the model computes in"
+        )
 
 
 @dataclasses.dataclass

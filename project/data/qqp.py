@@ -23,25 +23,27 @@ Example:
 
 from __future__ import annotations
 
-import bz2
+import contextlib
 import csv
 import dataclasses
-import gzip
-import io
-import lzma
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from project.errors import InputError
+from project.data.textfile import READ_ERRORS, check_text, open_text, read_error
+from project.errors import InputError, name_list, shown
 from project.paths import asset
 
 SAMPLE_PATH = asset("qqp_sample.csv.gz")
 COLUMNS = ("question1", "question2", "is_duplicate")
 LABEL = "is_duplicate"
 CLASS_NAMES = ("not duplicate", "duplicate")
+#: Longest question accepted, in characters. RoBERTa reads at most 512 tokens (a few thousand
+#: characters) per pair, so a longer field is a broken file; refusing it before tokenising
+#: avoids hours and gigabytes (issue 8: one 50 MB question took 315 s and 7 GB).
+MAX_QUESTION_CHARS = 10_000
+_CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's own limit (131,072) would stop _line_of_row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,30 +67,17 @@ class QQPTable:
     dropped_missing: int
 
 
-def _open_text(path: Path):
+def _open_text(path: Path, option: str = "--data"):
     """Open a possibly compressed text file (utf-8, universal newlines off for csv)."""
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        raw = gzip.open(path, "rb")
-    elif name.endswith(".bz2"):
-        raw = bz2.open(path, "rb")
-    elif name.endswith(".xz"):
-        raw = lzma.open(path, "rb")
-    elif name.endswith(".zip"):
-        archive = zipfile.ZipFile(path)
-        members = [m for m in archive.namelist() if not m.endswith("/")]
-        if len(members) != 1:
-            raise InputError(f"{path}: a .zip must hold exactly one file, found {len(members)}")
-        raw = archive.open(members[0])
-    else:
-        raw = open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    return open_text(path, option)
 
 
-def _dialect(path: Path) -> tuple[str, int]:
-    """(separator, quoting): tab and no quoting for GLUE .tsv, comma and quotes otherwise."""
-    with _open_text(path) as f:
-        header = f.readline()
+def _dialect(path: Path, head: str) -> tuple[str, int]:
+    """(separator, quoting): tab and no quoting for GLUE .tsv, comma and quotes otherwise.
+
+    ``head`` is the start of the file's text (from :func:`check_text`).
+    """
+    header = head.split("\n", 1)[0]
     stem = path.name.lower()
     for ext in (".gz", ".bz2", ".xz", ".zip"):
         stem = stem.removesuffix(ext)
@@ -99,35 +88,77 @@ def _dialect(path: Path) -> tuple[str, int]:
     return "\t", csv.QUOTE_MINIMAL if header.startswith('"') else csv.QUOTE_NONE
 
 
-def _line_of_row(path: Path, sep: str, quoting: int, row: int) -> int:
-    """The line (1-based, header = line 1) where data row ``row`` (0-based) starts."""
-    with _open_text(path) as f:
-        reader = csv.reader(f, delimiter=sep, quoting=quoting)
-        next(reader, None)
-        end_of_previous = reader.line_num
-        index = 0
-        for fields in reader:
-            if fields:  # pandas skips blank lines; so do we
-                if index == row:
-                    return end_of_previous + 1
-                index += 1
+@contextlib.contextmanager
+def _csv_field_limit(limit: int):
+    """Let the csv module read fields up to ``limit`` characters (its default is 131,072)."""
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _line_of_row(path: Path, sep: str, quoting: int, row: int) -> int | None:
+    """The line (1-based, header = line 1) where data row ``row`` (0-based) starts.
+
+    None when the csv module cannot follow the file that far (pandas could): the caller then
+    names the data row instead.
+    """
+    try:
+        with _csv_field_limit(_CSV_FIELD_LIMIT), _open_text(path) as f:
+            reader = csv.reader(f, delimiter=sep, quoting=quoting)
+            next(reader, None)
             end_of_previous = reader.line_num
+            index = 0
+            for fields in reader:
+                if fields:  # pandas skips blank lines; so do we
+                    if index == row:
+                        return end_of_previous + 1
+                    index += 1
+                end_of_previous = reader.line_num
+    except (csv.Error, InputError, *READ_ERRORS):
+        return None
     return end_of_previous
 
 
-def read_qqp(path, option: str = "--data") -> QQPTable:
+def _where(path: Path, sep: str, quoting: int, row: int) -> str:
+    """``"<path>, line 7"`` for data row ``row``, or ``"<path>, data row 6"`` if the line is unknown."""
+    line = _line_of_row(path, sep, quoting, row)
+    return f"{path}, line {line}" if line is not None else f"{path}, data row {row + 1}"
+
+
+def _check_question_lengths(frame: pd.DataFrame, path: Path, sep: str, quoting: int,
+                            option: str) -> None:
+    """Refuse a question longer than ``MAX_QUESTION_CHARS`` (before any tokenising)."""
+    for column in ("question1", "question2"):
+        lengths = frame[column].str.len().to_numpy()
+        too_long = np.flatnonzero(lengths > MAX_QUESTION_CHARS)
+        if too_long.size:
+            row = int(too_long[0])
+            raise InputError(
+                f"{_where(path, sep, quoting, row)}: {column} has {int(lengths[row]):,} "
+                f"characters, more than the limit of {MAX_QUESTION_CHARS:,} "
+                f"({too_long.size} such row(s) in this column) ({option})"
+            )
+
+
+def read_qqp(path, option: str = "--data", labels_required: bool = True) -> QQPTable:
     """Read and check one QQP file; drop (and count) rows with an empty question.
 
     Args:
         path: Kaggle ``train.csv`` or GLUE ``train.tsv``/``dev.tsv`` (possibly compressed).
         option: the command-line option that named the file, for error messages.
+        labels_required: False accepts a file without ``is_duplicate`` (pairs to predict, like
+            GLUE's test.tsv); its frame then has no label column.
 
     Returns:
         A :class:`QQPTable`.
 
     Raises:
-        InputError: missing file, unreadable or malformed file, missing columns, a label outside
-            {0, 1} (with its line), or no row left after dropping empty questions.
+        InputError: missing file, binary or non-UTF-8 data, a damaged or truncated archive, a
+            malformed file, missing columns, a label outside {0, 1} (with its line), a question
+            longer than ``MAX_QUESTION_CHARS`` (with its line), or no row left after dropping
+            empty questions. Always one line naming the file and ``option``.
 
     Example:
 
@@ -138,37 +169,43 @@ def read_qqp(path, option: str = "--data") -> QQPTable:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file ({option})")
-    sep, quoting = _dialect(path)
     try:
-        with _open_text(path) as f:
+        head = check_text(path, option)
+        sep, quoting = _dialect(path, head)
+        with _open_text(path, option) as f:
             frame = pd.read_csv(
                 f, sep=sep, quoting=quoting, dtype=str, keep_default_na=False, engine="c"
             )
-    except pd.errors.EmptyDataError as err:
-        raise InputError(f"{path}: the file is empty ({option})") from err
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, zipfile.BadZipFile) as err:
-        message = " ".join(str(err).split())
-        raise InputError(f"{path}: cannot parse it as QQP ({message}) ({option})") from err
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty ({option})") from None
+    except pd.errors.ParserError as err:
+        raise InputError(f"{path}: cannot parse it as QQP ({str(err).strip()}) ({option})") from None
+    except READ_ERRORS as err:
+        raise read_error(path, err, option) from None
+    wanted = [c for c in COLUMNS if labels_required or c != LABEL or c in frame.columns]
+    missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        found = ", ".join(map(str, frame.columns))
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found {found}")
-    frame = frame[list(COLUMNS)].fillna("")  # short rows come back as NaN
-    labels = pd.to_numeric(frame[LABEL].str.strip(), errors="coerce")
-    bad = ~labels.isin([0, 1])
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found "
+                         f"{name_list(frame.columns)} ({option})")
+    frame = frame[wanted].fillna("")  # short rows come back as NaN
+    labelled = LABEL in frame.columns
+    labels = pd.to_numeric(frame[LABEL].str.strip(), errors="coerce") if labelled else None
+    bad = ~labels.isin([0, 1]) if labelled else pd.Series(False, index=frame.index)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        line = _line_of_row(path, sep, quoting, row)
         raise InputError(
-            f"{path}, line {line}: is_duplicate must be 0 or 1, got {frame[LABEL].iloc[row]!r} "
-            f"({int(bad.sum())} bad label(s) in all)"
+            f"{_where(path, sep, quoting, row)}: is_duplicate must be 0 or 1, got "
+            f"{shown(frame[LABEL].iloc[row])} ({int(bad.sum())} bad label(s) in all) ({option})"
         )
-    frame[LABEL] = labels.astype(np.int64)
+    _check_question_lengths(frame, path, sep, quoting, option)
+    if labelled:
+        frame[LABEL] = labels.astype(np.int64)
     empty = (frame["question1"].str.strip() == "") | (frame["question2"].str.strip() == "")
     rows_read = len(frame)
     frame = frame[~empty].reset_index(drop=True)
     if frame.empty:
-        raise InputError(f"{path}: no usable row ({rows_read} rows, all with an empty question)")
+        raise InputError(f"{path}: no usable row ({rows_read} rows, all with an empty question) "
+                         f"({option})")
     return QQPTable(frame, str(path), rows_read, int(empty.sum()))
 
 

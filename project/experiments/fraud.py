@@ -27,6 +27,7 @@ import numpy as np
 from project.backend import seed_everything
 from project.data.creditcard import FEATURES, is_bundled_sample, load_creditcard, split_and_scale
 from project.errors import InputError
+from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import FraudConfig, protocol_label
 from project.experiments.rundir import (
     CHECKPOINT_FILE,
@@ -41,7 +42,6 @@ from project.models.baselines import NAMES as BASELINES
 from project.models.baselines import fit_baseline
 from project.reporting.plots import plot_confusion_matrix, plot_history
 from project.sampling.protocols import protocol_split
-from project.stats import METRICS, mcnemar, paired_bootstrap, summarize, verdict
 from project.training.loop import Progress, TrainingResult, train
 from project.training.metrics import (
     Evaluation,
@@ -332,63 +332,22 @@ class FraudResult:
         }
 
 
-def summarize_runs(runs: list) -> dict:
-    """``summary[protocol][split][metric]`` over seeds (see :class:`FraudResult`)."""
-    summary = {}
-    for run in runs:
-        for split, ev in run.evaluations().items():
-            summary.setdefault(run.protocol, {}).setdefault(split, {})
-    for protocol, splits in summary.items():
-        mine = [r for r in runs if r.protocol == protocol]
-        for split in splits:
-            evs = [r.evaluations()[split] for r in mine]
-            splits[split] = {m: summarize([getattr(e, m) for e in evs]) for m in METRICS}
-    return summary
-
-
 def compare_with_none(runs: list) -> list:
-    """Each protocol minus ``none`` on the same test rows, per seed (paired bootstrap, McNemar
-    for accuracy) and, with several seeds, over seeds (t-interval of the per-seed differences)."""
-    comparisons = []
+    """Each protocol minus ``none`` on the same untouched test rows (the LEAKY protocol is scored
+    on ``none``'s test rows for this; see :attr:`ProtocolRun.comparable_test`)."""
     by_key = {(r.protocol, r.seed): r for r in runs}
-    protocols = list(dict.fromkeys(r.protocol for r in runs))
-    for protocol in protocols:
-        if protocol == "none":
-            continue
-        pairs = [(by_key[(protocol, s)], by_key[("none", s)])
-                 for s in sorted({r.seed for r in runs}) if ("none", s) in by_key
-                 and (protocol, s) in by_key]
+    comparisons = []
+    for protocol in dict.fromkeys(r.protocol for r in runs):
+        pairs = [(seed, by_key[(protocol, seed)], by_key[("none", seed)])
+                 for seed in dict.fromkeys(r.seed for r in runs)
+                 if protocol != "none" and ("none", seed) in by_key]
         if not pairs:
             continue
-        per_seed = []
-        for a, b in pairs:
-            ea, eb = a.comparable_test, b.test
-            if not np.array_equal(ea.y_true, eb.y_true):
-                continue
-            paired = paired_bootstrap(eb.y_true, ea.scores, eb.scores, a.threshold, b.threshold,
-                                      seed=a.seed)
-            test = mcnemar(eb.y_true, ea.scores >= a.threshold, eb.scores >= b.threshold)
-            per_seed.append({"seed": a.seed, "metrics": paired, "mcnemar_accuracy": test})
-        if not per_seed:
-            continue
-        entry = {"a": protocol, "b": "none", "split": "test (none's rows)", "per_seed": per_seed,
-                 "leaked_rows": pairs[0][0].leaked_rows}
-        pooled = {}
-        for m in METRICS:
-            diffs = [p["metrics"][m]["difference"] for p in per_seed]
-            if len(per_seed) > 1:
-                s = summarize(diffs)
-                pooled[m] = {"difference": s["mean"], "ci95": s["ci95"], "over": "seeds"}
-            else:
-                pooled[m] = {**per_seed[0]["metrics"][m], "over": "test rows"}
-        entry["difference"] = pooled
-        label = protocol_label(protocol)
-        entry["sentences"] = {
-            m: verdict(pooled[m]["difference"], pooled[m]["ci95"], f"{label} − none",
-                       f"points {m.replace('_', ' ')}")
-            for m in ("average_precision", "f1", "recall", "precision")
-        }
-        comparisons.append(entry)
+        entry = compare([(seed, a.comparable_test, b.test) for seed, a, b in pairs],
+                        f"{protocol_label(protocol)} − none",
+                        ("average_precision", "f1", "recall", "precision"))
+        comparisons.append({"a": protocol, "b": "none", "split": "test (none's rows)",
+                            "leaked_rows": pairs[0][1].leaked_rows, **entry})
     return comparisons
 
 
@@ -415,16 +374,17 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
     raw_x = df[FEATURES].to_numpy(np.float32)
     progress = Progress(len(config.seeds) * len(config.protocols) * config.epochs)
     parts = []
-    for seed in config.seeds:
-        for protocol in config.protocols:
-            folder = run_dir.part(protocol, seed)
-            if (folder / RESULT_FILE).is_file():
-                parts.append(_load_part(folder))
-                progress.skip(config.epochs)
-                log(f"== seed {seed} · {protocol_label(protocol)}: finished earlier, kept ==")
-                continue
-            parts.append(_train_part(df, raw_x, protocol, seed, config, run_dir, folder,
-                                     progress, verbose, log))
+    with run_dir.writing():
+        for seed in config.seeds:
+            for protocol in config.protocols:
+                folder = run_dir.part(protocol, seed)
+                if (folder / RESULT_FILE).is_file():
+                    parts.append(_load_part(folder))
+                    progress.skip(config.epochs)
+                    log(f"== seed {seed} · {protocol_label(protocol)}: finished earlier, kept ==")
+                    continue
+                parts.append(_train_part(df, raw_x, protocol, seed, config, run_dir, folder,
+                                         progress, verbose, log))
     data = {
         "path": str(config.data), "sha256": run_dir.record["data_sha256"].get(str(config.data)),
         "synthetic": is_bundled_sample(config.data), "rows": len(df),
@@ -432,5 +392,6 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
     }
     return FraudResult(
         config=config, run_id=run_dir.run_id, environment=run_dir.record["environment"],
-        data=data, runs=parts, summary=summarize_runs(parts), comparisons=compare_with_none(parts),
+        data=data, runs=parts, summary=summarize_runs(parts, "protocol"),
+        comparisons=compare_with_none(parts),
     )

@@ -27,6 +27,7 @@ import numpy as np
 from project.backend import seed_everything
 from project.data import qqp
 from project.errors import InputError
+from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import QQPConfig
 from project.experiments.rundir import (
     CHECKPOINT_FILE,
@@ -37,9 +38,13 @@ from project.experiments.rundir import (
 )
 from project.io import save_model, write_json
 from project.models import lora
-from project.models.roberta import build_classifier, build_preprocessor, detached_preprocessor
-from project.models.roberta import fine_tuning_optimizer
-from project.stats import METRICS, mcnemar, paired_bootstrap, summarize, verdict
+from project.models.roberta import (
+    build_classifier,
+    build_preprocessor,
+    detached_preprocessor,
+    fine_tuning_optimizer,
+)
+from project.stats import METRICS
 from project.training.loop import Progress, TrainingResult, train
 from project.training.metrics import (
     Evaluation,
@@ -318,51 +323,20 @@ class QQPResult:
         }
 
 
-def summarize_runs(runs: list) -> dict:
-    """``summary[mode][split][metric]`` over seeds."""
-    summary = {}
-    for mode in dict.fromkeys(r.mode for r in runs):
-        mine = [r for r in runs if r.mode == mode]
-        summary[mode] = {
-            split: {m: summarize([getattr(r.evaluations()[split], m) for r in mine])
-                    for m in ("loss", *METRICS)}
-            for split in mine[0].evaluations()
-        }
-    return summary
-
-
 def compare_modes(runs: list) -> list:
-    """LoRA − full fine-tuning on the same pairs, per split: per seed a paired bootstrap (and
-    McNemar for accuracy); with several seeds, a t-interval over the per-seed differences."""
+    """LoRA minus full fine-tuning on the same validation (and test) pairs."""
     by_key = {(r.mode, r.seed): r for r in runs}
-    seeds = sorted({r.seed for r in runs if ("lora", r.seed) in by_key and ("full", r.seed)
-                    in by_key})
+    seeds = [s for s in dict.fromkeys(r.seed for r in runs)
+             if ("lora", s) in by_key and ("full", s) in by_key]
     if not seeds:
         return []
     comparisons = []
     for split in by_key[("lora", seeds[0])].evaluations():
-        per_seed = []
-        for s in seeds:
-            a, b = by_key[("lora", s)].evaluations()[split], by_key[("full", s)].evaluations()[split]
-            per_seed.append({
-                "seed": s, "metrics": paired_bootstrap(b.y_true, a.scores, b.scores, seed=s),
-                "mcnemar_accuracy": mcnemar(b.y_true, a.scores >= 0.5, b.scores >= 0.5),
-            })
-        pooled = {}
-        for m in METRICS:
-            diffs = [p["metrics"][m]["difference"] for p in per_seed]
-            if len(per_seed) > 1:
-                s = summarize(diffs)
-                pooled[m] = {"difference": s["mean"], "ci95": s["ci95"], "over": "seeds"}
-            else:
-                pooled[m] = {**per_seed[0]["metrics"][m], "over": "pairs"}
+        pairs = [(s, by_key[("lora", s)].evaluations()[split],
+                  by_key[("full", s)].evaluations()[split]) for s in seeds]
         name = "validation" if split == "val" else "test"
-        comparisons.append({
-            "a": "lora", "b": "full", "split": split, "per_seed": per_seed, "difference": pooled,
-            "sentences": {m: verdict(pooled[m]["difference"], pooled[m]["ci95"],
-                                     f"LoRA − full ({name})", f"points {m.replace('_', ' ')}")
-                          for m in ("accuracy", "f1", "average_precision")},
-        })
+        comparisons.append({"a": "lora", "b": "full", "split": split,
+                            **compare(pairs, f"LoRA − full ({name})")})
     return comparisons
 
 
@@ -390,19 +364,20 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
     run_dir = resume or RunDirectory.create(out, "qqp", config.to_dict(), backend,
                                             data_files=[config.data, config.dev])
     title = "Tokens per question" + (" (synthetic data)" if data.synthetic else "")
-    qqp.save_length_histogram(prepared.length, run_dir.path / "lengths.png", title)
     progress = Progress(len(config.seeds) * len(config.modes) * config.epochs)
     parts = []
-    for seed in config.seeds:
-        for mode in config.modes:
-            folder = run_dir.part(mode, seed)
-            if (folder / RESULT_FILE).is_file():
-                parts.append(_load_part(folder))
-                progress.skip(config.epochs)
-                log(f"== seed {seed} · {LABELS[mode]}: finished earlier, kept ==")
-                continue
-            parts.append(_train_part(prepared, mode, seed, config, run_dir, folder, progress,
-                                     verbose, log))
+    with run_dir.writing():
+        qqp.save_length_histogram(prepared.length, run_dir.path / "lengths.png", title)
+        for seed in config.seeds:
+            for mode in config.modes:
+                folder = run_dir.part(mode, seed)
+                if (folder / RESULT_FILE).is_file():
+                    parts.append(_load_part(folder))
+                    progress.skip(config.epochs)
+                    log(f"== seed {seed} · {LABELS[mode]}: finished earlier, kept ==")
+                    continue
+                parts.append(_train_part(prepared, mode, seed, config, run_dir, folder,
+                                         progress, verbose, log))
     data_summary = {**prepared.summary(),
                     "sha256": run_dir.record["data_sha256"].get(str(config.data))}
     return QQPResult(
@@ -411,5 +386,6 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
         model={"preset": config.preset, "random_weights": config.preset is None,
                "description": prepared.model_description,
                "max_sequence_length": prepared.max_length},
-        runs=parts, summary=summarize_runs(parts), comparisons=compare_modes(parts),
+        runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
+        comparisons=compare_modes(parts),
     )

@@ -22,6 +22,7 @@ PosixPath('runs/x/none')
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ import uuid
 from pathlib import Path
 
 from project.errors import InputError
-from project.io import write_json
+from project.io import RunLock, remove_stale_temporaries, write_json
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -206,6 +207,20 @@ class RunDirectory:
                 raise InputError(f"--resume {self.path}: the run's data file {file} is missing")
             if file_sha256(file) != digest:
                 raise InputError(f"--resume {self.path}: {file} changed since the run started")
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Hold the run's lock while writing (a second writer gets one clear line), after
+        removing temporaries that killed writers left behind.
+
+        Example:
+
+        >>> with run.writing():     # doctest: +SKIP
+        ...     train_every_part()
+        """
+        with RunLock(self.path):
+            remove_stale_temporaries(self.path, recursive=True)
+            yield self
 
     def part(self, name: str, seed: int) -> Path:
         """The folder of one part: ``<name>/`` for a single-seed run, ``seed-<s>/<name>/``

@@ -22,7 +22,6 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-
 LEARNING_RATE = 1e-4
 BATCH_SIZE = 360
 EPOCHS = 46

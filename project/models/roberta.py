@@ -32,7 +32,6 @@ from pathlib import Path
 
 import keras
 import keras_hub
-import numpy as np
 
 from project.errors import InputError
 from project.paths import asset

@@ -169,6 +169,7 @@ def qqp_report(result) -> str:
     rule = ("given" if length["explicit"]
             else f"max q1 + max q2 + 10 = {length['rule_length']}")
     seeds = ", ".join(map(str, config.seeds))
+    clipping = f"at global norm {config.clip_norm:g}" if config.clip_norm else "off"
     lines += [
         f"Model: {model['description']}; pair length {length['sequence_length']} tokens "
         f"({rule}, model maximum {length['max_length']}). Backend "
@@ -176,7 +177,7 @@ def qqp_report(result) -> str:
         f"Training ({config.profile} profile): AdamW (epsilon 1e-8, weight decay "
         f"{config.weight_decay:g}), learning rate full {config.lr_full:g}, LoRA "
         f"{config.lr_lora:g}, linear decay, warm-up {config.warmup_ratio:.0%}, gradient clipping "
-        f"{'at global norm %g' % config.clip_norm if config.clip_norm else 'off'}, batch "
+        f"{clipping}, batch "
         f"{config.batch_size}" + (f" (accumulated over {config.grad_accum})"
                                   if config.grad_accum > 1 else "") +
         f", {config.epochs} epochs, seeds {seeds}; best epoch by `{config.monitor}` restored."

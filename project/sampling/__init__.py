@@ -1,5 +1,6 @@
-"""Over-sampling for imbalanced classes: :class:`ADASYN` (pure NumPy)."""
+"""Over-sampling for imbalanced classes: :class:`ADASYN`, and the exact blocked k-NN it uses."""
 
 from project.sampling.adasyn import ADASYN
+from project.sampling.knn import kneighbors
 
-__all__ = ["ADASYN"]
+__all__ = ["ADASYN", "kneighbors"]

@@ -24,15 +24,8 @@ import pandas as pd
 
 from project.data.creditcard import FraudSplit, features_and_labels, split_and_scale
 from project.errors import InputError
+from project.experiments.config import PROTOCOLS  # the names, defined once with the settings
 from project.sampling.adasyn import ADASYN
-
-PROTOCOLS = ("none", "adasyn-all", "adasyn-train")
-LEAKY = {"adasyn-all"}
-
-
-def label(protocol: str) -> str:
-    """The protocol's name as reports show it: the leaky one says LEAKY."""
-    return f"{protocol} (LEAKY)" if protocol in LEAKY else protocol
 
 
 def protocol_split(

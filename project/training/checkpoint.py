@@ -9,9 +9,10 @@ One file, ``checkpoint.safetensors``, rewritten atomically at every epoch end, h
 * a JSON record (the safetensors metadata): epochs done, the history so far, the best epoch and
   its score, seconds spent, and the identity of the training data.
 
-The data order of every epoch is a function of ``(seed, epoch)`` alone (see
-:func:`project.training.loop.epoch_order`), so no data-pipeline state needs saving: a run resumed
-from epoch k replays epochs k+1... exactly as an uninterrupted run would.
+The data order of every epoch, and PyTorch's global generator (which Keras's torch backend
+draws unseeded dropout masks from), are set from ``(seed, epoch)`` alone at the start of each
+epoch (see :func:`project.training.loop.fit_epoch`), so no pipeline or generator state needs
+saving: a run resumed from epoch k replays epochs k+1... exactly as an uninterrupted run would.
 
 Example:
 
@@ -35,7 +36,7 @@ FORMAT = 1
 def _arrays(prefix: str, variables) -> dict:
     from keras import ops
 
-    return {f"{prefix}/{i:05d}": np.ascontiguousarray(ops.convert_to_numpy(v))
+    return {f"{prefix}/{i:05d}": np.array(ops.convert_to_numpy(v), order="C")
             for i, v in enumerate(variables)}
 
 
@@ -60,7 +61,7 @@ def save_checkpoint(path, model, state: dict, best_weights: list | None) -> Path
     tensors = {**_arrays("model", model.variables),
                **_arrays("optimizer", _optimizer_variables(model))}
     if best_weights is not None:
-        tensors.update({f"best/{i:05d}": np.ascontiguousarray(w)
+        tensors.update({f"best/{i:05d}": np.array(w, order="C")
                         for i, w in enumerate(best_weights)})
     metadata = {"format": str(FORMAT), "state": json.dumps(state)}
     with atomic_path(path) as tmp:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from project.errors import InputError
@@ -44,19 +45,42 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n))
 
 
+class SeedEpoch(keras.callbacks.Callback):
+    """Seeds, when an epoch's steps begin, the global generators the backend draws from during
+    training, from ``(seed, epoch)``.
+
+    Keras's torch backend draws the masks of unseeded dropout layers from PyTorch's global
+    generator (TensorFlow and JAX use seed states that are model variables, and checkpointed as
+    such). Seeding it at ``on_epoch_begin`` (after ``fit``'s one-off set-up, which draws from it
+    on a model's first ``fit``) makes each epoch's masks independent of what ran before.
+    """
+
+    def __init__(self, seed: int, epoch: int):
+        super().__init__()
+        self.seed, self.epoch = int(seed), int(epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if keras.backend.backend() == "torch":
+            import torch
+
+            rng = np.random.default_rng([self.seed, self.epoch, 1])
+            torch.manual_seed(int(rng.integers(2**62)))
+
+
 def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0) -> dict:
     """Train ``model`` for epoch ``epoch`` (0-based) on NumPy ``x`` (array or dict) and ``y``,
     in the order :func:`epoch_order` gives; returns the epoch's training logs (loss, metrics).
 
     This is how both experiments train: one ``model.fit`` call per epoch, data pre-shuffled by
-    ``(seed, epoch)`` and ``shuffle=False``, so nothing depends on a data pipeline's hidden state.
+    ``(seed, epoch)`` and ``shuffle=False``, global generators seeded by :class:`SeedEpoch`, so
+    nothing depends on a data pipeline's or a generator's hidden state.
     """
     first = next(iter(x.values())) if isinstance(x, dict) else x
     order = epoch_order(len(first), seed, epoch)
     x_epoch = {k: v[order] for k, v in x.items()} if isinstance(x, dict) else x[order]
     history = model.fit(
         x_epoch, y[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-        shuffle=False, verbose=verbose,
+        shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch)],
     )
     return {k: float(v[-1]) for k, v in history.history.items()}
 
@@ -207,9 +231,7 @@ def train(
                 history.setdefault(key, []).append(float(value))
             epoch += 1
             if best.update(logs[monitor], epoch):
-                from keras import ops
-
-                best_weights = [ops.convert_to_numpy(w) for w in model.weights]
+                best_weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
             if patience is not None and best.epoch is not None and epoch - best.epoch >= patience:
                 state["stopped_early"] = True
                 progress.skip(epochs - epoch)

@@ -4,7 +4,7 @@ Example:
 
 >>> with PeakMemory() as mem:          # doctest: +SKIP
 ...     model.fit(x, y)
->>> mem.peak_rss_mb, mem.peak_device_mb
+>>> mem.peak_rss_mb, mem.peak_device_mb   # doctest: +SKIP
 """
 
 from __future__ import annotations
