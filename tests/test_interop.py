@@ -25,7 +25,7 @@ from project.interop.tensors import read_safetensors, write_safetensors
 from project.io import save_model
 from project.models.lora import enable_lora, lora_config, lora_layers, save_adapter
 from project.models.roberta import build_classifier
-from tests.conftest import run_script_here
+from tests.conftest import ROOT, call_script
 from tests.hf_reference import LENGTH, PAIRS
 
 pytest.importorskip("transformers")
@@ -311,7 +311,7 @@ def test_predict_script(hf, tmp_path):
                  ["hf", "--adapter", "peft"], ["full.keras", "--adapter", str(tmp_path)]):
         argv = [str(tmp_path / args[0]), *pair, *[str(tmp_path / a) if not a.startswith("-")
                                                   else a for a in args[1:]]]
-        code, out, err = run_script_here("predict.py", *argv)
+        code, out, err = call_script("predict.py", *argv)
         assert code == 0, err
         assert out.strip() == f"duplicate probability {expected:.4f}", args
 
@@ -323,11 +323,29 @@ def test_predict_script(hf, tmp_path):
          r"--adapter .*x\.safetensors: no such file or folder"),
         ([tmp_path / "adapter.safetensors", *pair], r"expected a \.keras file or a model folder"),
     ):
-        code, out, err = run_script_here("predict.py", *argv)
+        code, out, err = call_script("predict.py", *argv)
         assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
         assert re.search(message, err), err
     other = build_classifier(sequence_length=32)  # another base: our adapter is refused
     save_model(other, tmp_path / "other.keras")
-    code, _, err = run_script_here("predict.py", tmp_path / "other.keras", *pair, "--adapter",
+    code, _, err = call_script("predict.py", tmp_path / "other.keras", *pair, "--adapter",
                                    adapter)
     assert code == 2 and "made for another base model" in err
+
+
+def test_predict_help_is_light():
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(ROOT / 'scripts' / 'predict.py')!r}, '--help']\n"
+        "try:\n"
+        "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('HEAVY', [m for m in ('keras', 'tensorflow', 'torch', 'jax') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: predict.py" in done.stdout and "HEAVY []" in done.stdout
+    assert done.stderr == ""
+
