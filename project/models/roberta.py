@@ -251,7 +251,7 @@ def _init_head(model, stddev: float = 0.02) -> None:
     for name in ("pooled_dense", "logits"):
         layer = model.get_layer(name)
         layer.kernel.assign(keras.initializers.RandomNormal(stddev=stddev)(layer.kernel.shape))
-        layer.bias.assign(keras.ops.zeros_like(layer.bias))
+        layer.bias.assign(keras.ops.zeros(layer.bias.shape, layer.bias.dtype))
 
 
 @keras.saving.register_keras_serializable(package="project")
