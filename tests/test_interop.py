@@ -21,10 +21,10 @@ from project.interop import (
     save_hf_classifier,
     save_peft_adapter,
 )
-from project.interop.tensors import read_safetensors, write_safetensors
 from project.io import save_model
 from project.models.lora import enable_lora, lora_config, lora_layers, save_adapter
 from project.models.roberta import build_classifier
+from project.models.tensor_files import read_safetensors, write_safetensors
 from tests.conftest import ROOT, call_script
 from tests.hf_reference import LENGTH, PAIRS
 

@@ -371,7 +371,7 @@ def _rewrite(adapter, out, change):
     """Write ``adapter``'s tensors and metadata, changed by ``change(tensors, metadata)``."""
     from safetensors.numpy import save_file
 
-    from project.interop.tensors import read_safetensors
+    from project.models.tensor_files import read_safetensors
 
     tensors, metadata = read_safetensors(adapter)
     tensors = {name: value.copy() for name, value in tensors.items()}

@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from project.errors import InputError
-from project.interop.tensors import SafetensorsReader, write_safetensors
 from project.interop.tokenizer import read_hf_tokenizer, write_hf_tokenizer
+from project.models.tensor_files import SafetensorsReader, write_safetensors
 
 #: transformers' RobertaConfig defaults, for keys a config.json leaves out.
 HF_DEFAULTS = dict(

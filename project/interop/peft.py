@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from project.errors import InputError
-from project.interop.tensors import read_safetensors, write_safetensors
+from project.models.tensor_files import read_safetensors, write_safetensors
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"

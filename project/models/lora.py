@@ -668,7 +668,7 @@ def save_adapter(model, path) -> Path:
 
     >>> save_adapter(model, "runs/x/lora/adapter.safetensors")   # doctest: +SKIP
     """
-    from project.interop.tensors import write_safetensors
+    from project.models.tensor_files import write_safetensors
 
     config = lora_config(model)
     if not config:
@@ -751,7 +751,7 @@ def load_adapter(model, path):
 
     >>> load_adapter(model, "runs/x/lora/adapter.safetensors")   # doctest: +SKIP
     """
-    from project.interop.tensors import read_safetensors
+    from project.models.tensor_files import read_safetensors
 
     path = _adapter_file(path)
     tensors, metadata = read_safetensors(path, what="adapter", float32_only=True)

@@ -1,8 +1,10 @@
-"""Reading and writing safetensors files with one-line errors (never pickle).
+"""Reading and writing safetensors files with one-line errors (never pickle), for LoRA adapters
+(:mod:`project.models.lora`) and Hugging Face checkpoints (:mod:`project.interop`).
 
 :func:`read_safetensors` reads every tensor as a NumPy array (float16 and bfloat16 become
-float32; ``float32_only=True`` refuses anything but float32). :class:`SafetensorsReader` reads one tensor at a time (a large
-checkpoint is never held twice). :func:`write_safetensors` writes atomically.
+float32; ``float32_only=True`` refuses anything but float32). :class:`SafetensorsReader` reads
+one tensor at a time (a large checkpoint is never held twice). :func:`write_safetensors` writes
+atomically.
 
 Example:
 
