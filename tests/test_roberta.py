@@ -1,5 +1,5 @@
 """The RoBERTa classifier: configuration and presets, `.keras` round trips (safe mode), loading
-in the other backend, and evaluation of a saved model on a QQP file."""
+in the other backend."""
 
 import json
 import os
@@ -16,17 +16,17 @@ from project.data.qqp import read_qqp, tokenize_pairs
 from project.errors import InputError
 from project.io import load_model
 from project.models import roberta
-from project.models.lora import enable_lora, merge_lora
-from project.models.roberta import (
-    build_classifier,
-    evaluate_qqp_model,
-    predict_logits,
-)
-from project.training.metrics import positive_scores
+from project.models.lora import count_params, enable_lora, lora_config, merge_lora
+from project.models.roberta import build_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = (["How can I learn Python quickly?", "Is Paris a good city to live in?"],
          ["What is the fastest way to learn Python?", "How much does a pilot earn?"])
+
+
+def predict_logits(model, features):
+    """Logits for pre-tokenised features (calling a keras-hub task skips its preprocessor)."""
+    return keras.ops.convert_to_numpy(model(features))
 
 
 def pair_features(model):
@@ -61,6 +61,9 @@ def test_bad_configuration():
 def test_missing_preset_directory(tmp_path):
     with pytest.raises(InputError, match=r"--preset .*no_such_dir: no such directory"):
         build_classifier(preset=str(tmp_path / "no_such_dir"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"--preset .*empty: not a model folder \(no config"):
+        build_classifier(preset=str(tmp_path / "empty"))
 
 
 def test_named_preset_offline_fails_fast(monkeypatch):
@@ -97,7 +100,8 @@ def test_local_preset_folder(tmp_path):
 
 @pytest.mark.parametrize("lora", ["none", "merged", "unmerged"])
 def test_keras_round_trip_safe_mode(tmp_path, lora):
-    """Full model, merged LoRA model, and a LoRA model saved as is (saving writes W0 + delta)."""
+    """Full model, merged LoRA model (plain keras-hub), and a LoRA model saved as is (it reloads
+    with LoRA on: A and B travel)."""
     model = build_classifier(sequence_length=24)
     if lora != "none":
         enable_lora(model, rank=4, alpha=8, seed=0)
@@ -116,7 +120,10 @@ def test_keras_round_trip_safe_mode(tmp_path, lora):
     for key in features:
         np.testing.assert_array_equal(loaded_features[key], features[key])
     np.testing.assert_allclose(predict_logits(loaded, loaded_features), expected, atol=1e-5)
-    assert len(loaded.weights) == len(build_classifier(sequence_length=24).weights)  # no A, B
+    assert lora_config(loaded) == lora_config(model)
+    assert count_params(loaded) == count_params(model)
+    plain = len(build_classifier(sequence_length=24).weights)
+    assert len(loaded.weights) == plain + (2 * 2 * 3 if lora == "unmerged" else 0)
 
 
 def test_other_backend_loads_the_same_model(tmp_path):
@@ -139,11 +146,10 @@ def test_other_backend_loads_the_same_model(tmp_path):
     code = (
         "import sys, numpy as np, keras\n"
         "from project.io import load_model\n"
-        "from project.models.roberta import predict_logits\n"
         "d = sys.argv[1]\n"
         "f = dict(np.load(d + '/features.npz'))\n"
         "for name in ('full', 'lora'):\n"
-        "    out = predict_logits(load_model(d + f'/{name}.keras'), f)\n"
+        "    out = keras.ops.convert_to_numpy(load_model(d + f'/{name}.keras')(f))\n"
         "    np.save(d + f'/{name}-{keras.backend.backend()}.npy', out)\n"
     )
     env = {**os.environ, "KERAS_BACKEND": other}
@@ -153,23 +159,3 @@ def test_other_backend_loads_the_same_model(tmp_path):
     for name in ("full", "lora"):
         np.testing.assert_allclose(np.load(tmp_path / f"{name}-{other}.npy"), expected[name],
                                    atol=1e-5)
-
-
-def test_evaluate_saved_model_on_a_qqp_file(tmp_path):
-    model = build_classifier(sequence_length=32)
-    model.save(tmp_path / "m.keras")
-    data = tmp_path / "dev.tsv"
-    rows = ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
-            "0\t1\t2\tHow can I learn Python?\tHow do I learn Python fast?\t1",
-            "1\t3\t4\tIs Paris nice?\tHow much does a pilot earn?\t0",
-            "2\t5\t6\tWhy?\t\t0",
-            "3\t7\t8\tShould I buy Bitcoin?\tIs Bitcoin worth the money?\t1"]
-    data.write_text("\n".join(rows) + "\n")
-    report = evaluate_qqp_model(load_model(tmp_path / "m.keras"), data)
-    assert report["rows_read"] == 4 and report["dropped_missing"] == 1 and report["n"] == 3
-    kept = read_qqp(data).frame
-    logits = predict_logits(model, tokenize_pairs(model.preprocessor, kept))
-    predicted = (positive_scores(logits) >= 0.5).astype(int)
-    assert kept["is_duplicate"].tolist() == [1, 0, 1]
-    assert report["accuracy"] == pytest.approx(float(np.mean(predicted == [1, 0, 1])))
-    assert report["sequence_length"] == 32

@@ -122,9 +122,20 @@ def _kaggle_cached(handle: str) -> bool:
 
 
 def _resolve_preset(preset: str) -> str:
-    """Check that ``preset`` can be loaded now; fail fast with an InputError if it cannot."""
+    """Check that ``preset`` can be loaded now; fail fast with an InputError if it cannot.
+
+    A local folder is returned as is: a keras-hub preset folder, or a Hugging Face transformers
+    checkpoint folder (config.json with ``model_type``), which :func:`build_classifier` reads
+    with :func:`project.interop.load_hf_classifier`.
+    """
     if Path(preset).expanduser().is_dir():
-        return str(Path(preset).expanduser())
+        folder = Path(preset).expanduser()
+        if not (folder / "config.json").is_file():
+            raise InputError(
+                f"--preset {preset}: not a model folder (no config.json; expected a keras-hub "
+                "preset or a Hugging Face RoBERTa checkpoint)"
+            )
+        return str(folder)
     looks_like_path = os.sep in preset or preset.startswith((".", "~"))
     if looks_like_path and "://" not in preset:
         raise InputError(f"--preset {preset}: no such directory")
@@ -161,7 +172,10 @@ def build_classifier(
 
     Args:
         preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once), a local
-            preset folder, or None for random weights from ``config``.
+            keras-hub preset folder, a Hugging Face transformers checkpoint folder
+            (``RobertaForSequenceClassification`` or ``RobertaModel`` ``save_pretrained``; read
+            by :func:`project.interop.load_hf_classifier`), or None for random weights from
+            ``config``.
         num_classes: output logits.
         sequence_length: padded pair length; None: the model's maximum (``max_sequence_length``).
         dropout: head dropout (Hugging Face uses 0.1).
@@ -171,7 +185,9 @@ def build_classifier(
             ``vocabulary`` / ``merges`` (tokenizer files; None for no preprocessor).
 
     Returns:
-        A ``keras_hub.models.RobertaTextClassifier`` (logits, no activation).
+        A ``keras_hub.models.RobertaTextClassifier`` (logits, no activation). A new head is
+        initialised as Hugging Face does (normal, std 0.02; zero biases); a Hugging Face
+        checkpoint's own head is kept.
 
     Raises:
         InputError: unknown config key, a preset that cannot be found or downloaded, a tokenizer
@@ -188,6 +204,13 @@ def build_classifier(
                 f"--preset {preset} takes no model configuration ({', '.join(config)})"
             )
         preset = _resolve_preset(str(preset))
+        from project.interop.hf import is_hf_checkpoint, load_hf_classifier
+
+        if is_hf_checkpoint(preset):
+            model, _ = load_hf_classifier(
+                preset, sequence_length=sequence_length, dropout=dropout, num_classes=num_classes
+            )
+            return model
         try:
             backbone = keras_hub.models.RobertaBackbone.from_preset(preset)
             tokenizer = keras_hub.models.RobertaTokenizer.from_preset(preset)
@@ -214,9 +237,21 @@ def build_classifier(
                 )
     length = _check_length(sequence_length, backbone.max_sequence_length)
     preprocessor = None if tokenizer is None else build_preprocessor(tokenizer, length)
-    return keras_hub.models.RobertaTextClassifier(
+    model = keras_hub.models.RobertaTextClassifier(
         backbone=backbone, num_classes=num_classes, preprocessor=preprocessor, dropout=dropout
     )
+    _init_head(model)
+    return model
+
+
+def _init_head(model, stddev: float = 0.02) -> None:
+    """Initialise the classification head as Hugging Face does: ``pooled_dense`` and ``logits``
+    kernels from normal(0, ``stddev``) (``initializer_range``), biases at zero. The draws follow
+    Keras's global seed (``keras.utils.set_random_seed``)."""
+    for name in ("pooled_dense", "logits"):
+        layer = model.get_layer(name)
+        layer.kernel.assign(keras.initializers.RandomNormal(stddev=stddev)(layer.kernel.shape))
+        layer.bias.assign(keras.ops.zeros(layer.bias.shape, layer.bias.dtype))
 
 
 @keras.saving.register_keras_serializable(package="project")
@@ -302,3 +337,8 @@ def detached_preprocessor(model):
         yield model
     finally:
         model.preprocessor = preprocessor
+
+
+# Registers the LoRA layer and the LoRA-aware backbone, so that loading a saved LoRA model works
+# wherever this module is imported (it imports nothing from here).
+import project.models.lora  # noqa: E402, F401

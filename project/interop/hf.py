@@ -1,0 +1,496 @@
+"""Hugging Face transformers RoBERTa checkpoints <-> our keras-hub classifier.
+
+:func:`load_hf_classifier` reads a ``save_pretrained`` directory of
+``RobertaForSequenceClassification`` (or ``RobertaModel`` / ``RobertaForMaskedLM``: the head is
+then new, initialised as Hugging Face does: normal(0, ``initializer_range``), zero biases):
+``config.json``, ``model.safetensors`` (or a sharded ``model.safetensors.index.json``), and
+``tokenizer.json`` or ``vocab.json`` + ``merges.txt``. :func:`save_hf_classifier` writes our
+classifier (fully fine-tuned, or with LoRA: the deltas are folded into the exported kernels) as
+such a directory, with its tokenizer.
+
+What differs between the two implementations, and how it is bridged:
+
+* Positions: Hugging Face numbers real tokens from ``pad_token_id + 1`` (2 for RoBERTa); its
+  table has ``max_position_embeddings`` rows, keras-hub's ``max_position_embeddings - 2``, the
+  rows real tokens use. (keras-hub pads on the right, so token i is at row i + 2 in both.)
+* Token types: RoBERTa's tokenizer gives none, so Hugging Face adds row 0 of
+  ``token_type_embeddings`` to every token; keras-hub has no such table, so that row is folded
+  into the position embeddings (exported back with a zero token-type row).
+* ``layer_norm_eps`` and ``hidden_act``: keras-hub fixes 1e-5 and exact GELU; other values use
+  :class:`project.models.backbone.RobertaBackbone`, which saves them in its configuration.
+* Dropout: ``hidden_dropout_prob`` becomes the backbone's dropout (keras-hub uses one rate for
+  attention too; dropout changes nothing at inference), ``classifier_dropout`` the head's.
+* Linear weights are stored (out, in) by PyTorch, (in, out) by Keras; the attention kernels are
+  (hidden, heads, head_dim) and (heads, head_dim, hidden) in keras-hub.
+
+Configurations keras-hub cannot express are refused with one line: another ``model_type``,
+relative position embeddings, a decoder or cross-attention, an unknown activation, a hidden size
+not divisible by the number of heads. Weights must be safetensors (pickled ``.bin`` files are
+never read).
+
+Example:
+
+>>> model, preprocessor = load_hf_classifier("runs/hf-roberta")        # doctest: +SKIP
+>>> save_hf_classifier(model, "runs/exported")                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from project.errors import InputError
+from project.interop.tokenizer import read_hf_tokenizer, write_hf_tokenizer
+from project.models.tensor_files import SafetensorsReader, write_safetensors
+
+#: transformers' RobertaConfig defaults, for keys a config.json leaves out.
+HF_DEFAULTS = dict(
+    hidden_act="gelu", layer_norm_eps=1e-12, type_vocab_size=2, pad_token_id=1,
+    max_position_embeddings=512, hidden_dropout_prob=0.1, initializer_range=0.02,
+    bos_token_id=0, eos_token_id=2,
+)
+#: Hugging Face ``hidden_act`` -> :data:`project.models.backbone.ACTIVATIONS` key.
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                  "relu": "relu", "silu": "silu", "swish": "silu"}
+_EXPORT_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}
+_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+             "intermediate_size")
+HEAD_KEYS = ("classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
+             "classifier.out_proj.bias")
+
+
+def _read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise InputError(f"{folder}: not a Hugging Face checkpoint (no config.json)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: unreadable JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: not a JSON object")
+    return config
+
+
+def is_hf_checkpoint(path) -> bool:
+    """Whether ``path`` is a folder whose config.json is a transformers one (``model_type``;
+    keras-hub presets have ``class_name`` instead)."""
+    path = Path(path)
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "model_type" in config and "class_name" not in config
+
+
+def hf_settings(folder) -> dict:
+    """The checked configuration of a checkpoint folder, in our terms.
+
+    Returns:
+        dict with ``backbone`` (RobertaBackbone keyword arguments), ``num_labels``,
+        ``pad_token_id``, ``type_vocab_size``, ``position_offset``, ``classifier_dropout``,
+        ``initializer_range``.
+
+    Raises:
+        InputError: one line for anything keras-hub cannot express (see the module docstring).
+    """
+    folder = Path(folder)
+    config = _read_config(folder)
+    where = folder / "config.json"
+    if config.get("model_type") != "roberta":
+        raise InputError(f"{where}: model_type {config.get('model_type')!r} is not RoBERTa "
+                         "('roberta')")
+    config = {**HF_DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+    for key in (*_REQUIRED, "max_position_embeddings", "type_vocab_size", "pad_token_id"):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (
+                value == 0 and key != "pad_token_id"):
+            raise InputError(f"{where}: {key} must be a positive integer, got {value!r}")
+    refusals = [
+        (config.get("position_embedding_type", "absolute") != "absolute",
+         f"position_embedding_type {config.get('position_embedding_type')!r}: keras-hub has "
+         "absolute positions only"),
+        (config.get("is_decoder"), "is_decoder=true: keras-hub's RoBERTa is an encoder only"),
+        (config.get("add_cross_attention"), "add_cross_attention=true is not supported"),
+        (config["hidden_act"] not in HF_ACTIVATIONS,
+         f"hidden_act {config['hidden_act']!r} is not supported "
+         f"({', '.join(HF_ACTIVATIONS)})"),
+        (config["hidden_size"] % config["num_attention_heads"] != 0,
+         f"hidden_size {config['hidden_size']} is not divisible by num_attention_heads "
+         f"{config['num_attention_heads']}"),
+    ]
+    for refused, why in refusals:
+        if refused:
+            raise InputError(f"{where}: {why}")
+    eps = config["layer_norm_eps"]
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise InputError(f"{where}: layer_norm_eps must be positive, got {eps!r}")
+    offset = config["pad_token_id"] + 1
+    length = config["max_position_embeddings"] - offset
+    if length < 4:
+        raise InputError(f"{where}: max_position_embeddings {config['max_position_embeddings']} "
+                         f"leaves {length} positions after the padding offset {offset}")
+    labels = config.get("id2label")
+    num_labels = int(config.get("num_labels") or (len(labels) if labels else 2))
+    dropout = float(config["hidden_dropout_prob"])
+    return dict(
+        backbone=dict(
+            vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"],
+            num_heads=config["num_attention_heads"], hidden_dim=config["hidden_size"],
+            intermediate_dim=config["intermediate_size"], max_sequence_length=length,
+            dropout=dropout, layer_norm_epsilon=float(eps),
+            activation=HF_ACTIVATIONS[config["hidden_act"]],
+        ),
+        num_labels=num_labels,
+        pad_token_id=config["pad_token_id"],
+        type_vocab_size=config["type_vocab_size"],
+        position_offset=offset,
+        classifier_dropout=float(config.get("classifier_dropout", dropout)),
+        initializer_range=float(config["initializer_range"]),
+    )
+
+
+# ---------------------------------------------------------------------------- weights
+
+
+class _Checkpoint:
+    """The tensors of ``model.safetensors`` (or its shards), read one at a time."""
+
+    def __init__(self, folder: Path):
+        single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+        if single.is_file():
+            files = [single]
+        elif index.is_file():
+            try:
+                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+                files = [folder / name for name in sorted(set(weight_map.values()))]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+                raise InputError(f"{index}: unreadable shard index ({err})") from None
+        elif any(folder.glob("*.bin")):
+            raise InputError(f"{folder}: only pickled .bin weights; this project reads "
+                             "safetensors only (re-save with safe_serialization=True)")
+        else:
+            raise InputError(f"{folder}: no model.safetensors")
+        self.readers = [SafetensorsReader(f, "checkpoint") for f in files]
+        self.where = {name: r for r in self.readers for name in r.names}
+
+    def shape(self, name):
+        return self.where[name].shape(name)
+
+    def get(self, name) -> np.ndarray:
+        reader = self.where[name]
+        if reader.dtype(name) not in ("F32", "F16", "BF16", "F64"):
+            raise InputError(f"{reader.path}: {name} is {reader.dtype(name)}, not floating point")
+        value = np.asarray(reader.get(name), dtype=np.float32)
+        if not np.isfinite(value).all():
+            raise InputError(f"{reader.path}: {name} holds NaN or infinite values")
+        return value
+
+    def close(self):
+        for reader in self.readers:
+            reader.close()
+
+
+def _expected_shapes(settings: dict, prefix: str, with_head: bool) -> dict:
+    b = settings["backbone"]
+    h, inner, layers = b["hidden_dim"], b["intermediate_dim"], b["num_layers"]
+    shapes = {
+        f"{prefix}embeddings.word_embeddings.weight": (b["vocabulary_size"], h),
+        f"{prefix}embeddings.position_embeddings.weight":
+            (b["max_sequence_length"] + settings["position_offset"], h),
+        f"{prefix}embeddings.token_type_embeddings.weight": (settings["type_vocab_size"], h),
+        f"{prefix}embeddings.LayerNorm.weight": (h,),
+        f"{prefix}embeddings.LayerNorm.bias": (h,),
+    }
+    for i in range(layers):
+        p = f"{prefix}encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                     "attention.output.dense"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (h, h), (h,)
+        shapes[p + "intermediate.dense.weight"] = (inner, h)
+        shapes[p + "intermediate.dense.bias"] = (inner,)
+        shapes[p + "output.dense.weight"] = (h, inner)
+        shapes[p + "output.dense.bias"] = (h,)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[p + norm + ".weight"], shapes[p + norm + ".bias"] = (h,), (h,)
+    if with_head:
+        c = settings["num_labels"]
+        shapes.update(dict(zip(HEAD_KEYS, ((h, h), (h,), (c, h), (c,)))))
+    return shapes
+
+
+def _check_checkpoint(folder: Path, checkpoint: _Checkpoint, settings: dict):
+    """Which prefix the encoder's names use, whether a head is there; every shape checked."""
+    names = set(checkpoint.where)
+    if "roberta.embeddings.word_embeddings.weight" in names:
+        prefix = "roberta."
+    elif "embeddings.word_embeddings.weight" in names:
+        prefix = ""
+    else:
+        raise InputError(f"{folder}: not a RoBERTa checkpoint (no "
+                         "[roberta.]embeddings.word_embeddings.weight in its weights)")
+    head = [k for k in HEAD_KEYS if k in names]
+    if head and len(head) < len(HEAD_KEYS):
+        missing = sorted(set(HEAD_KEYS) - set(head))
+        raise InputError(f"{folder}: the classification head lacks {missing[0]}")
+    expected = _expected_shapes(settings, prefix, bool(head))
+    missing = sorted(set(expected) - names)
+    if missing:
+        raise InputError(f"{folder}: the checkpoint lacks {len(missing)} tensor(s), "
+                         f"e.g. {missing[0]}")
+    layer_names = {n for n in names if n.startswith(f"{prefix}encoder.")}
+    unexpected = sorted(layer_names - set(expected))
+    if unexpected:
+        raise InputError(f"{folder}: unexpected tensor {unexpected[0]} for a "
+                         f"{settings['backbone']['num_layers']}-layer RoBERTa")
+    for name, shape in expected.items():
+        found = checkpoint.shape(name)
+        if found != shape:
+            raise InputError(f"{checkpoint.where[name].path}: {name} has shape {found}, "
+                             f"the config implies {shape}")
+    return prefix, bool(head)
+
+
+def _assign_backbone(backbone, checkpoint: _Checkpoint, prefix: str, offset: int) -> None:
+    h = backbone.hidden_dim
+    heads = backbone.num_heads
+
+    def get(name):
+        return checkpoint.get(prefix + name)
+
+    def linear(name):  # PyTorch (out, in) -> Keras (in, out)
+        return get(name + ".weight").T
+
+    backbone.token_embedding.embeddings.assign(get("embeddings.word_embeddings.weight"))
+    positions = get("embeddings.position_embeddings.weight")
+    token_type = get("embeddings.token_type_embeddings.weight")[0]
+    length = backbone.max_sequence_length
+    backbone.embeddings.position_embedding.position_embeddings.assign(
+        positions[offset:offset + length] + token_type
+    )
+    backbone.embeddings_layer_norm.gamma.assign(get("embeddings.LayerNorm.weight"))
+    backbone.embeddings_layer_norm.beta.assign(get("embeddings.LayerNorm.bias"))
+    for i, layer in enumerate(backbone.transformer_layers):
+        p = f"encoder.layer.{i}."
+        attention = layer._self_attention_layer
+        for hf_name, dense in (("query", attention._query_dense), ("key", attention._key_dense),
+                               ("value", attention._value_dense)):
+            name = p + "attention.self." + hf_name
+            dense._kernel.assign(linear(name).reshape(h, heads, h // heads))
+            dense.bias.assign(get(name + ".bias").reshape(heads, h // heads))
+        out = attention._output_dense
+        out._kernel.assign(linear(p + "attention.output.dense").reshape(heads, h // heads, h))
+        out.bias.assign(get(p + "attention.output.dense.bias"))
+        layer._self_attention_layer_norm.gamma.assign(get(p + "attention.output.LayerNorm.weight"))
+        layer._self_attention_layer_norm.beta.assign(get(p + "attention.output.LayerNorm.bias"))
+        layer._feedforward_intermediate_dense.kernel.assign(linear(p + "intermediate.dense"))
+        layer._feedforward_intermediate_dense.bias.assign(get(p + "intermediate.dense.bias"))
+        layer._feedforward_output_dense.kernel.assign(linear(p + "output.dense"))
+        layer._feedforward_output_dense.bias.assign(get(p + "output.dense.bias"))
+        layer._feedforward_layer_norm.gamma.assign(get(p + "output.LayerNorm.weight"))
+        layer._feedforward_layer_norm.beta.assign(get(p + "output.LayerNorm.bias"))
+
+
+def load_hf_classifier(path, sequence_length: int | None = None, dropout: float | None = None,
+                       num_classes: int | None = None):
+    """A keras-hub RoBERTa classifier and its preprocessor from a transformers directory.
+
+    Args:
+        path: a ``save_pretrained`` folder of ``RobertaForSequenceClassification`` (or of
+            ``RobertaModel``: the head is then new).
+        sequence_length: the preprocessor's padded length (default: the model's maximum).
+        dropout: head dropout (default: the config's ``classifier_dropout``, else
+            ``hidden_dropout_prob``, as in transformers).
+        num_classes: logits (default: the config's ``num_labels``); must equal it when the
+            checkpoint has a head.
+
+    Returns:
+        ``(classifier, preprocessor)``; ``classifier.preprocessor`` is ``preprocessor``. Its
+        logits equal transformers' on the same token ids (to float32 rounding), and the
+        preprocessor gives transformers' token ids for the same question pairs.
+
+    Raises:
+        InputError: one line: not a folder, not a RoBERTa checkpoint, a configuration keras-hub
+            cannot express, no tokenizer, missing / mis-shaped / non-finite tensors. No model is
+            returned half-loaded.
+
+    Example:
+
+    >>> model, preprocessor = load_hf_classifier("hf-roberta-qqp", sequence_length=128)  # doctest: +SKIP
+    """
+    import keras_hub
+
+    from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON, RobertaBackbone
+    from project.models.roberta import (
+        _check_length,
+        _init_head,
+        build_preprocessor,
+        build_tokenizer,
+    )
+
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such directory")
+    settings = hf_settings(folder)
+    vocabulary, merges = read_hf_tokenizer(folder)
+    where = folder / "config.json"
+    if vocabulary["<pad>"] != settings["pad_token_id"]:
+        raise InputError(f"{where}: pad_token_id {settings['pad_token_id']} differs from the "
+                         f"tokenizer's <pad> id {vocabulary['<pad>']}")
+    if len(vocabulary) > settings["backbone"]["vocabulary_size"]:
+        raise InputError(f"{where}: the tokenizer has {len(vocabulary)} tokens, more than "
+                         f"vocab_size {settings['backbone']['vocabulary_size']}")
+    checkpoint = _Checkpoint(folder)
+    try:
+        prefix, has_head = _check_checkpoint(folder, checkpoint, settings)
+        classes = settings["num_labels"] if num_classes is None else int(num_classes)
+        if has_head and classes != settings["num_labels"]:
+            raise InputError(f"{folder}: the checkpoint's head has {settings['num_labels']} "
+                             f"labels, {classes} were asked for")
+        length = _check_length(sequence_length, settings["backbone"]["max_sequence_length"])
+        backbone_args = settings["backbone"]
+        if (backbone_args["layer_norm_epsilon"] == DEFAULT_EPSILON
+                and backbone_args["activation"] == DEFAULT_ACTIVATION):
+            backbone_args = {k: v for k, v in backbone_args.items()
+                             if k not in ("layer_norm_epsilon", "activation")}
+            backbone = keras_hub.models.RobertaBackbone(**backbone_args)
+        else:
+            backbone = RobertaBackbone(**backbone_args)
+        _assign_backbone(backbone, checkpoint, prefix, settings["position_offset"])
+        tokenizer = build_tokenizer(vocabulary, merges)
+        preprocessor = build_preprocessor(tokenizer, length)
+        model = keras_hub.models.RobertaTextClassifier(
+            backbone=backbone, num_classes=classes, preprocessor=preprocessor,
+            dropout=settings["classifier_dropout"] if dropout is None else float(dropout),
+        )
+        if has_head:
+            model.get_layer("pooled_dense").kernel.assign(
+                checkpoint.get("classifier.dense.weight").T)
+            model.get_layer("pooled_dense").bias.assign(checkpoint.get("classifier.dense.bias"))
+            model.get_layer("logits").kernel.assign(
+                checkpoint.get("classifier.out_proj.weight").T)
+            model.get_layer("logits").bias.assign(checkpoint.get("classifier.out_proj.bias"))
+        else:
+            _init_head(model, stddev=settings["initializer_range"])
+    finally:
+        checkpoint.close()
+    return model, preprocessor
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def _export_tensors(model, offset: int) -> dict:
+    """Our classifier's weights under transformers' names, PyTorch layouts, float32."""
+    from keras import ops
+
+    def np32(x):
+        return np.asarray(ops.convert_to_numpy(x), dtype=np.float32)
+
+    backbone = model.backbone
+    h = backbone.hidden_dim
+    positions = np32(backbone.embeddings.position_embedding.position_embeddings)
+    tensors = {
+        "roberta.embeddings.word_embeddings.weight": np32(backbone.token_embedding.embeddings),
+        "roberta.embeddings.position_embeddings.weight":
+            np.concatenate([np.zeros((offset, h), np.float32), positions]),
+        "roberta.embeddings.token_type_embeddings.weight": np.zeros((1, h), np.float32),
+        "roberta.embeddings.LayerNorm.weight": np32(backbone.embeddings_layer_norm.gamma),
+        "roberta.embeddings.LayerNorm.bias": np32(backbone.embeddings_layer_norm.beta),
+    }
+    for i, layer in enumerate(backbone.transformer_layers):
+        p = f"roberta.encoder.layer.{i}."
+        attention = layer._self_attention_layer
+        for hf_name, dense in (("query", attention._query_dense), ("key", attention._key_dense),
+                               ("value", attention._value_dense)):
+            # ``kernel`` is the effective kernel: LoRA's delta included when it is not merged.
+            tensors[p + f"attention.self.{hf_name}.weight"] = np32(dense.kernel).reshape(h, h).T
+            tensors[p + f"attention.self.{hf_name}.bias"] = np32(dense.bias).reshape(h)
+        out = attention._output_dense
+        tensors[p + "attention.output.dense.weight"] = np32(out.kernel).reshape(h, h).T
+        tensors[p + "attention.output.dense.bias"] = np32(out.bias)
+        for hf_name, norm in (("attention.output.LayerNorm", layer._self_attention_layer_norm),
+                              ("output.LayerNorm", layer._feedforward_layer_norm)):
+            tensors[p + hf_name + ".weight"] = np32(norm.gamma)
+            tensors[p + hf_name + ".bias"] = np32(norm.beta)
+        for hf_name, dense in (("intermediate.dense", layer._feedforward_intermediate_dense),
+                               ("output.dense", layer._feedforward_output_dense)):
+            tensors[p + hf_name + ".weight"] = np32(dense.kernel).T
+            tensors[p + hf_name + ".bias"] = np32(dense.bias)
+    pooled, logits = model.get_layer("pooled_dense"), model.get_layer("logits")
+    tensors["classifier.dense.weight"] = np32(pooled.kernel).T
+    tensors["classifier.dense.bias"] = np32(pooled.bias)
+    tensors["classifier.out_proj.weight"] = np32(logits.kernel).T
+    tensors["classifier.out_proj.bias"] = np32(logits.bias)
+    return {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+
+
+def save_hf_classifier(model, path) -> Path:
+    """Write our RoBERTa classifier as a transformers ``RobertaForSequenceClassification``
+    directory (config.json, model.safetensors, tokenizer files).
+
+    ``RobertaForSequenceClassification.from_pretrained(path)`` and
+    ``AutoTokenizer.from_pretrained(path)`` load it and give our logits and token ids. A LoRA
+    model is exported with its deltas folded in (the model itself is not changed).
+
+    Args:
+        model: a ``keras_hub.models.RobertaTextClassifier`` with its preprocessor.
+        path: the output folder (created; files in it are replaced atomically one by one).
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        InputError: no preprocessor (no tokenizer to write), or a head that is not keras-hub's
+            RoBERTa head.
+
+    Example:
+
+    >>> save_hf_classifier(model, "runs/qqp/lora/hf")      # doctest: +SKIP
+    """
+    from project.io import write_json
+    from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON
+
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None:
+        raise InputError("the model has no preprocessor: there is no tokenizer to export")
+    if model.hidden_dim != model.backbone.hidden_dim:
+        raise InputError(f"the head's hidden_dim {model.hidden_dim} differs from the backbone's "
+                         f"{model.backbone.hidden_dim}: transformers cannot express it")
+    backbone, tokenizer = model.backbone, preprocessor.tokenizer
+    folder = Path(path)
+    pad = int(tokenizer.pad_token_id)
+    offset = pad + 1
+    classes = int(model.num_classes)
+    config = {
+        "architectures": ["RobertaForSequenceClassification"],
+        "model_type": "roberta",
+        "vocab_size": int(backbone.vocabulary_size),
+        "hidden_size": int(backbone.hidden_dim),
+        "num_hidden_layers": int(backbone.num_layers),
+        "num_attention_heads": int(backbone.num_heads),
+        "intermediate_size": int(backbone.intermediate_dim),
+        "hidden_act": _EXPORT_ACTIVATIONS[getattr(backbone, "activation", DEFAULT_ACTIVATION)],
+        "hidden_dropout_prob": float(backbone.dropout),
+        "attention_probs_dropout_prob": float(backbone.dropout),
+        "max_position_embeddings": int(backbone.max_sequence_length) + offset,
+        "type_vocab_size": 1,
+        "initializer_range": 0.02,
+        "layer_norm_eps": float(getattr(backbone, "layer_norm_epsilon", DEFAULT_EPSILON)),
+        "pad_token_id": pad,
+        "bos_token_id": int(tokenizer.start_token_id),
+        "eos_token_id": int(tokenizer.end_token_id),
+        "classifier_dropout": float(model.dropout),
+        "id2label": {str(i): f"LABEL_{i}" for i in range(classes)},
+        "label2id": {f"LABEL_{i}": i for i in range(classes)},
+        "dtype": "float32",
+    }
+    tensors = _export_tensors(model, offset)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_safetensors(folder / "model.safetensors", tensors, {"format": "pt"})
+    write_hf_tokenizer(folder, tokenizer, model_max_length=int(backbone.max_sequence_length))
+    write_json(folder / "config.json", config)
+    return folder
+

@@ -1,0 +1,307 @@
+"""PEFT LoRA adapters for RoBERTa sequence classification <-> our LoRA, both ways.
+
+A PEFT adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors`` with
+
+* ``base_model.model.roberta.encoder.layer.{i}.attention.self.{query|key|value}.lora_A.weight``
+  (r, d_in) and ``...lora_B.weight`` (d_out, r): our A and B transposed;
+* with ``"classifier"`` in ``modules_to_save``: ``base_model.model.classifier.dense.weight`` /
+  ``.bias`` and ``...classifier.out_proj.weight`` / ``.bias``: our ``pooled_dense`` and ``logits``.
+
+PEFT scales the branch by ``lora_alpha / r`` (by ``lora_alpha / sqrt(r)`` with ``use_rslora``,
+read as our alpha = ``lora_alpha * sqrt(r)``) and applies ``lora_dropout`` to the branch's input,
+as :mod:`project.models.lora` does. Features our LoRA does not have are refused with one line:
+DoRA, trained biases, per-layer ranks or alphas, a subset of layers, targets other than
+query/key/value, ``fan_in_fan_out``, initialisations that change the base weights (PiSSA, OLoRA,
+LoftQ), and any other option set to a non-default value.
+
+Example:
+
+>>> model, _ = load_hf_classifier("hf-roberta-base")           # doctest: +SKIP
+>>> load_peft_adapter(model, "peft-qqp-adapter")                # doctest: +SKIP
+>>> save_peft_adapter(model, "runs/peft-out")                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from project.errors import InputError
+from project.models.tensor_files import read_safetensors, write_safetensors
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+_PREFIX = "base_model.model."
+_HEAD = {"classifier.dense.weight": ("pooled_dense", "kernel"),
+         "classifier.dense.bias": ("pooled_dense", "bias"),
+         "classifier.out_proj.weight": ("logits", "kernel"),
+         "classifier.out_proj.bias": ("logits", "bias")}
+#: Options whose value we read or that do not change the computation.
+_UNDERSTOOD = {
+    "peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules",
+    "modules_to_save", "bias", "fan_in_fan_out", "use_rslora", "use_dora", "rank_pattern",
+    "alpha_pattern", "layers_to_transform", "layers_pattern", "exclude_modules",
+    "base_model_name_or_path", "revision", "inference_mode", "init_lora_weights", "peft_version",
+    "auto_mapping", "megatron_core", "qalora_group_size", "loftq_config", "eva_config",
+    "corda_config", "lora_ga_config", "ensure_weight_tying", "lora_bias", "use_qalora",
+    "megatron_config", "layer_replication", "target_parameters", "trainable_token_indices",
+}
+
+
+def is_peft_adapter(path) -> bool:
+    """Whether ``path`` is a folder with ``adapter_config.json``."""
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def _module_names(num_layers: int) -> list[str]:
+    """The names of the modules PEFT could target in ``RobertaForSequenceClassification``."""
+    names = ["roberta.embeddings.word_embeddings", "roberta.embeddings.position_embeddings",
+             "roberta.embeddings.token_type_embeddings", "classifier.dense",
+             "classifier.out_proj"]
+    for i in range(num_layers):
+        p = f"roberta.encoder.layer.{i}."
+        names += [p + "attention.self.query", p + "attention.self.key",
+                  p + "attention.self.value", p + "attention.output.dense",
+                  p + "intermediate.dense", p + "output.dense"]
+    return names
+
+
+def _targeted(targets, name: str) -> bool:
+    """PEFT's rule: a regex string must match the whole name; a list entry must equal the name
+    or end it after a dot."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def _settings(path: Path, config: dict, num_layers: int) -> dict:
+    """Our LoRA settings from a PEFT config; InputError for what we cannot express."""
+    where = path / CONFIG_FILE
+    if config.get("peft_type") != "LORA":
+        raise InputError(f"{where}: peft_type {config.get('peft_type')!r} is not LORA")
+    if config.get("task_type") not in ("SEQ_CLS", None):
+        raise InputError(f"{where}: task_type {config.get('task_type')!r} is not SEQ_CLS")
+    for key, value in config.items():
+        if key not in _UNDERSTOOD and value not in (None, False, {}, [], "", 0):
+            raise InputError(f"{where}: option {key}={value!r} is not supported")
+    refusals = [
+        ("use_dora", "DoRA"), ("fan_in_fan_out", "fan_in_fan_out"), ("lora_bias", "lora_bias"),
+        ("rank_pattern", "per-layer ranks (rank_pattern)"),
+        ("alpha_pattern", "per-layer alphas (alpha_pattern)"),
+        ("layers_to_transform", "a subset of layers (layers_to_transform)"),
+        ("exclude_modules", "exclude_modules"), ("layer_replication", "layer_replication"),
+        ("target_parameters", "target_parameters"), ("megatron_config", "megatron_config"),
+        ("use_qalora", "QALoRA"), ("trainable_token_indices", "trainable_token_indices"),
+    ]
+    for key, what in refusals:
+        if config.get(key):
+            raise InputError(f"{where}: {what} is not supported")
+    init = config.get("init_lora_weights", True)
+    if isinstance(init, str) and init != "gaussian" or config.get("loftq_config"):
+        raise InputError(f"{where}: init_lora_weights={init!r} changes the base weights "
+                         "(PiSSA, OLoRA, LoftQ, ...): not supported")
+    if config.get("bias", "none") != "none":
+        raise InputError(f"{where}: bias={config['bias']!r} (trained biases) is not supported")
+    rank, alpha = config.get("r"), config.get("lora_alpha")
+    dropout = config.get("lora_dropout", 0.0) or 0.0
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
+        raise InputError(f"{where}: r must be a positive integer, got {rank!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise InputError(f"{where}: lora_alpha must be positive, got {alpha!r}")
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise InputError(f"{where}: lora_dropout must be in [0, 1), got {dropout!r}")
+    targets = config.get("target_modules")
+    if targets == "all-linear":
+        raise InputError(f"{where}: target_modules 'all-linear' includes layers other than "
+                         "query/key/value")
+    if not isinstance(targets, (str, list)) or not targets:
+        raise InputError(f"{where}: target_modules must be a name list or a regex")
+    chosen = {}
+    for name in _module_names(num_layers):
+        if _targeted(targets, name):
+            kind = name.rsplit(".", 1)[1]
+            if ".attention.self." not in name:
+                raise InputError(f"{where}: target {name} is not query/key/value (only those "
+                                 "are supported)")
+            chosen.setdefault(kind, set()).add(int(name.split(".")[3]))
+    if not chosen:
+        raise InputError(f"{where}: target_modules {targets!r} match no query/key/value layer")
+    for kind, layers in chosen.items():
+        if len(layers) != num_layers:
+            raise InputError(f"{where}: {kind} is targeted in {len(layers)} of {num_layers} "
+                             "layers (only all layers are supported)")
+    saved = config.get("modules_to_save") or []
+    if not isinstance(saved, list) or set(saved) - {"classifier", "score"}:
+        raise InputError(f"{where}: modules_to_save {saved!r}: only the classifier is supported")
+    scale_alpha = float(alpha) * math.sqrt(rank) if config.get("use_rslora") else float(alpha)
+    return dict(style="matrix", rank=rank, alpha=scale_alpha, dropout=float(dropout),
+                targets=[t for t in ("query", "key", "value") if t in chosen],
+                head="classifier" in saved)
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path / CONFIG_FILE}: unreadable JSON "
+                         f"({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path / CONFIG_FILE}: not a JSON object")
+    return config
+
+
+def load_peft_adapter(model, path):
+    """Put a PEFT LoRA adapter (RoBERTa sequence classification) on ``model``.
+
+    ``model`` must be the adapter's base, imported with :func:`project.interop.load_hf_classifier`
+    (or one with the same weights); its logits then equal PEFT's ``PeftModel`` logits. Everything
+    is checked before anything changes; the model's current LoRA, if any, is replaced.
+
+    Args:
+        model: a RoBERTa classifier.
+        path: the adapter folder (adapter_config.json, adapter_model.safetensors).
+
+    Returns:
+        ``model`` (changed in place).
+
+    Raises:
+        InputError: one line: no such folder or files, an unsupported option, tensors missing,
+            unexpected or mis-shaped (a rank or targets that differ from the config, or an
+            adapter made for a base of other dimensions), non-finite values.
+
+    Example:
+
+    >>> load_peft_adapter(model, "peft-adapter")         # doctest: +SKIP
+    """
+    from keras import ops
+
+    from project.models.lora import (
+        _adapter_shapes,
+        _is_merged,
+        apply_adapter,
+        check_tensors,
+        lora_config,
+    )
+
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such adapter folder")
+    if not (path / CONFIG_FILE).is_file():
+        raise InputError(f"{path}: not a PEFT adapter (no {CONFIG_FILE})")
+    backbone = model.backbone
+    settings = _settings(path, _read_config(path), backbone.num_layers)
+    weights = path / WEIGHTS_FILE
+    tensors, _ = read_safetensors(weights, what="adapter")
+    ours, expected = {}, {}
+    hidden = backbone.hidden_dim
+    for name, value in tensors.items():
+        short = name[len(_PREFIX):] if name.startswith(_PREFIX) else name
+        match = re.fullmatch(r"roberta\.encoder\.layer\.(\d+)\.attention\.self\."
+                             r"(query|key|value)\.lora_([AB])\.weight", short)
+        if match:
+            index, target, which = int(match[1]), match[2], match[3]
+            if index >= backbone.num_layers or target not in settings["targets"]:
+                raise InputError(f"{weights}: unexpected tensor {name} (the config targets "
+                                 f"{'/'.join(settings['targets'])} in "
+                                 f"{backbone.num_layers} layers)")
+            if which == "A" and value.ndim == 2 and value.shape[1] != hidden:
+                raise InputError(f"{weights}: made for a base with hidden size {value.shape[1]}; "
+                                 f"this model's is {hidden}")
+            if value.ndim == 2 and value.shape[0 if which == "A" else 1] != settings["rank"]:
+                raise InputError(f"{weights}: {name} has rank "
+                                 f"{value.shape[0 if which == 'A' else 1]}, the config's r is "
+                                 f"{settings['rank']}")
+            ours[f"layer_{index}.{target}.lora_{which.lower()}"] = np.asarray(value).T
+        elif short in _HEAD and settings["head"]:
+            layer, kind = _HEAD[short]
+            ours[f"head.{layer}.{kind}"] = np.asarray(value).T
+        else:
+            raise InputError(f"{weights}: unexpected tensor {name}")
+    if not settings["head"]:  # PEFT keeps the base's head: so do we
+        for layer in ("pooled_dense", "logits"):
+            for kind in ("kernel", "bias"):
+                variable = getattr(model.get_layer(layer), kind)
+                ours[f"head.{layer}.{kind}"] = np.asarray(ops.convert_to_numpy(variable),
+                                                          dtype=np.float32)
+    head = ours.get("head.logits.kernel")
+    if head is not None and head.ndim == 2 and head.shape[1] != model.num_classes:
+        raise InputError(f"{weights}: the adapter's head has {head.shape[1]} classes, "
+                         f"the model {model.num_classes}")
+    ours = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in ours.items()}
+    peft_settings = {k: settings[k] for k in ("style", "rank", "alpha", "dropout", "targets")}
+    expected = _adapter_shapes(model, peft_settings)
+    check_tensors(weights, ours, expected, what="PEFT adapter")
+    current = lora_config(model)
+    if current is not None and current["style"] != "matrix":
+        raise InputError(f"{path}: the model has per-head LoRA; merge_lora first")
+    if current is not None and _is_merged(model):
+        raise InputError("LoRA is merged into the kernels: call unmerge_lora first")
+    apply_adapter(model, peft_settings, ours)
+    return model
+
+
+def save_peft_adapter(model, path, base_model_name_or_path: str | None = None) -> Path:
+    """Write our LoRA as a PEFT adapter folder for ``RobertaForSequenceClassification``.
+
+    ``PeftModel.from_pretrained(base, path)``, with ``base`` our base model exported by
+    :func:`project.interop.save_hf_classifier` (before LoRA) or the checkpoint it was imported
+    from, gives our logits. The head is saved through ``modules_to_save: ["classifier"]``.
+
+    Args:
+        model: a model with matrix-style LoRA (not merged).
+        path: the output folder (created).
+        base_model_name_or_path: recorded in the config (PEFT's own field; informational).
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        InputError: no LoRA, per-head LoRA, or merged LoRA.
+
+    Example:
+
+    >>> save_peft_adapter(model, "runs/qqp/lora/peft")     # doctest: +SKIP
+    """
+    from project.io import write_json
+    from project.models.lora import _adapter_variables, _is_merged, lora_config
+
+    config = lora_config(model)
+    if config is None:
+        raise InputError("the model has no LoRA enabled: nothing to save as an adapter")
+    if config["style"] != "matrix":
+        raise InputError("PEFT adapters hold the paper's LoRA only, not per-head LoRA")
+    if _is_merged(model):
+        raise InputError("LoRA is merged into the kernels: call unmerge_lora first")
+    from keras import ops
+
+    tensors = {}
+    for name, variable in _adapter_variables(model).items():
+        value = np.asarray(ops.convert_to_numpy(variable), dtype=np.float32).T
+        if name.startswith("head."):
+            _, layer, kind = name.split(".")
+            hf = next(k for k, v in _HEAD.items() if v == (layer, kind))
+        else:
+            layer, target, which = name.split(".")
+            hf = (f"roberta.encoder.layer.{layer.split('_')[1]}.attention.self.{target}."
+                  f"lora_{which[-1].upper()}.weight")
+        tensors[_PREFIX + hf] = np.ascontiguousarray(value)
+    alpha = config["alpha"]
+    peft_config = {
+        "peft_type": "LORA", "task_type": "SEQ_CLS", "r": config["rank"],
+        "lora_alpha": int(alpha) if float(alpha).is_integer() else alpha,
+        "lora_dropout": config["dropout"], "target_modules": config["targets"],
+        "modules_to_save": ["classifier"], "bias": "none", "fan_in_fan_out": False,
+        "use_rslora": False, "use_dora": False, "rank_pattern": {}, "alpha_pattern": {},
+        "layers_to_transform": None, "layers_pattern": None, "inference_mode": True,
+        "init_lora_weights": True, "base_model_name_or_path": base_model_name_or_path,
+        "revision": None,
+    }
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_safetensors(folder / WEIGHTS_FILE, tensors, {"format": "pt"})
+    write_json(folder / CONFIG_FILE, peft_config)
+    return folder

@@ -1,0 +1,97 @@
+"""The duplicate probability of one question pair, from a trained or imported RoBERTa classifier.
+
+    python scripts/predict.py runs/qqp-*/lora/model.keras "How do I learn Python?" "How can I learn Python?"
+    python scripts/predict.py hf-roberta-qqp/ "Is Paris nice?" "Is Paris a nice city?"
+    python scripts/predict.py runs/qqp-*/full/model.keras "q1" "q2" --adapter runs/qqp-*/lora/adapter.safetensors
+    python scripts/predict.py hf-roberta-base/ "q1" "q2" --adapter peft-qqp-adapter/
+
+MODEL is a `.keras` file (loaded in Keras's safe mode), a Hugging Face transformers folder
+(`RobertaForSequenceClassification.save_pretrained`), or a keras-hub preset folder. --adapter puts
+a LoRA adapter on it first: our `adapter.safetensors` (refused unless made for this very base),
+or a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). Prints the
+probability that the two questions are duplicates (softmax of the two logits, class 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from project.backend import add_backend_argument
+from project.cli import Parser
+from project.errors import InputError, run_cli
+
+
+def parse_args(argv=None):
+    p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("model", type=Path,
+                   help="a .keras file, a Hugging Face checkpoint folder or a keras-hub preset")
+    p.add_argument("question1", help="the first question")
+    p.add_argument("question2", help="the second question")
+    p.add_argument("--adapter", type=Path, default=None,
+                   help="a LoRA adapter: adapter.safetensors (ours) or a PEFT adapter folder")
+    add_backend_argument(p)
+    args = p.parse_args(argv)
+    for name in ("question1", "question2"):
+        if not getattr(args, name).strip():
+            raise InputError(f"{name} is empty: give two non-empty questions")
+    if not args.model.exists():
+        raise InputError(f"{args.model}: no such model file or folder")
+    if args.adapter is not None and not args.adapter.exists():
+        raise InputError(f"--adapter {args.adapter}: no such file or folder")
+    return args
+
+
+def load_classifier(path: Path):
+    """The classifier stored at ``path`` (a .keras file or a model folder), with preprocessor."""
+    from project.interop import is_hf_checkpoint, load_hf_classifier
+    from project.io import load_model
+    from project.models.roberta import build_classifier
+
+    if path.is_dir():
+        if is_hf_checkpoint(path):
+            return load_hf_classifier(path)[0]
+        return build_classifier(preset=str(path))
+    if path.suffix != ".keras":
+        raise InputError(f"{path}: expected a .keras file or a model folder")
+    return load_model(path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from project.backend import select_backend
+
+    select_backend(["--backend", args.backend])  # before keras is imported
+    import pandas as pd
+    from keras import ops
+
+    import project.models.roberta  # noqa: F401  (registers the LoRA layers for loading)
+    from project.data.qqp import tokenize_pairs
+    from project.training.metrics import positive_scores
+
+    model = load_classifier(args.model)
+    if getattr(model, "preprocessor", None) is None:
+        raise InputError(f"{args.model}: the model has no preprocessor (tokenizer)")
+    if getattr(model, "num_classes", None) != 2:
+        raise InputError(f"{args.model}: the model has {getattr(model, 'num_classes', '?')} "
+                         "outputs; a duplicate probability needs 2 classes")
+    if args.adapter is not None:
+        from project.interop import is_peft_adapter, load_peft_adapter
+        from project.models.lora import load_adapter
+
+        if is_peft_adapter(args.adapter):
+            load_peft_adapter(model, args.adapter)
+        else:
+            load_adapter(model, args.adapter)
+    frame = pd.DataFrame({"question1": [args.question1], "question2": [args.question2]})
+    logits = ops.convert_to_numpy(model(tokenize_pairs(model.preprocessor, frame)))
+    print(f"duplicate probability {float(positive_scores(logits)[0]):.4f}")
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
