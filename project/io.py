@@ -344,10 +344,13 @@ def load_model(path: str | os.PathLike, compile: bool = False):
                         "loading it"
                     )
             bad = archive.testzip()
+            ours = b'"module": "project' in archive.read("config.json")
         if bad is not None:
             raise ValueError(f"damaged entry {bad}")
         import keras
 
+        if ours:  # registers our serialisable classes (LoRA layers, the LoRA-aware backbone)
+            import project.models.roberta  # noqa: F401
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except (InputError, ImportError):
         raise
