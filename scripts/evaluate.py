@@ -25,13 +25,16 @@ from project.errors import InputError, run_cli
 
 def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("model", type=Path, help="a .keras file written by scripts/fraud.py or qqp.py")
+    p.add_argument("model", type=Path,
+                   help="a .keras file written by scripts/fraud.py or qqp.py (QQP: also a Hugging "
+                        "Face folder)")
     p.add_argument("--task", choices=("fraud", "qqp"), required=True)
     p.add_argument("--data", type=Path, default=None, help="default: the run's data file")
     p.add_argument("--split", choices=("test", "val", "all"), default=None,
                    help="which part of the run's data (default: the held-out part)")
     p.add_argument("--adapter", type=Path, default=None,
-                   help="QQP: a LoRA adapter (adapter.safetensors) to put on the model first")
+                   help="QQP: a LoRA adapter to put on the model first: adapter.safetensors "
+                        "(ours) or a PEFT adapter folder")
     p.add_argument("--threshold", type=finite_float, default=None,
                    help="decision threshold (default: the one saved with the model, else 0.5)")
     p.add_argument("--json", type=Path, default=None, help="write the metrics here")
@@ -53,6 +56,8 @@ def read_record(model_path: Path, task: str, required: bool) -> dict | None:
     from project.experiments.rundir import file_sha256
 
     path = model_path.parent / "model.json"
+    if model_path.is_dir():  # a Hugging Face or preset folder: no record of ours
+        return None
     if not path.is_file():
         if required:
             raise InputError(f"{path}: missing (scripts/{task}.py writes it beside model.keras)")
@@ -162,8 +167,8 @@ def main(argv=None) -> int:
     from project.io import load_model, write_json
 
     record = read_record(args.model, args.task, required=args.task == "fraud")
-    model = load_model(args.model)
     if args.task == "fraud":
+        model = load_model(args.model)
         from project.experiments.fraud import evaluate
 
         x, y, what = fraud_data(args, record)
@@ -172,14 +177,9 @@ def main(argv=None) -> int:
         what = f"{what} rows"
     else:
         from project.data.qqp import tokenize_pairs
-        from project.experiments.qqp import evaluate
+        from project.experiments.qqp import evaluate, load_classifier
 
-        if getattr(model, "preprocessor", None) is None:
-            raise InputError(f"{args.model}: not a QQP classifier with a preprocessor")
-        if args.adapter is not None:
-            from project.models.lora import load_adapter
-
-            load_adapter(model, args.adapter)
+        model = load_classifier(args.model, args.adapter)
         frame, what = qqp_pairs(args, record)
         features = tokenize_pairs(model.preprocessor, frame)
         if "is_duplicate" not in frame:

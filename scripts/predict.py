@@ -42,21 +42,6 @@ def parse_args(argv=None):
     return args
 
 
-def load_classifier(path: Path):
-    """The classifier stored at ``path`` (a .keras file or a model folder), with preprocessor."""
-    from project.interop import is_hf_checkpoint, load_hf_classifier
-    from project.io import load_model
-    from project.models.roberta import build_classifier
-
-    if path.is_dir():
-        if is_hf_checkpoint(path):
-            return load_hf_classifier(path)[0]
-        return build_classifier(preset=str(path))
-    if path.suffix != ".keras":
-        raise InputError(f"{path}: expected a .keras file or a model folder")
-    return load_model(path)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from project.backend import select_backend
@@ -65,24 +50,11 @@ def main(argv=None) -> int:
     import pandas as pd
     from keras import ops
 
-    import project.models.roberta  # noqa: F401  (registers the LoRA layers for loading)
     from project.data.qqp import tokenize_pairs
+    from project.experiments.qqp import load_classifier
     from project.training.metrics import positive_scores
 
-    model = load_classifier(args.model)
-    if getattr(model, "preprocessor", None) is None:
-        raise InputError(f"{args.model}: the model has no preprocessor (tokenizer)")
-    if getattr(model, "num_classes", None) != 2:
-        raise InputError(f"{args.model}: the model has {getattr(model, 'num_classes', '?')} "
-                         "outputs; a duplicate probability needs 2 classes")
-    if args.adapter is not None:
-        from project.interop import is_peft_adapter, load_peft_adapter
-        from project.models.lora import load_adapter
-
-        if is_peft_adapter(args.adapter):
-            load_peft_adapter(model, args.adapter)
-        else:
-            load_adapter(model, args.adapter)
+    model = load_classifier(args.model, args.adapter)
     frame = pd.DataFrame({"question1": [args.question1], "question2": [args.question2]})
     logits = ops.convert_to_numpy(model(tokenize_pairs(model.preprocessor, frame)))
     print(f"duplicate probability {float(positive_scores(logits)[0]):.4f}")

@@ -146,3 +146,23 @@ def test_unlabelled_pairs_get_predictions(qqp_run, tmp_path):
     assert "predictions only" in stdout
     scores = np.load(tmp_path / "p.npy")
     assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_evaluate_a_base_plus_its_adapter(qqp_run, config, tmp_path):
+    out, result = qqp_run
+    base = qqp.new_model(config, "full", seed=0, sequence_length=result.data["length"][
+        "sequence_length"])  # the same start as the LoRA run's frozen base
+    base.save(tmp_path / "base.keras")
+    adapter = out / "lora" / "adapter.safetensors"
+    code, _, err = call_script("evaluate.py", tmp_path / "base.keras", "--task", "qqp",
+                               "--adapter", adapter, "--split", "all",
+                               "--predictions", tmp_path / "with_adapter.npy")
+    assert code == 0, err
+    code, _, err = call_script("evaluate.py", out / "lora" / "model.keras", "--task", "qqp",
+                               "--split", "all", "--predictions", tmp_path / "merged.npy")
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "with_adapter.npy"),
+                               np.load(tmp_path / "merged.npy"), atol=1e-5)
+    code, _, err = call_script("evaluate.py", out / "full" / "model.keras", "--task", "qqp",
+                               "--adapter", adapter)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err

@@ -25,6 +25,7 @@ import numpy as np
 
 from project.backend import seed_everything
 from project.data import qqp
+from project.errors import InputError
 from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import QQPConfig
 from project.experiments.rundir import (
@@ -82,6 +83,48 @@ def evaluate(model, features: dict, labels, n_boot: int | None = None, seed: int
     kwargs = {} if n_boot is None else {"n_boot": n_boot}
     return evaluate_scores(labels, positive_scores(logits), 0.5, qqp.CLASS_NAMES,
                            loss=softmax_cross_entropy(labels, logits), seed=seed, **kwargs)
+
+
+def load_classifier(path, adapter=None):
+    """A pair classifier from wherever it is, with its preprocessor, and optionally an adapter.
+
+    Args:
+        path: a ``.keras`` file (Keras safe mode), a Hugging Face transformers folder
+            (``RobertaForSequenceClassification.save_pretrained``) or a keras-hub preset folder.
+        adapter: a LoRA adapter to put on it: ours (``adapter.safetensors``, made for this very
+            base) or a PEFT adapter folder (``adapter_config.json``).
+
+    Raises:
+        InputError: not a model we can read, no preprocessor, not two classes, or an adapter
+            that does not fit (the model is then left as loaded).
+    """
+    from project.interop import (
+        is_hf_checkpoint,
+        is_peft_adapter,
+        load_hf_classifier,
+        load_peft_adapter,
+    )
+    from project.io import load_model
+
+    path = Path(path)
+    if path.is_dir():
+        model = (load_hf_classifier(path)[0] if is_hf_checkpoint(path)
+                 else build_classifier(preset=str(path)))
+    elif path.suffix != ".keras":
+        raise InputError(f"{path}: expected a .keras file or a model folder")
+    else:
+        model = load_model(path)
+    if getattr(model, "preprocessor", None) is None:
+        raise InputError(f"{path}: not a QQP classifier with a preprocessor (tokenizer)")
+    if getattr(model, "num_classes", None) != 2:
+        raise InputError(f"{path}: the model has {getattr(model, 'num_classes', '?')} outputs; "
+                         "a duplicate probability needs 2 classes")
+    if adapter is not None:
+        if is_peft_adapter(adapter):
+            load_peft_adapter(model, adapter)
+        else:
+            lora.load_adapter(model, adapter)
+    return model
 
 
 @dataclasses.dataclass
