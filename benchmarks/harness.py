@@ -34,11 +34,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
-import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -51,7 +48,6 @@ from benchmarks._timing import median
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = "@@ "  # prefix of the worker's protocol lines (libraries may print to stdout too)
-FRAMEWORKS = ("numpy", "keras", "keras_hub", "tensorflow", "torch", "jax", "transformers", "peft")
 
 
 class Prepared(NamedTuple):
@@ -122,53 +118,6 @@ def format_targets(rows: list[dict]) -> str:
         lines.append(f"target: {r['name']}: {value} (need {r['op']} {r['threshold']:g}): "
                      f"{r['status']}")
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux, else ``platform``)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def _cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [x for x in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if x in flags]
-    except OSError:
-        pass
-    return []
-
-
-def machine_line() -> str:
-    """The machine and library versions a result comes from, in one line (no heavy imports)."""
-    versions = []
-    for name in FRAMEWORKS:
-        if importlib.util.find_spec(name) is None:
-            continue
-        try:
-            versions.append(f"{name} {importlib.metadata.version(name.replace('_', '-'))}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(name)
-    flags = _cpu_flags()
-    return (f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs"
-            + (f" ({', '.join(flags)})" if flags else "")
-            + f"; Python {platform.python_version()}; " + ", ".join(versions))
-
-
-def installed_backends() -> list[str]:
-    """The Keras backends whose package is installed, in the project's order."""
-    from project.backend import BACKENDS
-
-    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
 
 
 def thread_env(threads: int) -> dict:
@@ -255,7 +204,8 @@ def measure(
 
     Returns:
         ``{key: {"key", "label", "backend", "info", "prepare_seconds", "times", "cpu_times",
-        "times_by_group"}}``; ``times_by_group[i]`` holds the times taken in group ``i``.
+        "times_by_group", "cpu_by_group"}}``; ``times_by_group[i]`` holds the wall-clock times
+        taken in group ``i``'s rounds, ``cpu_by_group[i]`` their CPU times.
     """
     results: dict[str, dict] = {}
     alive: dict[str, Worker] = {}
@@ -269,7 +219,7 @@ def measure(
         results[contender.key] = {
             "key": contender.key, "label": contender.label, "backend": contender.backend,
             "info": worker.info, "prepare_seconds": worker.prepare_seconds,
-            "times": [], "cpu_times": [], "times_by_group": {},
+            "times": [], "cpu_times": [], "times_by_group": {}, "cpu_by_group": {},
         }
         return worker
 
@@ -289,6 +239,7 @@ def measure(
                         result["times"] += wall
                         result["cpu_times"] += cpu
                         result["times_by_group"].setdefault(index, []).extend(wall)
+                        result["cpu_by_group"].setdefault(index, []).extend(cpu)
             finally:
                 for worker in own.values():
                     worker.close()
@@ -301,6 +252,16 @@ def measure(
 def median_time(result: dict, group: int | None = None) -> float:
     """Median wall-clock seconds of a contender's calls (in one group's rounds, if given)."""
     return median(result["times"] if group is None else result["times_by_group"][group])
+
+
+def median_cpu(result: dict, group: int | None = None) -> float:
+    """Median CPU seconds (all the process's threads) of a contender's calls (in one group's
+    rounds, if given).
+
+    With one compute thread per contender (``threads=1``) this is the work a call needs, whatever
+    else the machine runs: on a shared machine a steadier measure than wall-clock time.
+    """
+    return median(result["cpu_times"] if group is None else result["cpu_by_group"][group])
 
 
 def _peak_rss_mb() -> float | None:

@@ -7,18 +7,19 @@ All contenders train RoBERTa-base dimensions (12 layers, 12 heads, hidden 768, F
 * ours, LoRA: :func:`project.models.lora.enable_lora` (matrix style: r=8, alpha=16, dropout 0.05
   on query/key/value; head trainable), per Keras backend;
 * ours, full fine-tuning: the same keras-hub classifier, every weight trainable;
-* keras-hub's own LoRA (per-head style, no dropout), for reference; on torch also our LoRA with
-  the branch's dropout off (what the dropout costs); on TensorFlow also our LoRA under XLA
-  (``jit_compile=True``; XLA is off by default on a CPU);
+* on torch also our LoRA with the branch's dropout off (what the dropout costs); on TensorFlow
+  also our LoRA under XLA (``jit_compile=True``; XLA is off by default on a CPU);
 * HF PEFT: ``RobertaForSequenceClassification`` from a ``RobertaConfig`` +
   ``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["query", "key", "value"])``,
   and HF full fine-tuning, in plain PyTorch;
 * each framework's own fp32 matmul (2048^3): the peak that "of peak" divides by.
 
 Protocol (:mod:`benchmarks.harness`): every contender in its own process, two warm-up steps, then
-steps taken in turns; one Keras backend's contenders at a time (memory), the HF contenders and the
-PyTorch matmul alive throughout and taking their turn in every backend's rounds: each backend is
-compared with PEFT times from its own rounds. Achieved GFLOP/s use
+steps taken in turns; to bound memory the contenders come in groups (HF full; then per Keras
+backend its LoRA, full and matmul; TensorFlow's XLA LoRA alone), one group alive at a time, while
+PEFT and the PyTorch matmul stay alive and take their turn in every group's rounds: each
+contender is compared with PEFT's steps from its own rounds (ours full vs HF full through PEFT:
+each over PEFT in its own rounds). Achieved GFLOP/s use
 :func:`project.models.flops.train_step_flops` (matmul FLOPs; a LoRA step needs about 0.68 of a
 full step's).
 """
@@ -27,7 +28,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Contender, Prepared, Target, check_targets, median_time
+from benchmarks.harness import (
+    Contender,
+    Prepared,
+    Target,
+    check_targets,
+    median_cpu,
+    median_time,
+)
 from project.models.flops import train_step_flops
 
 BASE = dict(vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768,
@@ -44,6 +52,8 @@ TARGETS = (
     Target("TensorFlow backend: our LoRA step vs PEFT's (time)", "tensorflow_lora_vs_peft", "<=",
            0.9, aim=0.8),
     Target("JAX backend: our LoRA step vs PEFT's (time)", "jax_lora_vs_peft", "<=", 0.9, aim=0.8),
+    Target("torch backend: our LoRA step vs PEFT's (CPU time, --threads 1)",
+           "torch_lora_vs_peft_cpu", "<=", 0.9, aim=0.8),
     # LoRA/full toward the FLOP ratio (0.68): within 10% of it, aiming at it
     Target("torch backend: LoRA/full step time", "torch_lora_vs_full", "<=", 0.75, aim=0.68),
     Target("TensorFlow backend: LoRA/full step time", "tensorflow_lora_vs_full", "<=", 0.75,
@@ -152,40 +162,39 @@ def prepare_matmul(framework: str, n: int) -> Prepared:
 
 
 def contenders(backends, quick: bool):
-    """(groups, shared): one group per Keras backend; the peers and torch's matmul shared."""
+    """(groups, shared): HF full fine-tuning, then per Keras backend a group (TensorFlow's XLA
+    contender in a group of its own): few large models alive at a time; PEFT and torch's matmul
+    are shared by all groups."""
     dims, batch, length = sizes(quick)
     here = "benchmarks.lora:"
     step = {"dims": dims, "batch": batch, "length": length}
     n = QUICK_MATMUL_N if quick else MATMUL_N
+
+    def ours(b, kind, label, **extra):
+        return Contender(f"{b}:{kind}", label, here + "prepare_keras",
+                         {"kind": "lora" if kind.startswith("lora") else kind, **step, **extra},
+                         backend=b)
+
+    def matmul(framework):
+        return Contender(f"matmul-{framework}", f"matmul {n}^3 fp32, {framework}",
+                         here + "prepare_matmul", {"framework": framework, "n": n})
+
     shared = [Contender("peft", "HF PEFT LoRA (PyTorch)", here + "prepare_hf",
                         {"kind": "peft", **step})]
-    if not quick:
-        shared += [Contender("hf-full", "HF full (PyTorch)", here + "prepare_hf",
-                             {"kind": "full", **step}),
-                   Contender("matmul-torch", f"matmul {n}^3 fp32, torch", here + "prepare_matmul",
-                             {"framework": "torch", "n": n})]
-    groups = []
+    if quick:
+        return [[ours(b, "lora", f"ours LoRA, {b}"), matmul(b)] for b in backends], shared
+    shared.append(matmul("torch"))
+    groups = [[Contender("hf-full", "HF full (PyTorch)", here + "prepare_hf",
+                         {"kind": "full", **step})]]
     for b in backends:
-        group = [Contender(f"{b}:lora", f"ours LoRA, {b}", here + "prepare_keras",
-                           {"kind": "lora", **step}, backend=b)]
-        if not quick:
-            group.append(Contender(f"{b}:full", f"ours full, {b}", here + "prepare_keras",
-                                   {"kind": "full", **step}, backend=b))
-            group.append(Contender(f"{b}:per-head", f"keras-hub LoRA (per-head), {b}",
-                                   here + "prepare_keras", {"kind": "per-head", **step},
-                                   backend=b))
-            if b == "torch":
-                group.append(Contender("torch:lora-nodropout", "ours LoRA, dropout 0, torch",
-                                       here + "prepare_keras",
-                                       {"kind": "lora", "dropout": 0.0, **step}, backend=b))
-            if b == "tensorflow":
-                group.append(Contender("tensorflow:lora-xla", "ours LoRA, tensorflow, XLA",
-                                       here + "prepare_keras",
-                                       {"kind": "lora", "jit_compile": True, **step}, backend=b))
-        if quick or b != "torch":
-            group.append(Contender(f"matmul-{b}", f"matmul {n}^3 fp32, {b}",
-                                   here + "prepare_matmul", {"framework": b, "n": n}))
+        group = [ours(b, "lora", f"ours LoRA, {b}"), ours(b, "full", f"ours full, {b}")]
+        if b == "torch":
+            group.append(ours(b, "lora-nodropout", "ours LoRA, dropout 0, torch", dropout=0.0))
+        else:
+            group.append(matmul(b))
         groups.append(group)
+        if b == "tensorflow":
+            groups.append([ours(b, "lora-xla", "ours LoRA, tensorflow, XLA", jit_compile=True)])
     return groups, shared
 
 
@@ -204,8 +213,8 @@ def run(args) -> dict:
     dims, batch, length = sizes(quick)
     backends = list(args.backends)
     groups, shared = contenders(backends, quick)
-    results = measure(groups, shared=shared, repeats=args.repeats, warmup=2,
-                      threads=int(getattr(args, "threads", 0) or 0))
+    threads = int(getattr(args, "threads", 0) or 0)
+    results = measure(groups, shared=shared, repeats=args.repeats, warmup=2, threads=threads)
 
     peaks = {}  # framework -> best GFLOP/s of its own matmul
     for key, r in results.items():
@@ -223,6 +232,7 @@ def run(args) -> dict:
         rows.append({
             "key": key, "contender": r["label"], "framework": framework,
             "trainable": r["info"]["trainable"], "step_seconds": seconds,
+            "cpu_seconds": median_cpu(r),
             "samples_per_second": batch / seconds, "gflops": gflops,
             "peak_fraction": gflops / peak if peak else None,
             "times": r["times"], "cpu_times": r["cpu_times"],
@@ -230,25 +240,39 @@ def run(args) -> dict:
         })
 
     ratios: dict = {}
-    for index, b in enumerate(backends):
-        peft = median_time(results["peft"], index)  # PEFT's steps in this backend's rounds
 
-        def t(kind, b=b):
-            r = results.get(f"{b}:{kind}")
-            return median_time(r) if r else None
+    def t(key):
+        return median_time(results[key]) if key in results else None
 
-        ratios[f"{b}_lora_vs_peft"] = t("lora") / peft
-        if t("full"):
-            ratios[f"{b}_lora_vs_full"] = t("lora") / t("full")
-            ratios[f"{b}_full_vs_hf_full"] = t("full") / median_time(results["hf-full"], index)
-            ratios[f"{b}_per_head_vs_lora"] = t("per-head") / t("lora")
-        if t("lora-nodropout"):
-            ratios["torch_lora_nodropout_vs_lora"] = t("lora-nodropout") / t("lora")
-            ratios["torch_lora_nodropout_vs_peft"] = t("lora-nodropout") / peft
-        if t("lora-xla"):
-            ratios["tensorflow_lora_xla_vs_peft"] = t("lora-xla") / peft
+    def peer(name, key):
+        """The peer's median over the rounds in which ``key`` took its turns."""
+        (group,) = results[key]["times_by_group"]
+        return median_time(results[name], group)
+
+    for b in backends:
+        ratios[f"{b}_lora_vs_peft"] = t(f"{b}:lora") / peer("peft", f"{b}:lora")
+        if t(f"{b}:full"):
+            ratios[f"{b}_lora_vs_full"] = t(f"{b}:lora") / t(f"{b}:full")
+            # in different rounds: each against PEFT in its own rounds, then divided
+            ratios[f"{b}_full_vs_hf_full"] = ((t(f"{b}:full") / peer("peft", f"{b}:full"))
+                                              / (t("hf-full") / peer("peft", "hf-full")))
+    if t("torch:lora-nodropout"):
+        ratios["torch_lora_nodropout_vs_lora"] = t("torch:lora-nodropout") / t("torch:lora")
+        ratios["torch_lora_nodropout_vs_peft"] = (t("torch:lora-nodropout")
+                                                  / peer("peft", "torch:lora-nodropout"))
+    if t("tensorflow:lora-xla"):
+        ratios["tensorflow_lora_xla_vs_peft"] = (t("tensorflow:lora-xla")
+                                                 / peer("peft", "tensorflow:lora-xla"))
     if "hf-full" in results:
-        ratios["peft_vs_hf_full"] = median_time(results["peft"]) / median_time(results["hf-full"])
+        ratios["peft_vs_hf_full"] = peer("peft", "hf-full") / t("hf-full")
+    if threads == 1:  # CPU time measures the work only when each contender has one thread
+        for b in backends:
+            (group,) = results[f"{b}:lora"]["cpu_by_group"]
+            ratios[f"{b}_lora_vs_peft_cpu"] = (median_cpu(results[f"{b}:lora"])
+                                               / median_cpu(results["peft"], group))
+            if f"{b}:full" in results:
+                ratios[f"{b}_lora_vs_full_cpu"] = (median_cpu(results[f"{b}:lora"])
+                                                   / median_cpu(results[f"{b}:full"]))
     ratios["lora_vs_full_flops"] = (train_step_flops(dims, batch, length, True)
                                     / train_step_flops(dims, batch, length, False))
     ratios.update({f"matmul_peak_gflops_{k}": v for k, v in peaks.items()})
@@ -257,11 +281,12 @@ def run(args) -> dict:
     text = (
         f"RoBERTa train step, {size}, batch {batch} x {length} tokens; median of {args.repeats} "
         f"steps per contender after 2 warm-up steps, contenders taking turns, each in its own "
-        f"process; fp32 matmul peak ({MATMUL_N if not quick else QUICK_MATMUL_N}^3, best call) "
+        f"process; threads: {threads or 'library default'}; fp32 matmul peak ({MATMUL_N if not quick else QUICK_MATMUL_N}^3, best call) "
         + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s\n"
         + format_table(rows, [
             ("contender", "contender", ""), ("trainable", "trainable", ",d"),
-            ("step_seconds", "s/step", ".3f"), ("samples_per_second", "samples/s", ".2f"),
+            ("step_seconds", "s/step", ".3f"), ("cpu_seconds", "CPU s/step", ".3f"),
+            ("samples_per_second", "samples/s", ".2f"),
             ("gflops", "GFLOP/s", ".1f"), ("peak_fraction", "of peak", ".0%"),
         ])
     )

@@ -82,8 +82,9 @@ def main(argv=None) -> int:
         raise InputError("bench needs the repository checkout (benchmarks/ beside project/)")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from benchmarks.harness import check_targets, format_targets, machine_line
+    from benchmarks.harness import check_targets, format_targets
     from project.io import write_json
+    from project.machine import machine_line
 
     machine = machine_line()
     print(machine, flush=True)
