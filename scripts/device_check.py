@@ -110,8 +110,8 @@ def run_backend(backend: str, quick: bool, budget: float) -> dict:
         # JAX would preallocate 75% of a GPU: allow more, for the largest-batch search
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.95")
         error = None
-        try:
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True,
+        try:  # the worker's progress lines go straight to stdout; its stderr is kept for errors
+            done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True,
                                   timeout=budget + GRACE_SECONDS)
             if done.returncode != 0:
                 lines = [x for x in done.stderr.strip().splitlines() if x.strip()]
@@ -145,9 +145,11 @@ def table(results: dict) -> str:
         for run in r.get("roberta", {}).get("runs", []):
             name = f"{r['roberta']['model']} {run['mode']} {run['precision']} " \
                    f"({r['roberta']['batch']}x{r['roberta']['length']})"
+            memory = run.get("peak_device_mb")
             rows.append((backend, device, name,
                          f"{run['step_seconds']:.3f} s/step, {run['tokens_per_second']:,.0f} "
-                         f"tokens/s, MFU {_fmt(run.get('mfu'), '.1%')}"))
+                         f"tokens/s, MFU {_fmt(run.get('mfu'), '.1%')}"
+                         + ("" if memory is None else f", device peak {memory:,.0f} MiB")))
         g = r.get("logit_gap")
         if g:
             rows.append((backend, device, "bf16 vs fp32 logits",
@@ -259,7 +261,7 @@ def _sync(backend: str, value) -> None:
         if value.is_cuda:
             torch.cuda.synchronize()
     else:
-        value.numpy()
+        value[0, 0].numpy()  # one element: the whole result would be a large copy
 
 
 def matmul_peak(backend: str, n: int, dtype: str, seconds: float = 0.3) -> float:
@@ -312,8 +314,17 @@ def _free_memory(backend: str) -> None:
             torch.cuda.empty_cache()
 
 
+def _reset_device_peak(backend: str) -> None:
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+
+
 def _peak_device_mb(backend: str) -> float | None:
-    """The accelerator's peak allocation so far (None on a CPU or where unknown)."""
+    """The accelerator's peak allocation: torch's since the last reset, JAX's since the process
+    started (None on a CPU or where unknown)."""
     try:
         if backend == "torch":
             import torch
@@ -389,6 +400,7 @@ def roberta_step(backend, dims, mode, precision, batch, length, warmup, steps, p
     from project.models.flops import train_step_flops
     from project.models.lora import count_params
 
+    _reset_device_peak(backend)
     model = _classifier(dims, mode, precision)
     x, y = _batch(dims, batch, length)
     for _ in range(warmup):
@@ -534,6 +546,7 @@ def worker(args) -> int:
         """Run ``fn`` if the budget allows; record its cost; save after it."""
         if not deadline.allows(kind):
             result["skipped"].append(label)
+            print(f"  {backend}: {label}: skipped (time budget)", flush=True)
             save()
             return None
         start = time.perf_counter()
@@ -541,6 +554,7 @@ def worker(args) -> int:
         spent = time.perf_counter() - start
         deadline.cost[kind] = max(deadline.cost.get(kind, 0.0), spent)
         result["item_seconds"][label] = spent
+        print(f"  {backend}: {label}: {spent:.0f} s", flush=True)
         save()
         return value
 
