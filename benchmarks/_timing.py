@@ -24,10 +24,11 @@ def median(values) -> float:
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """Plain-text table: ``columns`` are (key, header, format spec) triples."""
+    """Plain-text table: ``columns`` are (key, header, format spec) triples; a missing or None
+    value prints as "-"."""
     headers = [h for _, h, _ in columns]
     body = [
-        [format(r[k], f) if r.get(k) is not None and f else str(r.get(k, "")) for k, _, f in columns]
+        ["-" if r.get(k) is None else format(r[k], f) if f else str(r[k]) for k, _, f in columns]
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(headers, *body)]

@@ -1,211 +1,259 @@
 """Suite ``convnet``: training throughput of the fraud ConvNet, Keras backends vs plain PyTorch.
 
-Every contender trains the same network (the report's ConvNet, Adam 1e-4, binary cross-entropy,
-batch 360, shuffled every epoch) on the same synthetic 170,883 × 29 array (the size of the real
-data's 60% training split) in its own subprocess. Each one trains a warm-up epoch (compilation,
-caches); then the timed epochs alternate between contenders, one at a time; we quote the median
-samples/s of ``repeats`` epochs each.
+Every contender trains the report's ConvNet (Adam 1e-4, binary cross-entropy, batch 360) on the
+same synthetic 170,883 x 29 array (the size of the real data's 60% training split), one epoch per
+timed call, in its own process (:mod:`benchmarks.harness`: a warm-up epoch, then epochs taken in
+turns; medians):
 
-Each Keras backend runs twice: like for like with the peer (loss only), and exactly as
-``scripts/fraud.py`` compiles it, with the six shared metrics (accuracy, precision, recall, F1,
-PR-AUC, ROC-AUC) updated every step. The ratios compare like for like.
+* Keras, per backend, exactly as ``scripts/fraud.py`` trains it: ``compile_convnet(build_convnet())``
+  (per-step accuracy only) and :func:`project.training.loop.fit_epoch` (one ``fit`` per epoch on
+  rows pre-shuffled by (seed, epoch), ``shuffle=False``);
+* the peer: the same network and loop in plain PyTorch (same permutation per epoch, the same
+  BatchNormalization epsilon and momentum as Keras, loss and accuracy tracked every step as Keras
+  logs them);
+* for reference, on the torch backend, the compile this project used before (six metrics --
+  accuracy, precision, recall, F1, PR-AUC, ROC-AUC -- updated every step);
+* prediction over the validation split's 56,962 rows (batch 4096, as the per-epoch evaluation
+  does), per backend and in plain PyTorch.
+
+``--quick`` (a smoke test) runs only the peer and the Keras backends' training on 2,000 rows.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
-import time
-
 import numpy as np
 
-from benchmarks._timing import format_table, median
+from benchmarks.harness import (
+    Contender,
+    Prepared,
+    Target,
+    check_targets,
+    median_cpu,
+    median_time,
+)
 
 ROWS = 170_883
+VALIDATION_ROWS = 56_962
+QUICK_ROWS = 2_000
 FEATURES = 29
 BATCH = 360
-KERAS_BACKENDS = ("tensorflow", "torch", "jax")
+PREDICT_BATCH = 4096
+SEED = 0
+
+TARGETS = (
+    Target("torch backend vs plain PyTorch, samples/s (as fraud.py trains)",
+           "torch_vs_pytorch", ">=", 0.9, aim=1.0),
+    Target("fastest backend vs plain PyTorch, samples/s", "fastest_vs_pytorch", ">=", 2.0, aim=3.0),
+    # the same on CPU time (with --threads 1 only): steadier than wall-clock on a shared machine
+    Target("torch backend vs plain PyTorch, samples per CPU second (--threads 1)",
+           "torch_vs_pytorch_cpu", ">=", 0.9, aim=1.0),
+    Target("fastest backend vs plain PyTorch, samples per CPU second (--threads 1)",
+           "fastest_vs_pytorch_cpu", ">=", 2.0, aim=3.0),
+)
 
 
-def make_data(rows: int, seed: int = 0):
+def make_data(rows: int, seed: int = SEED):
+    """Synthetic standard-normal features and 20% positive labels, float32, shape (rows, 1)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, FEATURES), dtype=np.float32)
     y = (rng.random((rows, 1)) < 0.2).astype(np.float32)
     return x, y
 
 
-def keras_epoch(rows: int, with_metrics: bool):
-    """An ``epoch()`` closure: one ``model.fit`` epoch under the backend in KERAS_BACKEND."""
+def _six_metrics():
+    """The per-step metrics the ConvNet was compiled with before (for the reference row)."""
+    import keras
+
+    return [
+        keras.metrics.BinaryAccuracy(name="accuracy"),
+        keras.metrics.Precision(name="precision"),
+        keras.metrics.Recall(name="recall"),
+        keras.metrics.F1Score(average="micro", threshold=0.5, name="f1"),
+        keras.metrics.AUC(curve="PR", name="pr_auc"),
+        keras.metrics.AUC(curve="ROC", name="roc_auc"),
+    ]
+
+
+def prepare_keras(rows: int, metrics: str = "fraud") -> Prepared:
+    """One ``fit_epoch`` per call under this process's backend (``metrics="six"``: the old compile)."""
     import keras
 
     from project.models.convnet import build_convnet, compile_convnet
+    from project.training.loop import fit_epoch
 
     x, y = make_data(rows)
+    keras.utils.set_random_seed(SEED)
     model = build_convnet()
-    if with_metrics:
-        compile_convnet(model)  # exactly as scripts/fraud.py
+    if metrics == "six":
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy",
+                      metrics=_six_metrics())
     else:
-        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
-    return lambda: model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
+        compile_convnet(model)  # exactly as scripts/fraud.py
+    epoch = iter(range(10**9))
+    return Prepared(
+        lambda: fit_epoch(model, x, y, batch_size=BATCH, epoch=next(epoch), seed=SEED),
+        {"params": int(model.count_params())},
+    )
 
 
-def pytorch_epoch(rows: int):
-    """The peer: the same network and training loop written in plain PyTorch."""
+def prepare_keras_predict(rows: int) -> Prepared:
+    """One ``model.predict`` over ``rows`` validation rows per call."""
+    from project.models.convnet import build_convnet, compile_convnet
+
+    x, _ = make_data(rows, seed=1)
+    model = compile_convnet(build_convnet())
+    return Prepared(lambda: model.predict(x, batch_size=PREDICT_BATCH, verbose=0), {})
+
+
+def _pytorch_net():
     import torch
     from torch import nn
 
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv1d(1, 32, 2), nn.ReLU(), nn.BatchNorm1d(32), nn.MaxPool1d(2), nn.Dropout(0.2),
-        nn.Conv1d(32, 64, 2), nn.ReLU(), nn.BatchNorm1d(64), nn.MaxPool1d(2), nn.Dropout(0.5),
+    torch.manual_seed(SEED)
+    # Keras's BatchNormalization: epsilon 1e-3, moving average momentum 0.99 (torch: 0.01).
+    return nn.Sequential(
+        nn.Conv1d(1, 32, 2), nn.ReLU(), nn.BatchNorm1d(32, eps=1e-3, momentum=0.01),
+        nn.MaxPool1d(2), nn.Dropout(0.2),
+        nn.Conv1d(32, 64, 2), nn.ReLU(), nn.BatchNorm1d(64, eps=1e-3, momentum=0.01),
+        nn.MaxPool1d(2), nn.Dropout(0.5),
         nn.Flatten(), nn.Linear(64 * 6, 64), nn.ReLU(), nn.Dropout(0.2),
         nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1), nn.Sigmoid(),
     )
+
+
+def prepare_pytorch(rows: int) -> Prepared:
+    """The peer: one epoch of the same network and loop written in plain PyTorch per call."""
+    import torch
+    from torch import nn
+
+    net = _pytorch_net()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     loss_fn = nn.BCELoss()
     x, y = make_data(rows)
     x, y = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+    epoch = iter(range(10**9))
 
-    def epoch():
+    def step():
         net.train()
-        order = torch.randperm(rows)
+        # the permutation of project.training.loop.epoch_order (not imported: no Keras here)
+        order = torch.from_numpy(np.random.default_rng([SEED, next(epoch)]).permutation(rows))
+        xe, ye = x[order], y[order]
+        loss_sum = torch.zeros(())
+        correct = torch.zeros(())
         for i in range(0, rows, BATCH):
-            idx = order[i:i + BATCH]
+            xb, yb = xe[i:i + BATCH], ye[i:i + BATCH]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x[idx]), y[idx])
+            out = net(xb)
+            loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
+            with torch.no_grad():  # the running loss and accuracy Keras logs every step
+                loss_sum += loss * len(xb)
+                correct += ((out > 0.5) == (yb > 0.5)).sum()
+        return float(loss_sum) / rows, float(correct) / rows
 
-    return epoch
-
-
-class Worker:
-    """A contender in its own process; ``epoch()`` runs one timed epoch there.
-
-    All workers start (and warm up) first; then the timed epochs alternate between them, one at a
-    time, so a change in the machine's load hits every contender alike.
-    """
-
-    def __init__(self, kind: str, rows: int, threads: int = 0):
-        backend, _, variant = kind.partition(":")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", BENCH_THREADS=str(threads))
-        if threads:
-            env["OMP_NUM_THREADS"] = str(threads)
-            if threads == 1:
-                env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        if backend != "pytorch":
-            env["KERAS_BACKEND"] = backend
-        self.kind = kind
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.convnet", kind, str(rows)], env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self._read()  # "ready" after the warm-up epoch
-
-    def _read(self) -> str:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{self.kind} worker died:\n{self.proc.stderr.read()[-2000:]}")
-        return line.strip()
-
-    def epoch(self) -> float:
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        return float(self._read())
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+    return Prepared(step, {"params": sum(p.numel() for p in net.parameters())})
 
 
-def _limit_threads(backend: str, threads: int) -> None:
-    """Hold the contender to ``threads`` compute threads (0: the library's default)."""
-    if not threads:
-        return
-    if backend in ("pytorch", "torch"):
-        import torch
+def prepare_pytorch_predict(rows: int) -> Prepared:
+    """Plain PyTorch prediction over ``rows`` rows, batch 4096, per call."""
+    import torch
 
-        torch.set_num_threads(threads)
-    elif backend == "tensorflow":
-        import tensorflow as tf
+    net = _pytorch_net().eval()
+    x = torch.from_numpy(make_data(rows, seed=1)[0]).unsqueeze(1)
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    def step():
+        with torch.no_grad():
+            return torch.cat([net(x[i:i + PREDICT_BATCH]) for i in range(0, rows,
+                                                                          PREDICT_BATCH)]).numpy()
+
+    return Prepared(step, {})
 
 
-def _serve(kind: str, rows: int) -> None:
-    backend, _, variant = kind.partition(":")
-    _limit_threads(backend, int(os.environ.get("BENCH_THREADS", "0")))
-    epoch = pytorch_epoch(rows) if backend == "pytorch" else keras_epoch(rows, variant == "metrics")
-    epoch()  # warm-up: compilation, caches
-    print("ready", flush=True)
-    for _ in sys.stdin:
-        start = time.perf_counter()
-        epoch()
-        print(time.perf_counter() - start, flush=True)
+def contenders(backends, quick: bool) -> list[Contender]:
+    rows = QUICK_ROWS if quick else ROWS
+    val = VALIDATION_ROWS
+    here = "benchmarks.convnet:"
+    out = [Contender("pytorch", "plain PyTorch (peer)", here + "prepare_pytorch", {"rows": rows})]
+    for b in backends:
+        out.append(Contender(b, f"Keras {b}, as fraud.py trains", here + "prepare_keras",
+                             {"rows": rows}, backend=b))
+    if "torch" in backends and not quick:
+        out.append(Contender("torch-six", "Keras torch, six metrics every step (before)",
+                             here + "prepare_keras", {"rows": rows, "metrics": "six"},
+                             backend="torch"))
+    if quick:  # a smoke test: two processes
+        return out
+    out.append(Contender("pytorch-predict", "plain PyTorch predict", here + "prepare_pytorch_predict",
+                         {"rows": val}))
+    for b in backends:
+        out.append(Contender(f"{b}-predict", f"Keras {b} predict", here + "prepare_keras_predict",
+                             {"rows": val}, backend=b))
+    return out
 
 
 def run(args) -> dict:
-    rows = 20_000 if args.quick else ROWS
-    backends = [b for b in KERAS_BACKENDS if importlib.util.find_spec(b) is not None]
-    kinds = ["pytorch"] + [f"{b}:{v}" for b in backends for v in ("loss", "metrics")]
-    threads = getattr(args, "threads", 0) or 0
-    workers = [Worker(kind, rows, threads) for kind in kinds]
-    times = {w.kind: [] for w in workers}
-    try:
-        for _ in range(args.repeats):
-            for w in workers:
-                times[w.kind].append(w.epoch())
-    finally:
-        for w in workers:
-            w.close()
+    from benchmarks._timing import format_table
+    from benchmarks.harness import measure
 
-    results = []
-    for kind, values in times.items():
-        backend, _, variant = kind.partition(":")
-        results.append({
-            "contender": "plain PyTorch (peer), loss only" if backend == "pytorch"
-            else f"Keras fit, {backend}, " + ("loss only" if variant == "loss" else "6 metrics"),
-            "backend": backend,
-            "metrics": variant == "metrics",
-            "epoch_seconds": median(values),
-            "samples_per_second": rows / median(values),
-            "times": values,
+    quick = bool(args.quick)
+    rows = QUICK_ROWS if quick else ROWS
+    val = VALIDATION_ROWS
+    backends = list(args.backends)
+    threads = int(getattr(args, "threads", 0) or 0)
+    results = measure([contenders(backends, quick)], repeats=args.repeats, warmup=1,
+                      threads=threads)
+
+    table = []
+    for key, r in results.items():
+        predict = key.endswith("predict")
+        seconds, cpu = median_time(r), median_cpu(r)
+        n = val if predict else rows
+        table.append({
+            "key": key, "contender": r["label"], "backend": r["backend"] or "pytorch",
+            "task": "predict" if predict else "train", "rows": n, "seconds": seconds,
+            "samples_per_second": n / seconds, "cpu_seconds": cpu,
+            "samples_per_cpu_second": n / cpu, "times": r["times"], "cpu_times": r["cpu_times"],
         })
-    peer = results[0]["samples_per_second"]
-    for r in results:
-        r["vs_pytorch"] = r["samples_per_second"] / peer
+    peer = {t["task"]: t for t in table if t["key"].startswith("pytorch")}
+    for t in table:
+        t["vs_pytorch"] = t["samples_per_second"] / peer[t["task"]]["samples_per_second"]
+        t["vs_pytorch_cpu"] = (t["samples_per_cpu_second"]
+                               / peer[t["task"]]["samples_per_cpu_second"])
 
-    def like_for_like(backend):
-        return next(r for r in results if r["backend"] == backend and not r["metrics"])
+    by_key = {t["key"]: t for t in table}
+    ratios: dict = {f"{b}_vs_pytorch": by_key[b]["vs_pytorch"] for b in backends}
+    ratios.update({f"{b}_predict_vs_pytorch": by_key[f"{b}-predict"]["vs_pytorch"]
+                   for b in backends if f"{b}-predict" in by_key})
+    fastest = max(backends, key=lambda b: by_key[b]["samples_per_second"])
+    ratios["fastest_backend"] = fastest
+    ratios["fastest_vs_pytorch"] = by_key[fastest]["vs_pytorch"]
+    if "torch-six" in by_key:
+        ratios["torch_six_metrics_vs_pytorch"] = by_key["torch-six"]["vs_pytorch"]
+    if threads == 1:  # CPU time measures the work only when each contender has one thread
+        for b in backends:
+            ratios[f"{b}_vs_pytorch_cpu"] = by_key[b]["vs_pytorch_cpu"]
+        fastest_cpu = max(backends, key=lambda b: by_key[b]["samples_per_cpu_second"])
+        ratios["fastest_backend_cpu"] = fastest_cpu
+        ratios["fastest_vs_pytorch_cpu"] = by_key[fastest_cpu]["vs_pytorch_cpu"]
+        if "torch-six" in by_key:
+            ratios["torch_six_metrics_vs_pytorch_cpu"] = by_key["torch-six"]["vs_pytorch_cpu"]
+    ratios["threads"] = threads
 
-    fastest = max((like_for_like(b) for b in backends), key=lambda r: r["samples_per_second"])
-    ratios = {
-        "threads": threads,
-        "fastest_vs_pytorch": fastest["vs_pytorch"],
-        "fastest_backend": fastest["backend"],
-        "torch_vs_pytorch": like_for_like("torch")["vs_pytorch"],
-        "torch_with_metrics_vs_pytorch": next(
-            r["vs_pytorch"] for r in results if r["backend"] == "torch" and r["metrics"]
-        ),
-    }
     text = (
-        f"ConvNet training, {rows:,} rows x {FEATURES}, batch {BATCH}; median of "
-        f"{args.repeats} epochs per contender (after a warm-up epoch), contenders alternating; "
-        f"threads: {threads or 'library default'}\n"
-        + format_table(results, [
-            ("contender", "contender", ""), ("epoch_seconds", "s/epoch", ".2f"),
+        f"ConvNet, {rows:,} training rows x {FEATURES} (batch {BATCH}; one epoch per call)"
+        + ("" if quick else f" and {val:,} validation rows predicted (batch {PREDICT_BATCH})")
+        + f"; median of {args.repeats} "
+        f"calls per contender after a warm-up call, contenders taking turns, each in its own "
+        f"process; threads: {threads or 'library default'} (CPU: the process's CPU seconds, "
+        f"the work of a call when it has one thread)\n"
+        + format_table(table, [
+            ("contender", "contender", ""), ("task", "task", ""), ("seconds", "s/call", ".2f"),
             ("samples_per_second", "samples/s", ",.0f"), ("vs_pytorch", "vs PyTorch", ".2f"),
+            ("cpu_seconds", "CPU s/call", ".2f"), ("samples_per_cpu_second", "samples/CPU-s",
+                                                   ",.0f"),
+            ("vs_pytorch_cpu", "vs PyTorch (CPU)", ".2f"),
         ])
-        + f"\nfastest backend ({fastest['backend']}, loss only) vs plain PyTorch: "
-          f"{ratios['fastest_vs_pytorch']:.2f}x (target >= 2)"
-        + f"\ntorch backend (loss only) vs plain PyTorch: {ratios['torch_vs_pytorch']:.2f}x"
-          " (target >= 0.9)"
     )
-    return {"suite": "convnet", "rows": results, "ratios": ratios, "text": text}
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]))
+    return {"suite": "convnet", "rows": table, "ratios": ratios, "text": text,
+            "targets": check_targets(TARGETS, ratios)}

@@ -1,87 +1,83 @@
-"""Suite ``lora``: one training step of RoBERTa, our LoRA and full fine-tuning vs HF PEFT and HF.
+"""Suite ``lora``: one RoBERTa training step, our LoRA and full fine-tuning vs HF PEFT and HF.
 
 All contenders train RoBERTa-base dimensions (12 layers, 12 heads, hidden 768, FFN 3072, vocabulary
 50,265) with random weights on the same random batch (8 pairs x 128 tokens, two classes), AdamW
-(lr 1e-4, epsilon 1e-8):
+(lr 1e-4, epsilon 1e-8); one ``train_on_batch`` (or one PyTorch step) per timed call:
 
 * ours, LoRA: :func:`project.models.lora.enable_lora` (matrix style: r=8, alpha=16, dropout 0.05
-  on query/key/value; head trainable), ``train_on_batch`` in the current Keras backend;
+  on query/key/value; head trainable), per Keras backend;
 * ours, full fine-tuning: the same keras-hub classifier, every weight trainable;
-* keras-hub's own LoRA (per-head style), for reference;
+* on torch also our LoRA with the branch's dropout off (what the dropout costs); on TensorFlow
+  also our LoRA under XLA (``jit_compile=True``; XLA is off by default on a CPU);
 * HF PEFT: ``RobertaForSequenceClassification`` from a ``RobertaConfig`` +
-  ``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["query", "key", "value"])``;
-* HF full fine-tuning.
+  ``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["query", "key", "value"])``,
+  and HF full fine-tuning, in plain PyTorch;
+* each framework's own fp32 matmul (2048^3): the peak that "of peak" divides by.
 
-Ours run in this process (the current Keras backend); the HF contenders in a separate
-PyTorch-only process (TensorFlow's thread pools in the Keras process slow PyTorch down). All are
-built and warmed up (two steps: compilation, allocation), then timed in turns, one step each per
-round, ``repeats`` rounds (at least 3): the machine may be shared, and taking turns spreads
-outside load over all contenders. We quote each one's median step time.
-
-Achieved GFLOP/s use an analytic count of a step's matmul FLOPs. Forward: F = F_w + F_att, with
-F_w = 2 x (projection and feed-forward weights) x tokens and F_att = 4 x T^2 x hidden per layer
-and sequence. Full fine-tuning: 3 F (forward, input gradients, weight gradients). LoRA:
-2 F_w + 3 F_att (frozen weights get no weight gradients; attention has none) plus the small A/B
-terms, so at RoBERTa-base dimensions and T=128 a LoRA step is at best ~0.68 of a full step.
-Peak: the best of a 2048^3 fp32 matmul in PyTorch and NumPy.
+Protocol (:mod:`benchmarks.harness`): every contender in its own process, two warm-up steps, then
+steps taken in turns; to bound memory the contenders come in groups (HF full; then per Keras
+backend its LoRA, full and matmul; TensorFlow's XLA LoRA alone), one group alive at a time, while
+PEFT and the PyTorch matmul stay alive and take their turn in every group's rounds: each
+contender is compared with PEFT's steps from its own rounds (ours full vs HF full through PEFT:
+each over PEFT in its own rounds). Achieved GFLOP/s use
+:func:`project.models.flops.train_step_flops` (matmul FLOPs; a LoRA step needs about 0.68 of a
+full step's).
 """
 
 from __future__ import annotations
 
-import gc
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
 
-from benchmarks._timing import format_table, median, time_calls
+from benchmarks.harness import (
+    Contender,
+    Prepared,
+    Target,
+    check_targets,
+    median_cpu,
+    median_time,
+)
+from project.models.flops import train_step_flops
 
 BASE = dict(vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768,
             intermediate_dim=3072, max_sequence_length=512)
 QUICK = dict(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64,
              intermediate_dim=128, max_sequence_length=64)
 RANK, ALPHA, DROPOUT, LR = 8, 16, 0.05, 1e-4
-ROOT = Path(__file__).resolve().parents[1]
+TARGET_PROJECTIONS = 3  # query, key, value
+MATMUL_N, QUICK_MATMUL_N = 2048, 256
+
+TARGETS = (
+    Target("torch backend: our LoRA step vs PEFT's (time)", "torch_lora_vs_peft", "<=", 0.9,
+           aim=0.8),
+    Target("TensorFlow backend: our LoRA step vs PEFT's (time)", "tensorflow_lora_vs_peft", "<=",
+           0.9, aim=0.8),
+    Target("JAX backend: our LoRA step vs PEFT's (time)", "jax_lora_vs_peft", "<=", 0.9, aim=0.8),
+    Target("torch backend: our LoRA step vs PEFT's (CPU time, --threads 1)",
+           "torch_lora_vs_peft_cpu", "<=", 0.9, aim=0.8),
+    # LoRA/full toward the FLOP ratio (0.68): within 10% of it, aiming at it
+    Target("torch backend: LoRA/full step time", "torch_lora_vs_full", "<=", 0.75, aim=0.68),
+    Target("TensorFlow backend: LoRA/full step time", "tensorflow_lora_vs_full", "<=", 0.75,
+           aim=0.68),
+    Target("JAX backend: LoRA/full step time", "jax_lora_vs_full", "<=", 0.75, aim=0.68),
+)
 
 
-def step_flops(dims: dict, batch: int, length: int, lora: bool) -> float:
-    """Analytic matmul FLOPs of one training step (see the module docstring)."""
-    h, layers, inner = dims["hidden_dim"], dims["num_layers"], dims["intermediate_dim"]
-    tokens = batch * length
-    weights = 2 * layers * (4 * h * h + 2 * h * inner) * tokens
-    attention = 4 * layers * length * length * h * batch
-    if not lora:
-        return 3.0 * (weights + attention)
-    branch = 2 * layers * 3 * (h * RANK + RANK * h) * tokens  # x A, (x A) B
-    return 2.0 * weights + 3.0 * attention + 3.0 * branch
+def sizes(quick: bool):
+    """(dims, batch, length) of the measured step."""
+    return (QUICK, 2, 16) if quick else (BASE, 8, 128)
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> dict:
-    """Best fp32 GFLOP/s of an n x n x n matmul in PyTorch and NumPy."""
-    import torch
-
-    result = {}
-    a32 = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    ta = torch.from_numpy(a32)
-    for name, fn in (("torch", lambda: ta @ ta), ("numpy", lambda: a32 @ a32)):
-        best = min(time_calls(fn, repeats=repeats, warmup=1))
-        result[name] = 2 * n**3 / best / 1e9
-    return result
-
-
-def _batch(dims, batch, length, seed=0):
+def make_batch(dims: dict, batch: int, length: int, seed: int = 0):
+    """Random token ids (no special tokens) and binary labels, int32."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, dims["vocabulary_size"], (batch, length)).astype("int32")
     labels = rng.integers(0, 2, batch).astype("int32")
     return ids, labels
 
 
-def keras_step(kind: str, dims: dict, batch: int, length: int, jit_compile="auto"):
-    """(step function, trainable params) for our keras-hub classifier: full, lora, per-head."""
+def prepare_keras(kind: str, dims: dict, batch: int, length: int, jit_compile="auto",
+                  dropout: float = DROPOUT) -> Prepared:
+    """Our keras-hub classifier under this process's backend: ``kind`` full, lora or per-head."""
     import keras
 
     from project.models.lora import count_params, enable_lora
@@ -90,20 +86,21 @@ def keras_step(kind: str, dims: dict, batch: int, length: int, jit_compile="auto
     keras.utils.set_random_seed(0)
     model = build_classifier(**dims, vocabulary=None)
     if kind != "full":
-        enable_lora(model, RANK, ALPHA, 0.0 if kind == "per-head" else DROPOUT, seed=0,
+        enable_lora(model, RANK, ALPHA, 0.0 if kind == "per-head" else dropout, seed=0,
                     style="per-head" if kind == "per-head" else "matrix")
     model.compile(
         optimizer=keras.optimizers.AdamW(LR, epsilon=1e-8),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )
-    ids, labels = _batch(dims, batch, length)
+    ids, labels = make_batch(dims, batch, length)
     x = {"token_ids": ids, "padding_mask": np.ones_like(ids, dtype=bool)}
-    return (lambda: model.train_on_batch(x, labels)), count_params(model)[0], model
+    return Prepared(lambda: model.train_on_batch(x, labels),
+                    {"trainable": count_params(model)[0]})
 
 
-def hf_step(kind: str, dims: dict, batch: int, length: int):
-    """(step function, trainable params) for HF RobertaForSequenceClassification: full or peft."""
+def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
+    """HF ``RobertaForSequenceClassification`` in plain PyTorch: ``kind`` full or peft."""
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
@@ -125,7 +122,7 @@ def hf_step(kind: str, dims: dict, batch: int, length: int):
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, eps=1e-8)
-    ids, labels = _batch(dims, batch, length)
+    ids, labels = make_batch(dims, batch, length)
     ids, labels = torch.from_numpy(ids).long(), torch.from_numpy(labels).long()
     mask = torch.ones_like(ids)
 
@@ -134,159 +131,173 @@ def hf_step(kind: str, dims: dict, batch: int, length: int):
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         optimizer.step()
+        return float(loss)
 
-    return step, sum(p.numel() for p in params), model
-
-
-def build(contenders) -> list[dict]:
-    """Build every contender and warm it up (two steps).
-
-    ``contenders``: (label, key, make) triples; ``make()`` returns (step, trainable, model).
-    """
-    built = []
-    for label, key, make in contenders:
-        start = time.perf_counter()
-        step, trainable, model = make()
-        build_seconds = time.perf_counter() - start
-        time_calls(step, repeats=0, warmup=2)
-        built.append(dict(label=label, key=key, step=step, model=model, trainable=trainable,
-                          build_seconds=build_seconds, times=[]))
-        print(f"  built and warmed up: {label}", file=sys.stderr, flush=True)
-    return built
+    return Prepared(step, {"trainable": sum(p.numel() for p in params)})
 
 
-def hf_contenders(dims, batch, length):
-    return [
-        ("HF PEFT LoRA", "peft", lambda: hf_step("peft", dims, batch, length)),
-        ("HF full", "hf-full", lambda: hf_step("full", dims, batch, length)),
-    ]
+def prepare_matmul(framework: str, n: int) -> Prepared:
+    """One n x n x n float32 matmul in ``framework``'s own op (torch, tensorflow or jax)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    if framework == "torch":
+        import torch
+
+        t = torch.from_numpy(a)
+        step = lambda: float((t @ t)[0, 0])  # noqa: E731
+    elif framework == "tensorflow":
+        import tensorflow as tf
+
+        t = tf.constant(a)
+        step = lambda: float(tf.linalg.matmul(t, t)[0, 0])  # noqa: E731
+    elif framework == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        t = jnp.asarray(a)
+        mm = jax.jit(jnp.matmul)
+        step = lambda: mm(t, t).block_until_ready()  # noqa: E731
+    else:
+        raise ValueError(f"unknown framework {framework!r}")
+    return Prepared(step, {"flops": 2.0 * n**3})
 
 
-class HFWorker:
-    """The HF contenders in a separate PyTorch-only process, stepped on request.
+def contenders(backends, quick: bool):
+    """(groups, shared): HF full fine-tuning, then per Keras backend a group (TensorFlow's XLA
+    contender in a group of its own): few large models alive at a time; PEFT and torch's matmul
+    are shared by all groups."""
+    dims, batch, length = sizes(quick)
+    here = "benchmarks.lora:"
+    step = {"dims": dims, "batch": batch, "length": length}
+    n = QUICK_MATMUL_N if quick else MATMUL_N
 
-    In the Keras process TensorFlow's thread pools and the other models slow PyTorch down by
-    10-30%, which would flatter us; a clean process is the fair peer. Each round of turns times
-    our contenders here, then asks the worker to time its own, so both see the same load.
-    """
+    def ours(b, kind, label, **extra):
+        return Contender(f"{b}:{kind}", label, here + "prepare_keras",
+                         {"kind": "lora" if kind.startswith("lora") else kind, **step, **extra},
+                         backend=b)
 
-    def __init__(self, quick: bool):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.lora", "hf-worker", str(int(quick))],
-            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        self.contenders = self._reply()
+    def matmul(framework):
+        return Contender(f"matmul-{framework}", f"matmul {n}^3 fp32, {framework}",
+                         here + "prepare_matmul", {"framework": framework, "n": n})
 
-    def _reply(self):
-        for line in self.process.stdout:
-            if line.startswith("@@ "):
-                return json.loads(line[3:])
-        raise RuntimeError(f"HF worker stopped (exit code {self.process.wait()})")
-
-    def step(self) -> dict:
-        self.process.stdin.write("step\n")
-        self.process.stdin.flush()
-        return self._reply()
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
-
-
-def _serve_hf(quick: bool) -> None:
-    """The worker's side: build and warm up, then time one step of each on every request."""
-    built = build(hf_contenders(*sizes(quick)))
-    meta = [{k: c[k] for k in ("label", "key", "trainable", "build_seconds")} for c in built]
-    print("@@ " + json.dumps(meta), flush=True)
-    for _ in sys.stdin:
-        print("@@ " + json.dumps({c["key"]: time_calls(c["step"], 1, 0)[0] for c in built}),
-              flush=True)
+    shared = [Contender("peft", "HF PEFT LoRA (PyTorch)", here + "prepare_hf",
+                        {"kind": "peft", **step})]
+    if quick:
+        return [[ours(b, "lora", f"ours LoRA, {b}"), matmul(b)] for b in backends], shared
+    shared.append(matmul("torch"))
+    groups = [[Contender("hf-full", "HF full (PyTorch)", here + "prepare_hf",
+                         {"kind": "full", **step})]]
+    for b in backends:
+        group = [ours(b, "lora", f"ours LoRA, {b}"), ours(b, "full", f"ours full, {b}")]
+        if b == "torch":
+            group.append(ours(b, "lora-nodropout", "ours LoRA, dropout 0, torch", dropout=0.0))
+        else:
+            group.append(matmul(b))
+        groups.append(group)
+        if b == "tensorflow":
+            groups.append([ours(b, "lora-xla", "ours LoRA, tensorflow, XLA", jit_compile=True)])
+    return groups, shared
 
 
-def sizes(quick: bool):
-    return (QUICK, 2, 16) if quick else (BASE, 8, 128)
+def _flops(key: str, dims, batch, length) -> float:
+    kind = key.split(":")[-1]
+    lora = kind.startswith("lora") or kind in ("per-head", "peft")
+    return train_step_flops(dims, batch, length, lora, RANK, TARGET_PROJECTIONS,
+                            style="per-head" if kind == "per-head" else "matrix")
 
 
 def run(args) -> dict:
-    import keras
+    from benchmarks._timing import format_table
+    from benchmarks.harness import measure
 
-    backend = getattr(args, "backend", None) or keras.backend.backend()
-    quick = bool(getattr(args, "quick", False))
+    quick = bool(args.quick)
     dims, batch, length = sizes(quick)
-    repeats = max(3, int(getattr(args, "repeats", 3)))
-    peak = matmul_peak_gflops(512 if quick else 2048)
-    peak_gflops = max(peak.values())
+    backends = list(args.backends)
+    groups, shared = contenders(backends, quick)
+    threads = int(getattr(args, "threads", 0) or 0)
+    results = measure(groups, shared=shared, repeats=args.repeats, warmup=2, threads=threads)
 
-    contenders = [
-        ("ours, LoRA (matrix)", "lora", lambda: keras_step("lora", dims, batch, length)),
-        ("ours, full", "full", lambda: keras_step("full", dims, batch, length)),
-        ("keras-hub LoRA (per-head)", "per-head",
-         lambda: keras_step("per-head", dims, batch, length)),
-    ]
-    if backend == "tensorflow":  # XLA is off by default on a CPU; measure it as well
-        contenders.insert(1, ("ours, LoRA (matrix), XLA", "lora-xla",
-                              lambda: keras_step("lora", dims, batch, length, True)))
-    worker = HFWorker(quick)
-    try:
-        ours = build(contenders)
-        peers = [dict(c, times=[]) for c in worker.contenders]
-        for _ in range(repeats):  # one step each per round, ours then the peers'
-            for contender in ours:
-                contender["times"] += time_calls(contender["step"], repeats=1, warmup=0)
-            times = worker.step()
-            for peer in peers:
-                peer["times"].append(times[peer["key"]])
-    finally:
-        worker.close()
-    ours = [{k: v for k, v in c.items() if k not in ("step", "model")} for c in ours]
-    gc.collect()
+    # With one thread per contender, rates use CPU time (the work, whatever else the machine
+    # runs); otherwise wall-clock time.
+    on_cpu_time = threads == 1
+    peaks, matmuls = {}, {}  # framework -> best GFLOP/s of its own matmul
+    for key, r in results.items():
+        if key.startswith("matmul-"):
+            framework = key.removeprefix("matmul-")
+            best = min(r["cpu_times"] if on_cpu_time else r["times"])
+            peaks[framework] = r["info"]["flops"] / best / 1e9
+            matmuls[framework] = {k: r[k] for k in ("info", "times", "cpu_times")}
 
     rows = []
-    for result in ours + peers:
-        lora = result["key"] in ("lora", "lora-xla", "per-head", "peft")
-        seconds = median(result["times"])
-        gflops = step_flops(dims, batch, length, lora) / seconds / 1e9
+    for key, r in results.items():
+        if key.startswith("matmul-"):
+            continue
+        framework = r["backend"] or "torch"
+        seconds = median_time(r)
+        gflops = _flops(key, dims, batch, length) / (median_cpu(r) if on_cpu_time
+                                                      else seconds) / 1e9
+        peak = peaks.get(framework)
         rows.append({
-            **result,
-            "contender": result["label"],
-            "framework": "torch" if result["key"] in ("peft", "hf-full") else f"keras/{backend}",
-            "step_seconds": seconds, "samples_per_second": batch / seconds,
-            "gflops": gflops, "peak_fraction": gflops / peak_gflops,
+            "key": key, "contender": r["label"], "framework": framework,
+            "trainable": r["info"]["trainable"], "step_seconds": seconds,
+            "cpu_seconds": median_cpu(r),
+            "samples_per_second": batch / seconds, "gflops": gflops,
+            "peak_fraction": gflops / peak if peak else None,
+            "times": r["times"], "cpu_times": r["cpu_times"],
+            "peak_rss_mb": r["info"].get("peak_rss_mb"),
         })
 
-    by_key = {r["key"]: r["step_seconds"] for r in rows}
-    ratios = {
-        "lora_vs_peft_step_time": by_key["lora"] / by_key["peft"],
-        "lora_vs_full_step_time": by_key["lora"] / by_key["full"],
-        "keras_hub_lora_vs_ours_step_time": by_key["per-head"] / by_key["lora"],
-        "full_vs_hf_full_step_time": by_key["full"] / by_key["hf-full"],
-        "peft_vs_hf_full_step_time": by_key["peft"] / by_key["hf-full"],
-        "lora_vs_full_flops": step_flops(dims, batch, length, True)
-        / step_flops(dims, batch, length, False),
-        "matmul_peak_gflops": peak_gflops,
-    }
-    if "lora-xla" in by_key:
-        ratios["lora_xla_vs_peft_step_time"] = by_key["lora-xla"] / by_key["peft"]
+    ratios: dict = {}
+
+    def t(key):
+        return median_time(results[key]) if key in results else None
+
+    def peer(name, key):
+        """The peer's median over the rounds in which ``key`` took its turns."""
+        (group,) = results[key]["times_by_group"]
+        return median_time(results[name], group)
+
+    for b in backends:
+        ratios[f"{b}_lora_vs_peft"] = t(f"{b}:lora") / peer("peft", f"{b}:lora")
+        if t(f"{b}:full"):
+            ratios[f"{b}_lora_vs_full"] = t(f"{b}:lora") / t(f"{b}:full")
+            # in different rounds: each against PEFT in its own rounds, then divided
+            ratios[f"{b}_full_vs_hf_full"] = ((t(f"{b}:full") / peer("peft", f"{b}:full"))
+                                              / (t("hf-full") / peer("peft", "hf-full")))
+    if t("torch:lora-nodropout"):
+        ratios["torch_lora_nodropout_vs_lora"] = t("torch:lora-nodropout") / t("torch:lora")
+        ratios["torch_lora_nodropout_vs_peft"] = (t("torch:lora-nodropout")
+                                                  / peer("peft", "torch:lora-nodropout"))
+    if t("tensorflow:lora-xla"):
+        ratios["tensorflow_lora_xla_vs_peft"] = (t("tensorflow:lora-xla")
+                                                 / peer("peft", "tensorflow:lora-xla"))
+    if "hf-full" in results:
+        ratios["peft_vs_hf_full"] = peer("peft", "hf-full") / t("hf-full")
+    if threads == 1:  # CPU time measures the work only when each contender has one thread
+        for b in backends:
+            (group,) = results[f"{b}:lora"]["cpu_by_group"]
+            ratios[f"{b}_lora_vs_peft_cpu"] = (median_cpu(results[f"{b}:lora"])
+                                               / median_cpu(results["peft"], group))
+            if f"{b}:full" in results:
+                ratios[f"{b}_lora_vs_full_cpu"] = (median_cpu(results[f"{b}:lora"])
+                                                   / median_cpu(results[f"{b}:full"]))
+    ratios["lora_vs_full_flops"] = (train_step_flops(dims, batch, length, True)
+                                    / train_step_flops(dims, batch, length, False))
+    ratios.update({f"matmul_peak_gflops_{k}": v for k, v in peaks.items()})
+
     size = "tiny dims (quick)" if quick else "RoBERTa-base dims"
     text = (
-        f"RoBERTa train step, {size}, batch {batch} x {length} tokens, backend {backend}; "
-        f"median of {repeats} steps taken in turns after 2 warm-up steps (HF: its own process, "
-        f"in the same rounds); fp32 matmul peak "
-        f"{peak_gflops:.0f} GFLOP/s (torch {peak['torch']:.0f}, numpy {peak['numpy']:.0f})\n"
+        f"RoBERTa train step, {size}, batch {batch} x {length} tokens; median of {args.repeats} "
+        f"steps per contender after 2 warm-up steps, contenders taking turns, each in its own "
+        f"process; threads: {threads or 'library default'}; GFLOP/s on "
+        f"{'CPU' if on_cpu_time else 'wall-clock'} time; fp32 matmul peak "
+        f"({MATMUL_N if not quick else QUICK_MATMUL_N}^3, best call) "
+        + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s\n"
         + format_table(rows, [
-            ("contender", "contender", ""), ("framework", "framework", ""),
-            ("trainable", "trainable", ",d"), ("step_seconds", "s/step", ".3f"),
-            ("samples_per_second", "samples/s", ".2f"), ("gflops", "GFLOP/s", ".1f"),
-            ("peak_fraction", "of peak", ".0%"),
+            ("contender", "contender", ""), ("trainable", "trainable", ",d"),
+            ("step_seconds", "s/step", ".3f"), ("cpu_seconds", "CPU s/step", ".3f"),
+            ("samples_per_second", "samples/s", ".2f"),
+            ("gflops", "GFLOP/s", ".1f"), ("peak_fraction", "of peak", ".0%"),
         ])
-        + f"\nours LoRA vs PEFT LoRA: {ratios['lora_vs_peft_step_time']:.2f}x step time "
-          "(target <= 0.9)"
-        + f"\nours LoRA vs ours full: {ratios['lora_vs_full_step_time']:.2f}x step time "
-          f"(target <= 0.6; the FLOP ratio is {ratios['lora_vs_full_flops']:.2f})"
     )
-    return {"suite": "lora", "rows": rows, "ratios": ratios, "text": text}
-
-
-if __name__ == "__main__":  # the HF worker: python -m benchmarks.lora hf-worker <quick 0/1>
-    _serve_hf(bool(int(sys.argv[2])))
+    return {"suite": "lora", "rows": rows, "ratios": ratios, "text": text, "matmul": matmuls,
+            "targets": check_targets(TARGETS, ratios)}

@@ -1,55 +1,107 @@
 """Benchmarks: our components against peers, measured side by side in one run.
 
-    python scripts/bench.py --suite convnet            # Keras backends vs plain PyTorch
-    python scripts/bench.py --suite adasyn             # ours vs imbalanced-learn vs the report's loop
-    python scripts/bench.py --suite lora               # our LoRA/full vs HF PEFT/full
+    python scripts/bench.py --suite convnet     # Keras backends vs plain PyTorch (ConvNet training)
+    python scripts/bench.py --suite adasyn      # ours vs imbalanced-learn vs the report's loop
+    python scripts/bench.py --suite lora        # our LoRA/full per backend vs HF PEFT/full
     python scripts/bench.py --suite all --json runs/bench.json
+    python scripts/bench.py --suite convnet --quick     # a smoke test (seconds), not a result
 
-Each suite prints a table of medians and the ratios; --json writes
-{"suite": ..., "rows": [...], "ratios": {...}} (a list of those for --suite all).
-The machine is shared and noisy: quote the ratios, which compare contenders in the same run.
+Every suite follows one protocol (benchmarks/harness.py): each contender in its own process, a
+warm-up, then timed calls taken in turns, medians. Each prints the machine (CPU model, library
+versions), a table, its ratios and its targets (met or missed). --json writes
+{"suite", "machine", "rows", "ratios", "targets"} (a list of those for --suite all).
+The machine may be shared and noisy: quote the ratios, which compare contenders in the same run.
 """
 
-from project.backend import select_backend_or_exit
+from __future__ import annotations
 
-BACKEND = select_backend_or_exit()  # the lora suite runs in this process's backend
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+from project.backend import BACKENDS, DEFAULT_BACKEND, check_backend
+from project.errors import InputError, run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` beside `project`
-
-from project.backend import add_backend_argument  # noqa: E402
-from project.errors import InputError, run_cli  # noqa: E402
-from project.io import write_json  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[1]
 SUITES = ("convnet", "adasyn", "lora")
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one InputError line (exit code 2 via run_cli)."""
+
+    def error(self, message):
+        raise InputError(f"{message} (see --help)")
+
+
+def parse_backends(value: str | None, quick: bool) -> list[str]:
+    """``--backends a,b`` checked (known, installed); default: every installed backend, or with
+    --quick only $KERAS_BACKEND's (default tensorflow)."""
+    if value is None:
+        if quick:
+            return [check_backend(os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)]
+        return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise InputError("--backends: give one or more of " + ", ".join(BACKENDS))
+    for name in names:
+        try:
+            check_backend(name)
+        except InputError as err:
+            raise InputError(f"--backends: {err}") from None
+    return list(dict.fromkeys(names))
+
+
+def parse_args(argv=None):
+    p = _Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--suite", choices=[*SUITES, "all"], required=True)
     p.add_argument("--json", type=Path, default=None, help="write the results here")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats per contender")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per contender (default 3)")
     p.add_argument("--threads", type=int, default=0,
-                   help="compute threads per contender (convnet suite; 0: library default)")
+                   help="compute threads per contender (default 0: each library's default)")
+    p.add_argument("--backends", "--backend", dest="backends", default=None,
+                   help="Keras backends to measure, comma-separated (default: all installed; "
+                        "with --quick: $KERAS_BACKEND)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not a result")
-    add_backend_argument(p)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.repeats < 1:
-        raise InputError("--repeats must be at least 1")
+        raise InputError(f"--repeats {args.repeats}: must be at least 1")
+    if args.threads < 0:
+        raise InputError(f"--threads {args.threads}: must be 0 (library default) or more")
+    if args.json is not None and args.json.is_dir():
+        raise InputError(f"--json {args.json}: is a directory; give a file name")
+    args.backends = parse_backends(args.backends, args.quick)
+    return args
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not (ROOT / "benchmarks" / "harness.py").is_file():
+        raise InputError("bench needs the repository checkout (benchmarks/ beside project/)")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.harness import check_targets, format_targets
+    from project.io import write_json
+    from project.machine import machine_line
+
+    machine = machine_line()
+    print(machine, flush=True)
     results = []
     for name in SUITES if args.suite == "all" else (args.suite,):
         suite = importlib.import_module(f"benchmarks.{name}")
-        print(f"\n### suite {name}{' (quick: not a result)' if args.quick else ''}", flush=True)
+        print(f"\n### suite {name}{' (quick: a smoke test, not a result)' if args.quick else ''}",
+              flush=True)
         result = suite.run(args)
-        result["quick"] = args.quick
+        if "targets" not in result:  # a suite without the harness: its TARGETS, if it has any
+            result["targets"] = check_targets(getattr(suite, "TARGETS", ()), result["ratios"])
+        result.update(machine=machine, quick=args.quick)
         print(result.pop("text"))
-        print("ratios:", ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in result["ratios"].items()))
+        print("ratios: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in result["ratios"].items()))
+        if result["targets"]:
+            print(format_targets(result["targets"]))
         results.append(result)
     if args.json:
         write_json(args.json, results[0] if len(results) == 1 else results)
@@ -57,5 +109,9 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli():
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

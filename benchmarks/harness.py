@@ -1,0 +1,298 @@
+"""The protocol every benchmark suite shares: contenders in their own processes, taking turns.
+
+A suite lists its contenders as data (:class:`Contender`: a key, a label, the function that
+prepares it and its parameters, the Keras backend of its process). :func:`measure` then
+
+1. starts each contender in its own subprocess (``python -m benchmarks.harness``), which imports
+   only what that contender needs, prepares it (model, data) and makes ``warmup`` untimed calls
+   (compilation, caches, allocation);
+2. times the contenders in turns: in each of ``repeats`` rounds every contender makes ``calls``
+   timed calls while the others wait, so a change in the machine's load (it is shared) hits every
+   contender alike;
+3. returns every call's wall-clock and CPU seconds; the suites quote medians.
+
+Contenders may come in groups that run one after the other, only one group's processes alive at a
+time (to bound memory); ``shared`` contenders (the peers) stay alive throughout and take their
+turn in every group's rounds, so each group is compared with peer times from the same rounds.
+
+A suite's targets are data too: :class:`Target` rows, evaluated by :func:`check_targets` and
+printed by :func:`format_targets` as met or missed.
+
+A contender's prepare function takes keyword parameters (JSON values) and returns a
+:class:`Prepared`: ``step`` (the call to time; it must return only when the work is done) and
+``info`` (a JSON-able dict reported back, e.g. parameter counts).
+
+Example:
+
+>>> from benchmarks.harness import Target, check_targets
+>>> rows = check_targets([Target("fast", "speedup", ">=", 2.0, aim=3.0)], {"speedup": 2.4})
+>>> rows[0]["status"]
+'met (aim 3 missed)'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from benchmarks._timing import median
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL = "@@ "  # prefix of the worker's protocol lines (libraries may print to stdout too)
+
+
+class Prepared(NamedTuple):
+    """What a contender's prepare function returns: the timed call and facts to report."""
+
+    step: Callable[[], Any]
+    info: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    """One contender: ``function`` (``"module:name"``) is called as ``name(**params)`` in a fresh
+    process whose ``KERAS_BACKEND`` is ``backend`` (None: a process without Keras)."""
+
+    key: str
+    label: str
+    function: str
+    params: dict = dataclasses.field(default_factory=dict)
+    backend: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A speed target: ``ratios[key] op threshold`` must hold; ``aim`` is the stretch goal."""
+
+    name: str
+    key: str
+    op: str  # ">=" or "<="
+    threshold: float
+    aim: float | None = None
+
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    if op == ">=":
+        return value >= bound
+    if op == "<=":
+        return value <= bound
+    raise ValueError(f"unknown comparison {op!r}")
+
+
+def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
+    """Evaluate ``targets`` against ``ratios``; one dict per target with its status.
+
+    A target whose ratio was not measured (missing or None) reads "not measured".
+    """
+    rows = []
+    for t in targets:
+        value = ratios.get(t.key)
+        row = {"name": t.name, "key": t.key, "op": t.op, "threshold": t.threshold,
+               "aim": t.aim, "value": value, "met": None, "aim_met": None}
+        if value is None:
+            row["status"] = "not measured"
+        else:
+            row["met"] = _holds(value, t.op, t.threshold)
+            row["aim_met"] = None if t.aim is None else _holds(value, t.op, t.aim)
+            row["status"] = "met" if row["met"] else "MISSED"
+            if t.aim is not None:
+                row["status"] += f" (aim {t.aim:g} {'met' if row['aim_met'] else 'missed'})"
+        rows.append(row)
+    return rows
+
+
+def format_targets(rows: list[dict]) -> str:
+    """One line per evaluated target: name, value, comparison, status."""
+    lines = []
+    for r in rows:
+        value = "-" if r["value"] is None else f"{r['value']:.2f}"
+        lines.append(f"target: {r['name']}: {value} (need {r['op']} {r['threshold']:g}): "
+                     f"{r['status']}")
+    return "\n".join(lines)
+
+
+def thread_env(threads: int) -> dict:
+    """Environment that holds a process to ``threads`` compute threads (0: library defaults)."""
+    if not threads:
+        return {}
+    n = str(threads)  # torch and NumPy's BLAS read OMP_NUM_THREADS, TensorFlow its own two
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+           "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
+    xla = f"--xla_cpu_multi_thread_eigen={'false' if threads == 1 else 'true'} " \
+          f"intra_op_parallelism_threads={threads}"
+    env["XLA_FLAGS"] = " ".join(filter(None, (os.environ.get("XLA_FLAGS"), xla)))
+    return env
+
+
+class Worker:
+    """A contender's process: prepared and warmed up on start, then timed on request."""
+
+    def __init__(self, contender: Contender, warmup: int, threads: int = 0):
+        self.contender = contender
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **thread_env(threads))
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+        )
+        if contender.backend:
+            env["KERAS_BACKEND"] = contender.backend
+        spec = {"function": contender.function, "params": contender.params, "warmup": warmup}
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.harness", json.dumps(spec)], cwd=ROOT, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+        )
+        ready = self._reply()
+        self.info = ready["info"]
+        self.prepare_seconds = ready["prepare_seconds"]
+
+    def _reply(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith(PROTOCOL):
+                return json.loads(line[len(PROTOCOL):])
+        code = self.process.wait()
+        self._stderr.seek(0)
+        tail = self._stderr.read()[-3000:]
+        raise RuntimeError(f"contender {self.contender.key!r} stopped (exit code {code}):\n{tail}")
+
+    def time(self, calls: int = 1) -> tuple[list[float], list[float]]:
+        """Wall-clock and CPU seconds of ``calls`` calls of the contender's step."""
+        self.process.stdin.write(f"go {calls}\n")
+        self.process.stdin.flush()
+        reply = self._reply()
+        return reply["wall"], reply["cpu"]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
+
+
+def measure(
+    groups: Sequence[Sequence[Contender]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+    calls: int = 1,
+    threads: int = 0,
+    shared: Sequence[Contender] = (),
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> dict[str, dict]:
+    """Run the contenders in turns; see the module docstring.
+
+    Args:
+        groups: lists of contenders; the groups run one after the other.
+        repeats: rounds of turns per group.
+        warmup: untimed calls each contender makes after preparing.
+        calls: timed calls per turn.
+        threads: compute threads per contender (0: each library's default).
+        shared: contenders that stay alive across groups and take turns in all of them.
+        log: progress messages (stderr by default).
+
+    Returns:
+        ``{key: {"key", "label", "backend", "info", "prepare_seconds", "times", "cpu_times",
+        "times_by_group", "cpu_by_group"}}``; ``times_by_group[i]`` holds the wall-clock times
+        taken in group ``i``'s rounds, ``cpu_by_group[i]`` their CPU times.
+    """
+    results: dict[str, dict] = {}
+    alive: dict[str, Worker] = {}
+
+    def start(contender: Contender) -> Worker:
+        if contender.key in results:
+            raise ValueError(f"two contenders with the key {contender.key!r}")
+        begin = time.perf_counter()
+        worker = Worker(contender, warmup, threads)
+        log(f"  ready: {contender.label} ({time.perf_counter() - begin:.0f} s with warm-up)")
+        results[contender.key] = {
+            "key": contender.key, "label": contender.label, "backend": contender.backend,
+            "info": worker.info, "prepare_seconds": worker.prepare_seconds,
+            "times": [], "cpu_times": [], "times_by_group": {}, "cpu_by_group": {},
+        }
+        return worker
+
+    try:
+        for contender in shared:
+            alive[contender.key] = start(contender)
+        for index, group in enumerate(groups):
+            own = {}
+            try:
+                for contender in group:
+                    own[contender.key] = start(contender)
+                turns = {**own, **{k: alive[k] for k in (c.key for c in shared)}}
+                for _ in range(repeats):
+                    for key, worker in turns.items():
+                        wall, cpu = worker.time(calls)
+                        result = results[key]
+                        result["times"] += wall
+                        result["cpu_times"] += cpu
+                        result["times_by_group"].setdefault(index, []).extend(wall)
+                        result["cpu_by_group"].setdefault(index, []).extend(cpu)
+            finally:
+                for worker in own.values():
+                    worker.close()
+    finally:
+        for worker in alive.values():
+            worker.close()
+    return results
+
+
+def median_time(result: dict, group: int | None = None) -> float:
+    """Median wall-clock seconds of a contender's calls (in one group's rounds, if given)."""
+    return median(result["times"] if group is None else result["times_by_group"][group])
+
+
+def median_cpu(result: dict, group: int | None = None) -> float:
+    """Median CPU seconds (all the process's threads) of a contender's calls (in one group's
+    rounds, if given).
+
+    With one compute thread per contender (``threads=1``) this is the work a call needs, whatever
+    else the machine runs: on a shared machine a steadier measure than wall-clock time.
+    """
+    return median(result["cpu_times"] if group is None else result["cpu_by_group"][group])
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _serve(spec: dict) -> None:
+    """The worker's side: prepare, warm up, report; then time ``go N`` requests until EOF."""
+    module_name, _, name = spec["function"].partition(":")
+    prepare = getattr(importlib.import_module(module_name), name)
+    begin = time.perf_counter()
+    prepared = prepare(**spec["params"])
+    for _ in range(int(spec["warmup"])):
+        prepared.step()
+    seconds = time.perf_counter() - begin
+    info = dict(prepared.info, peak_rss_mb=_peak_rss_mb())
+    print(PROTOCOL + json.dumps({"info": info, "prepare_seconds": seconds}), flush=True)
+    for line in sys.stdin:
+        calls = int(line.split()[1])
+        wall, cpu = [], []
+        for _ in range(calls):
+            w, c = time.perf_counter(), time.process_time()
+            prepared.step()
+            wall.append(time.perf_counter() - w)
+            cpu.append(time.process_time() - c)
+        print(PROTOCOL + json.dumps({"wall": wall, "cpu": cpu}), flush=True)
+
+
+if __name__ == "__main__":
+    _serve(json.loads(sys.argv[1]))
