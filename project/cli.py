@@ -55,7 +55,7 @@ class Parser(argparse.ArgumentParser):
     the program's name in front, like every other error of ours."""
 
     def error(self, message):
-        raise InputError(message)
+        raise InputError(f"{message} (see --help)")
 
 
 def add_run_options(p: argparse.ArgumentParser, experiment: str) -> None:

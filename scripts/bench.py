@@ -23,17 +23,12 @@ import sys
 from pathlib import Path
 
 from project.backend import BACKENDS, DEFAULT_BACKEND, check_backend
+from project.cli import Parser
 from project.errors import InputError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ("convnet", "adasyn", "lora")
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad input as one InputError line (exit code 2 via run_cli)."""
-
-    def error(self, message):
-        raise InputError(f"{message} (see --help)")
 
 
 def parse_backends(value: str | None, quick: bool) -> list[str]:
@@ -55,7 +50,7 @@ def parse_backends(value: str | None, quick: bool) -> list[str]:
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--suite", choices=[*SUITES, "all"], required=True)
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per contender (default 3)")

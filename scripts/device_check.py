@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from project.backend import BACKENDS, check_backend
+from project.cli import Parser
 from project.errors import InputError, run_cli
 
 STARTED = time.perf_counter()  # a worker's budget counts from here, imports included
@@ -54,15 +55,9 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 MODES = ("lora", "full")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad input as one InputError line (exit code 2 via run_cli)."""
-
-    def error(self, message):
-        raise InputError(f"{message} (see --help)")
-
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes (a CPU smoke test)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--backends", default=None,

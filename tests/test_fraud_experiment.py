@@ -10,8 +10,14 @@ from project.experiments import fraud
 from project.experiments.config import PROTOCOLS, FraudConfig
 from project.experiments.rundir import RunDirectory
 from project.reporting.fraud import write_fraud_outputs
-from tests.conftest import BACKEND, OTHER_BACKEND, call_script, read_metrics, run_script
-from tests.conftest import without_timings
+from tests.conftest import (
+    BACKEND,
+    OTHER_BACKEND,
+    call_script,
+    read_metrics,
+    run_script,
+    without_timings,
+)
 
 
 def _run(config, out, **kwargs):

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import BACKEND, ROOT, call_script, read_metrics, run_script, without_timings
 
+
 def _args(experiment, data):
     if experiment == "fraud":
         return ["--data", str(data), "--protocol", "all", "--epochs", "3", "--batch-size", "128",
@@ -79,7 +80,6 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, tiny_creditcard):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_a_damaged_checkpoint_is_refused_in_one_line(tmp_path, tiny_creditcard, damage):
-    from project.experiments import fraud
     from project.experiments.config import FraudConfig
     from project.experiments.rundir import RunDirectory
 

@@ -77,35 +77,13 @@ def git_commit() -> str | None:
     return out + ("+local-changes" if dirty.strip() else "")
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment(backend: str) -> dict:
     """Versions and machine facts recorded with every run."""
-    import keras
-    import numpy
+    from project.machine import cpu_model, library_versions
 
-    versions = {"python": platform.python_version(), "keras": keras.__version__,
-                "numpy": numpy.__version__}
-    for name in ("keras_hub", "tensorflow", "torch", "jax", "sklearn", "imblearn"):
-        module = sys.modules.get(name)
-        if module is not None:
-            versions[name] = getattr(module, "__version__", "?")
-    library = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}[backend]
-    if library not in versions:
-        versions[library] = getattr(__import__(library), "__version__", "?")
     return {
         "backend": backend,
-        "versions": versions,
+        "versions": {"python": platform.python_version(), **library_versions()},
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "git_commit": git_commit(),
         "cpu": cpu_model(),
