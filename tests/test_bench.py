@@ -6,7 +6,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import BACKEND, ROOT, run_script, run_script_here
+
+from tests.conftest import BACKEND, ROOT, call_script, run_script
 
 sys.path.insert(0, str(ROOT))  # `benchmarks` beside `project`
 
@@ -110,7 +111,7 @@ def test_quick_lora_suite_runs(tmp_path):
     (["--suite", "convnet", "--json", "."], "--json"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    code, out, err = run_script_here("bench.py", *args)
+    code, out, err = call_script("bench.py", *args)
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 

@@ -7,7 +7,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import BACKEND, ROOT, run_script, run_script_here
+
+from tests.conftest import BACKEND, ROOT, call_script, run_script
 
 sys.path.insert(0, str(ROOT))
 
@@ -92,6 +93,6 @@ def test_quick_check_measures_everything(tmp_path, monkeypatch):
     (["--frobnicate"], "unrecognized"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    code, out, err = run_script_here("device_check.py", *args)
+    code, out, err = call_script("device_check.py", *args)
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
