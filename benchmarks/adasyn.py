@@ -7,36 +7,42 @@ sizes: 284,807 rows (the real data's size) and 10x that, 2,848,070 rows, with th
 at 492 so that the growth measures scaling in n (the k-NN work and the output are both linear in n
 then; at a fixed fraud rate the k-NN work would grow 100x).
 
-Contenders: ours (the paper's variant, the default), ours with ``variant="report"``,
-imbalanced-learn's ADASYN, and the report's loop (:func:`report_adasyn`, written here from
-REPORT.md). Each runs in its own fresh subprocess per size: one warm-up call, then ``repeats``
-timed calls (at least :data:`MIN_REPEATS`, whatever ``--repeats`` says); we quote the median wall
-time. The report's loop runs once, untimed warm-up skipped, at the smaller size only (it takes tens
-of seconds). Memory is the peak resident set size (ru_maxrss) of
-that subprocess above its peak before the first call (data generated, libraries imported): it
-counts everything the call touches, NumPy or not (imbalanced-learn's scikit-learn k-NN allocates
-outside NumPy), and includes the returned arrays (the input X and the output, about 2x X, are the
-same for everyone).
+Contenders (:func:`contenders`), on the protocol of :mod:`benchmarks.harness`: each in its own
+process, which builds the data and imports only its own library, makes one untimed warm-up call,
+then timed calls taken in turns with the others of its size:
+
+* at 284,807 rows: ours (the paper's variant, the default), ours with ``variant="report"`` and
+  imbalanced-learn's ADASYN, then the report's loop (:func:`report_adasyn`, written here from
+  REPORT.md) alone: one timed call, no warm-up (it takes tens of seconds);
+* at 2,848,070 rows: ours and imbalanced-learn.
+
+Times are medians of at least :data:`MIN_REPEATS` calls per contender, whatever ``--repeats``
+says (``--quick``: tiny sizes and ``--repeats`` calls, a smoke test). CPU time is the process's,
+all threads together. Memory ("peak MB") is the peak resident set size of the contender's process
+over all its calls (warm-up included) minus its peak before the first call (data built, libraries
+imported): it counts everything a call touches, NumPy or not (imbalanced-learn's scikit-learn k-NN
+allocates outside NumPy), and includes the returned arrays (the input X and the output, about 2x
+X, are the same for everyone); nothing is kept between calls.
 
 All use k = 5, beta = 1 ("auto": the positives are raised to the majority count) and default
-threads (BLAS, OpenMP); the machine is shared and noisy, so the ratios, measured in one run, are
-the result.
+threads (BLAS, OpenMP) unless ``--threads`` says otherwise; the machine is shared and noisy, so
+the ratios, measured in one run, are the result. The targets are data: :data:`TARGETS`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import resource
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
 
-from benchmarks._timing import format_table, median, time_calls
-from benchmarks.harness import Target
+from benchmarks.harness import (
+    Contender,
+    Prepared,
+    Target,
+    check_targets,
+    format_table,
+    median_cpu,
+    median_time,
+    peak_rss_mb,
+)
 
 TARGETS = (
     Target("ours vs imbalanced-learn, time at 284,807 x 29 (492 positives)",
@@ -46,14 +52,14 @@ TARGETS = (
 FEATURES = 29
 POSITIVES = 492
 SIZES = (284_807, 2_848_070)
-QUICK_SIZES = (20_000, 200_000)
-QUICK_POSITIVES = 100
+QUICK_SIZES = (5_000, 50_000)
+QUICK_POSITIVES = 60
 K = 5
-CONTENDERS = ("ours", "ours-report", "imblearn", "report")
+IMPLS = ("ours", "ours-report", "imblearn", "report")
 NAMES = {"ours": "ours (NumPy)", "ours-report": "ours, variant=report", "imblearn": "imbalanced-learn",
          "report": "report's loop (peer)"}
-MIN_REPEATS = 5  # medians of at least 5 warm calls, whatever --repeats says
-ROOT = Path(__file__).resolve().parents[1]
+LARGE_IMPLS = ("ours", "imblearn")  # the report's loop and variant="report": the small size only
+MIN_REPEATS = 5  # medians of at least 5 timed calls, whatever --repeats says (not with --quick)
 
 
 def make_data(rows: int, positives: int, seed: int = 0):
@@ -103,12 +109,12 @@ def report_adasyn(X, y, n_neighbors=K, beta=1.0, seed=50):
     return np.vstack([X, X_new]), np.concatenate([y, np.ones(len(X_new), y.dtype)]), counts
 
 
-def _resampler(contender: str):
+def _resampler(impl: str):
     """A function (X, y) -> (X_res, y_res, per-point counts or None) for the contender."""
-    if contender in ("ours", "ours-report"):
+    if impl in ("ours", "ours-report"):
         from project.sampling import ADASYN
 
-        variant = "report" if contender == "ours-report" else "he2008"
+        variant = "report" if impl == "ours-report" else "he2008"
         sampler = ADASYN(n_neighbors=K, random_state=0, variant=variant)
 
         def resample(X, y):
@@ -116,116 +122,149 @@ def _resampler(contender: str):
             return X_res, y_res, sampler.n_synthetic_per_sample_[1].tolist()
 
         return resample
-    if contender == "imblearn":
+    if impl == "imblearn":
         from imblearn.over_sampling import ADASYN
 
         sampler = ADASYN(n_neighbors=K, random_state=0)
         return lambda X, y: (*sampler.fit_resample(X, y), None)
-    return report_adasyn
+    if impl == "report":
+        return report_adasyn
+    raise ValueError(f"unknown ADASYN contender {impl!r}")
 
 
-def worker(contender: str, rows: int, positives: int, repeats: int) -> dict:
-    """Runs in the subprocess: time ``repeats`` calls after a warm-up; peak RSS above baseline."""
-    resample = _resampler(contender)
+def prepare(impl: str, rows: int, positives: int) -> Prepared:
+    """A contender's process: its library and the data; each call is one ``fit_resample``.
+
+    ``info`` holds ``baseline_rss_mb`` (the peak RSS before the first call) and, after a call,
+    ``n_synthetic`` (rows added) and ``counts`` (synthetic rows per positive, where the
+    contender tells them).
+    """
+    resample = _resampler(impl)
     X, y = make_data(rows, positives)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    out = {}
+    info = {"impl": impl, "rows": rows, "positives": positives, "baseline_rss_mb": peak_rss_mb()}
 
-    def call():
+    def step():
         X_res, _, counts = resample(X, y)
-        out["n_synthetic"] = len(X_res) - len(X)
-        out["counts"] = counts
+        info["n_synthetic"] = len(X_res) - len(X)
+        info["counts"] = counts
 
-    times = time_calls(call, repeats=repeats, warmup=1 if contender != "report" else 0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"times": times, "peak_mb": (peak - baseline) / 1024, "n_synthetic": out["n_synthetic"],
-            "counts": out["counts"]}
+    return Prepared(step, info)
 
 
-def _spawn(contender: str, rows: int, positives: int, repeats: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.adasyn", contender, str(rows), str(positives),
-           str(repeats)]
-    start = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
-                         check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{contender} worker failed:\n{out.stderr[-2000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  {contender:11s} {rows:>10,} rows: median {median(result['times']):.3f} s "
-          f"({time.perf_counter() - start:.0f} s with start-up)", flush=True)
-    return result
+def peak_mb(info: dict) -> float | None:
+    """A contender's peak RSS over its calls above its peak before the first, MB (None: unknown)."""
+    if info.get("peak_rss_mb") is None or info.get("baseline_rss_mb") is None:
+        return None
+    return info["peak_rss_mb"] - info["baseline_rss_mb"]
+
+
+def _contender(impl: str, rows: int, positives: int, key: str) -> Contender:
+    return Contender(key, NAMES[impl], "benchmarks.adasyn:prepare",
+                     {"impl": impl, "rows": rows, "positives": positives})
+
+
+def contenders(quick: bool) -> tuple[list[Contender], list[Contender], Contender]:
+    """The small size's contenders (but the report's loop), the large size's, the report's loop."""
+    small, large = QUICK_SIZES if quick else SIZES
+    positives = QUICK_POSITIVES if quick else POSITIVES
+    return (
+        [_contender(i, small, positives, i) for i in IMPLS if i != "report"],
+        [_contender(i, large, positives, f"{i}-large") for i in LARGE_IMPLS],
+        _contender("report", small, positives, "report"),
+    )
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / max(b, 1e-9)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def run(args) -> dict:
-    sizes = QUICK_SIZES if args.quick else SIZES
-    positives = QUICK_POSITIVES if args.quick else POSITIVES
-    repeats = max(MIN_REPEATS, int(getattr(args, "repeats", MIN_REPEATS) or MIN_REPEATS))
-    results, counts = [], {}
-    for size_index, rows in enumerate(sizes):
-        for contender in CONTENDERS:
-            if contender == "report" and size_index > 0:
-                continue  # the loop is quadratic-ish in practice: only the smaller size
-            r = _spawn(contender, rows, positives, 1 if contender == "report" else repeats)
-            counts[contender, rows] = r["counts"]
-            results.append({
-                "contender": NAMES[contender],
-                "impl": contender,
-                "rows": rows,
-                "positives": positives,
-                "seconds": median(r["times"]),
-                "times": r["times"],
-                "peak_mb": r["peak_mb"],
-                "n_synthetic": r["n_synthetic"],
-            })
+    from benchmarks.harness import measure
 
-    def pick(impl, rows):
-        return next(r for r in results if r["impl"] == impl and r["rows"] == rows)
+    quick = bool(args.quick)
+    small, large = QUICK_SIZES if quick else SIZES
+    positives = QUICK_POSITIVES if quick else POSITIVES
+    repeats = args.repeats if quick else max(MIN_REPEATS, args.repeats)
+    threads = int(getattr(args, "threads", 0) or 0)
+    small_group, large_group, report = contenders(quick)
+    # the two sizes one after the other (one size's processes alive at a time), then the loop
+    results = measure([small_group, large_group], repeats=repeats, warmup=1, threads=threads)
+    results.update(measure([[report]], repeats=1, warmup=0, threads=threads))
 
-    for r in results:
-        r["vs_imblearn"] = r["seconds"] / pick("imblearn", r["rows"])["seconds"]
-    small, large = sizes
+    table, counts = [], {}
+    for key, r in results.items():
+        info = r["info"]
+        table.append({
+            "key": key, "impl": info["impl"], "contender": r["label"], "rows": info["rows"],
+            "positives": info["positives"], "seconds": median_time(r),
+            "cpu_seconds": median_cpu(r), "calls": len(r["times"]), "times": r["times"],
+            "cpu_times": r["cpu_times"],
+            "peak_mb": peak_mb(info), "n_synthetic": info["n_synthetic"],
+        })
+        counts[key] = info["counts"]
+    table.sort(key=lambda t: (t["rows"], IMPLS.index(t["impl"])))
+    by_key = {t["key"]: t for t in table}
+    for t in table:
+        peer = by_key["imblearn" if t["rows"] == small else "imblearn-large"]
+        t["vs_imblearn"] = t["seconds"] / peer["seconds"]
+        t["vs_imblearn_cpu"] = t["cpu_seconds"] / peer["cpu_seconds"]
+
+    def get(key, field):
+        return by_key[key][field]
+
+    g = small - 2 * positives  # G = n_majority - n_minority (beta = 1)
     ratios = {
-        "ours_vs_imblearn_time": pick("ours", small)["vs_imblearn"],
-        "ours_vs_imblearn_time_large": pick("ours", large)["vs_imblearn"],
-        "ours_report_vs_imblearn_time": pick("ours-report", small)["vs_imblearn"],
-        "ours_vs_report_time": pick("ours", small)["seconds"] / pick("report", small)["seconds"],
-        "ours_vs_imblearn_peak_mb": pick("ours", small)["peak_mb"]
-        / max(pick("imblearn", small)["peak_mb"], 1e-9),
-        "ours_vs_imblearn_peak_mb_large": pick("ours", large)["peak_mb"]
-        / max(pick("imblearn", large)["peak_mb"], 1e-9),
-        "ours_growth_large_vs_small": pick("ours", large)["seconds"] / pick("ours", small)["seconds"],
-        "imblearn_growth_large_vs_small": pick("imblearn", large)["seconds"]
-        / pick("imblearn", small)["seconds"],
+        "ours_vs_imblearn_time": get("ours", "vs_imblearn"),
+        "ours_vs_imblearn_time_large": get("ours-large", "vs_imblearn"),
+        "ours_report_vs_imblearn_time": get("ours-report", "vs_imblearn"),
+        "ours_vs_report_time": get("ours", "seconds") / get("report", "seconds"),
+        "ours_vs_imblearn_cpu": get("ours", "vs_imblearn_cpu"),
+        "ours_vs_imblearn_cpu_large": get("ours-large", "vs_imblearn_cpu"),
+        "ours_report_vs_imblearn_cpu": get("ours-report", "vs_imblearn_cpu"),
+        "ours_vs_imblearn_peak_mb": _ratio(get("ours", "peak_mb"), get("imblearn", "peak_mb")),
+        "ours_vs_imblearn_peak_mb_large": _ratio(get("ours-large", "peak_mb"),
+                                                 get("imblearn-large", "peak_mb")),
+        "ours_growth_large_vs_small": get("ours-large", "seconds") / get("ours", "seconds"),
+        "imblearn_growth_large_vs_small": get("imblearn-large", "seconds")
+        / get("imblearn", "seconds"),
         # variant="report" against the report's loop, same data: same count for every point?
-        "report_counts_match": counts["ours-report", small] == counts["report", small],
+        "report_counts_match": counts["ours-report"] == counts["report"],
+        # the paper's G = n_majority - n_minority synthetic rows, exactly
+        "ours_makes_G_rows": get("ours", "n_synthetic") == g,
+        "threads": threads,
     }
-    synthetic = ", ".join(f"{NAMES[c]} {pick(c, small)['n_synthetic']:,}" for c in CONTENDERS)
+    synthetic = ", ".join(f"{get(i, 'contender')} {get(i, 'n_synthetic'):,}" for i in IMPLS)
     text = (
         f"ADASYN fit_resample on synthetic Gaussian data, {FEATURES} features, {positives} "
-        f"positives, k={K}; median of {repeats} warm calls (report's loop: one call); peak = "
-        f"RSS increase (MB) in a fresh subprocess, output included\n"
-        + format_table(results, [
-            ("rows", "rows", ","), ("contender", "contender", ""), ("seconds", "median s", ".3f"),
-            ("vs_imblearn", "vs imblearn", ".2f"), ("peak_mb", "peak MB", ".0f"),
-            ("n_synthetic", "synthetic rows", ","),
+        f"positives, k={K}; median of {repeats} calls per contender after a warm-up call, "
+        f"contenders of one size taking turns, each in its own process (report's loop: one call, "
+        f"no warm-up); threads: {threads or 'library default'}; CPU: the process's CPU seconds, "
+        f"all threads; peak = the process's peak RSS over its calls minus its peak before the "
+        f"first (MB), output included\n"
+        + format_table(table, [
+            ("rows", "rows", ","), ("contender", "contender", ""), ("calls", "calls", "d"),
+            ("seconds", "median s", ".3f"), ("vs_imblearn", "vs imblearn", ".2f"),
+            ("cpu_seconds", "CPU s", ".3f"), ("vs_imblearn_cpu", "vs imblearn (CPU)", ".2f"),
+            ("peak_mb", "peak MB", ",.0f"), ("n_synthetic", "synthetic rows", ","),
         ])
         + f"\nours vs imbalanced-learn, {small:,} rows: {ratios['ours_vs_imblearn_time']:.2f}x "
-          "the time (target <= 0.4)"
+          f"the time, {ratios['ours_vs_imblearn_cpu']:.2f}x the CPU time"
         + f"\nours vs imbalanced-learn, {large:,} rows: "
-          f"{ratios['ours_vs_imblearn_time_large']:.2f}x the time"
+          f"{ratios['ours_vs_imblearn_time_large']:.2f}x the time, "
+          f"{ratios['ours_vs_imblearn_cpu_large']:.2f}x the CPU time"
         + f"\nours vs the report's loop, {small:,} rows: {ratios['ours_vs_report_time']:.4f}x "
           "the time"
         + f"\ntime growth {large:,} / {small:,} rows: ours {ratios['ours_growth_large_vs_small']:.1f}"
           f"x, imbalanced-learn {ratios['imblearn_growth_large_vs_small']:.1f}x (10 = linear)"
-        + f"\npeak memory ours / imbalanced-learn: {ratios['ours_vs_imblearn_peak_mb']:.2f} "
-          f"({small:,} rows), {ratios['ours_vs_imblearn_peak_mb_large']:.2f} ({large:,} rows)"
-        + f"\nsynthetic rows at {small:,}: {synthetic}"
+        + f"\npeak memory ours / imbalanced-learn: {_fmt(ratios['ours_vs_imblearn_peak_mb'])} "
+          f"({small:,} rows), {_fmt(ratios['ours_vs_imblearn_peak_mb_large'])} ({large:,} rows)"
+        + f"\nsynthetic rows at {small:,} (G = {g:,}): {synthetic}"
         + f"\nvariant='report' per-point counts equal the report's loop's: "
           f"{ratios['report_counts_match']}"
     )
-    return {"suite": "adasyn", "rows": results, "ratios": ratios, "text": text}
-
-
-if __name__ == "__main__":
-    name, n_rows, n_pos, n_repeats = sys.argv[1], *map(int, sys.argv[2:5])
-    print(json.dumps(worker(name, n_rows, n_pos, n_repeats)))
+    return {"suite": "adasyn", "rows": table, "ratios": ratios, "text": text,
+            "targets": check_targets(TARGETS, ratios)}

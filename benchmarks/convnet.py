@@ -193,8 +193,7 @@ def contenders(backends, quick: bool) -> list[Contender]:
 
 
 def run(args) -> dict:
-    from benchmarks._timing import format_table
-    from benchmarks.harness import measure
+    from benchmarks.harness import format_table, measure
 
     quick = bool(args.quick)
     rows = QUICK_ROWS if quick else ROWS

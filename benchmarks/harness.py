@@ -9,7 +9,8 @@ prepares it and its parameters, the Keras backend of its process). :func:`measur
 2. times the contenders in turns: in each of ``repeats`` rounds every contender makes ``calls``
    timed calls while the others wait, so a change in the machine's load (it is shared) hits every
    contender alike;
-3. returns every call's wall-clock and CPU seconds; the suites quote medians.
+3. returns every call's wall-clock and CPU seconds, and each process's peak resident set size;
+   the suites quote medians.
 
 Contenders may come in groups that run one after the other, only one group's processes alive at a
 time (to bound memory); ``shared`` contenders (the peers) stay alive throughout and take their
@@ -20,7 +21,9 @@ printed by :func:`format_targets` as met or missed.
 
 A contender's prepare function takes keyword parameters (JSON values) and returns a
 :class:`Prepared`: ``step`` (the call to time; it must return only when the work is done) and
-``info`` (a JSON-able dict reported back, e.g. parameter counts).
+``info`` (a JSON-able dict reported back, e.g. parameter counts). The worker reports ``info`` when
+it is ready and again after every turn, with ``peak_rss_mb`` (the process's peak resident set size
+so far) added, so a step may record facts about its output in that dict.
 
 Example:
 
@@ -36,6 +39,7 @@ import dataclasses
 import importlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,8 +47,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-
-from benchmarks._timing import median
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = "@@ "  # prefix of the worker's protocol lines (libraries may print to stdout too)
@@ -120,6 +122,27 @@ def format_targets(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """Plain-text table: ``columns`` are (key, header, format spec) triples; a missing or None
+    value prints as "-".
+
+    >>> print(format_table([{"a": 1.5, "b": None}], [("a", "A", ".2f"), ("b", "B", "")]))
+    A     B
+    ----  -
+    1.50  -
+    """
+    headers = [h for _, h, _ in columns]
+    body = [
+        ["-" if r.get(k) is None else format(r[k], f) if f else str(r[k]) for k, _, f in columns]
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(headers, *body)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)
+
+
 def thread_env(threads: int) -> dict:
     """Environment that holds a process to ``threads`` compute threads (0: library defaults)."""
     if not threads:
@@ -164,10 +187,12 @@ class Worker:
         raise RuntimeError(f"contender {self.contender.key!r} stopped (exit code {code}):\n{tail}")
 
     def time(self, calls: int = 1) -> tuple[list[float], list[float]]:
-        """Wall-clock and CPU seconds of ``calls`` calls of the contender's step."""
+        """Wall-clock and CPU seconds of ``calls`` calls of the contender's step (``info`` is
+        refreshed: the step's facts and the process's peak RSS after these calls)."""
         self.process.stdin.write(f"go {calls}\n")
         self.process.stdin.flush()
         reply = self._reply()
+        self.info = reply["info"]
         return reply["wall"], reply["cpu"]
 
     def close(self) -> None:
@@ -204,7 +229,9 @@ def measure(
 
     Returns:
         ``{key: {"key", "label", "backend", "info", "prepare_seconds", "times", "cpu_times",
-        "times_by_group", "cpu_by_group"}}``; ``times_by_group[i]`` holds the wall-clock times
+        "times_by_group", "cpu_by_group"}}``; ``info`` is as the worker last reported it (after
+        its last turn), ``info["peak_rss_mb"]`` the peak RSS of its process over the preparing,
+        the warm-up and all its timed calls; ``times_by_group[i]`` holds the wall-clock times
         taken in group ``i``'s rounds, ``cpu_by_group[i]`` their CPU times.
     """
     results: dict[str, dict] = {}
@@ -236,6 +263,7 @@ def measure(
                     for key, worker in turns.items():
                         wall, cpu = worker.time(calls)
                         result = results[key]
+                        result["info"] = worker.info
                         result["times"] += wall
                         result["cpu_times"] += cpu
                         result["times_by_group"].setdefault(index, []).extend(wall)
@@ -247,6 +275,11 @@ def measure(
         for worker in alive.values():
             worker.close()
     return results
+
+
+def median(values) -> float:
+    """The median of ``values`` as a float."""
+    return float(statistics.median(values))
 
 
 def median_time(result: dict, group: int | None = None) -> float:
@@ -264,7 +297,8 @@ def median_cpu(result: dict, group: int | None = None) -> float:
     return median(result["cpu_times"] if group is None else result["cpu_by_group"][group])
 
 
-def _peak_rss_mb() -> float | None:
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size so far, MB (None where unknown: Windows)."""
     try:
         import resource
     except ImportError:  # not on Windows
@@ -281,7 +315,7 @@ def _serve(spec: dict) -> None:
     for _ in range(int(spec["warmup"])):
         prepared.step()
     seconds = time.perf_counter() - begin
-    info = dict(prepared.info, peak_rss_mb=_peak_rss_mb())
+    info = dict(prepared.info, peak_rss_mb=peak_rss_mb())
     print(PROTOCOL + json.dumps({"info": info, "prepare_seconds": seconds}), flush=True)
     for line in sys.stdin:
         calls = int(line.split()[1])
@@ -291,7 +325,8 @@ def _serve(spec: dict) -> None:
             prepared.step()
             wall.append(time.perf_counter() - w)
             cpu.append(time.process_time() - c)
-        print(PROTOCOL + json.dumps({"wall": wall, "cpu": cpu}), flush=True)
+        info = dict(prepared.info, peak_rss_mb=peak_rss_mb())
+        print(PROTOCOL + json.dumps({"wall": wall, "cpu": cpu, "info": info}), flush=True)
 
 
 if __name__ == "__main__":

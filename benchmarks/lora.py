@@ -206,8 +206,7 @@ def _flops(key: str, dims, batch, length) -> float:
 
 
 def run(args) -> dict:
-    from benchmarks._timing import format_table
-    from benchmarks.harness import measure
+    from benchmarks.harness import format_table, measure
 
     quick = bool(args.quick)
     dims, batch, length = sizes(quick)

@@ -18,11 +18,11 @@ CONTENDER_MODULE = textwrap.dedent('''
     from benchmarks.harness import Prepared
 
     def prepare_sleep(seconds):
-        calls = []
+        info = {"pid": os.getpid(), "backend": os.environ.get("KERAS_BACKEND"), "calls": 0}
         def step():
-            calls.append(1)
+            info["calls"] += 1  # a fact about the calls, reported back after each turn
             time.sleep(seconds)
-        return Prepared(step, {"pid": os.getpid(), "backend": os.environ.get("KERAS_BACKEND")})
+        return Prepared(step, info)
 
     def prepare_broken():
         raise ValueError("this contender cannot be built")
@@ -65,6 +65,8 @@ def test_contenders_run_in_their_own_processes_and_take_turns(contender_module):
     assert sorted(results["peer"]["times_by_group"]) == [0, 1]
     assert min(results["slow"]["times"]) >= 0.08 > max(results["fast"]["times"]) - 0.05
     assert results["slow"]["info"]["peak_rss_mb"] > 0
+    # info as of the last turn: one warm-up call, then 3 rounds of 2 calls (the peer: 2 groups)
+    assert results["fast"]["info"]["calls"] == 7 and results["peer"]["info"]["calls"] == 13
 
 
 def test_a_contender_that_fails_reports_its_error(contender_module):
@@ -101,6 +103,29 @@ def test_quick_lora_suite_runs(tmp_path):
     assert 0 < rows[f"{BACKEND}:lora"]["peak_fraction"]
     assert data["ratios"][f"{BACKEND}_lora_vs_peft"] > 0
     assert data["ratios"][f"matmul_peak_gflops_{BACKEND}"] > 0
+
+
+def test_quick_adasyn_suite_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_script("bench.py", "--suite", "adasyn", "--quick", "--repeats", "1",
+                        "--json", out, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "report's loop (peer)" in result.stdout and "target: " in result.stdout
+    data = json.loads(out.read_text())
+    assert data["suite"] == "adasyn" and data["quick"] is True
+    rows = {r["key"]: r for r in data["rows"]}
+    assert set(rows) == {"ours", "ours-report", "imblearn", "report", "ours-large",
+                         "imblearn-large"}
+    assert all(r["seconds"] > 0 and r["calls"] == 1 for r in rows.values())
+    # each contender in its own process: the large size's output (2 x 50,000 x 29 float64
+    # rows) shows in the peak RSS above the process's peak before its first call
+    assert rows["ours-large"]["peak_mb"] > 10 and rows["imblearn-large"]["peak_mb"] > 10
+    ratios = data["ratios"]
+    assert ratios["report_counts_match"] is True  # variant="report" == the report's loop
+    assert ratios["ours_makes_G_rows"] is True
+    assert rows["report"]["n_synthetic"] < rows["ours"]["n_synthetic"]  # the loop truncates
+    assert ratios["ours_vs_imblearn_time"] > 0 and ratios["ours_vs_imblearn_cpu_large"] > 0
+    assert [t["key"] for t in data["targets"]] == ["ours_vs_imblearn_time"]
 
 
 @pytest.mark.parametrize("args, message", [
