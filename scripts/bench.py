@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         raise InputError("bench needs the repository checkout (benchmarks/ beside project/)")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from benchmarks.harness import check_targets, format_targets
+    from benchmarks.harness import format_targets
     from project.io import write_json
     from project.machine import machine_line
 
@@ -89,8 +89,6 @@ def main(argv=None) -> int:
         print(f"\n### suite {name}{' (quick: a smoke test, not a result)' if args.quick else ''}",
               flush=True)
         result = suite.run(args)
-        if "targets" not in result:  # a suite without the harness: its TARGETS, if it has any
-            result["targets"] = check_targets(getattr(suite, "TARGETS", ()), result["ratios"])
         result.update(machine=machine, quick=args.quick)
         print(result.pop("text"))
         print("ratios: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
