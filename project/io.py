@@ -69,9 +69,38 @@ def temporary_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{base}.tmp-{os.getpid()}-{_HOST}-{start}{suffixes}")
 
 
+_WRITER = True
+
+
+def set_writer(writer: bool) -> None:
+    """Whether this process writes files (default yes).
+
+    In a run of several processes (data parallelism over several hosts) process 0 alone writes
+    the run folder; the others compute the same things and call ``set_writer(False)``: from
+    then on :func:`atomic_path` (every write of the package goes through it) hands them a
+    private temporary that is deleted afterwards, and :func:`remove` removes nothing.
+    """
+    global _WRITER
+    _WRITER = bool(writer)
+
+
+def is_writer() -> bool:
+    """Whether this process writes files (:func:`set_writer`)."""
+    return _WRITER
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete ``path`` if it exists (and this process writes files: :func:`set_writer`)."""
+    if _WRITER:
+        Path(path).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
+
+    In a process that does not write (:func:`set_writer`), the temporary is in a private
+    folder and is deleted afterwards: ``path`` is left as it is.
 
     Example:
 
@@ -79,6 +108,16 @@ def atomic_path(path: str | os.PathLike):
     ...     model.save(tmp)
     """
     path = Path(path)
+    if not _WRITER:
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="project-not-written-"))
+        try:
+            yield folder / path.name
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:

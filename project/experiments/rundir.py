@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 from project.errors import InputError
-from project.io import RunLock, remove_stale_temporaries, write_json
+from project.io import RunLock, is_writer, remove_stale_temporaries, write_json
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -133,8 +133,15 @@ class RunDirectory:
 
     @classmethod
     def check_writable(cls, path) -> Path:
-        """Refuse an ``--out`` that cannot hold a new run, before any work is done."""
+        """Refuse an ``--out`` that cannot hold a new run, before any work is done.
+
+        In a multi-process run only process 0 checks (and later writes): the others leave the
+        folder alone (:func:`project.training.scaling.is_chief`)."""
+        from project.training.scaling import is_chief
+
         path = Path(path)
+        if not is_chief():
+            return path
         if path.exists() and not path.is_dir():
             raise InputError(f"--out {path}: exists and is not a folder")
         if (path / CONFIG_FILE).exists():
@@ -152,15 +159,17 @@ class RunDirectory:
 
     @classmethod
     def create(cls, path, experiment: str, config: dict, backend: str,
-               data_files=()) -> RunDirectory:
-        """Start a new run in ``path`` (which must not hold one): write ``config.json``."""
+               data_files=(), devices: dict | None = None) -> RunDirectory:
+        """Start a new run in ``path`` (which must not hold one): write ``config.json``.
+
+        ``devices`` (e.g. ``{"devices": 2, "processes": 1}``) joins the recorded environment."""
         path = cls.check_writable(path)
         record = {
             "experiment": experiment,
             "run_id": uuid.uuid4().hex[:12],
             "config": config,
             "data_sha256": {str(f): file_sha256(f) for f in data_files if f is not None},
-            "environment": environment(backend),
+            "environment": {**environment(backend), **(devices or {})},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         write_json(path / CONFIG_FILE, record)
@@ -211,13 +220,17 @@ class RunDirectory:
     @contextlib.contextmanager
     def writing(self):
         """Hold the run's lock while writing (a second writer gets one clear line), after
-        removing temporaries that killed writers left behind.
+        removing temporaries that killed writers left behind. A process that does not write
+        (:func:`project.io.set_writer`) takes no lock.
 
         Example:
 
         >>> with run.writing():     # doctest: +SKIP
         ...     train_every_part()
         """
+        if not is_writer():  # a process of a multi-process run other than process 0
+            yield self
+            return
         with RunLock(self.path):
             remove_stale_temporaries(self.path, recursive=True)
             yield self

@@ -55,10 +55,21 @@ def build_convnet(input_length: int = 29) -> keras.Model:
     return keras.Model(inputs, outputs, name="fraud_convnet")
 
 
-def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, **compile_kwargs):
-    """Compile with the report's optimiser and loss, and the shared binary metrics."""
+def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, grad_accum: int = 1,
+                    **compile_kwargs):
+    """Compile with the report's optimiser and loss, and the shared binary metrics.
+
+    Args:
+        model: the ConvNet (or any model with a sigmoid output).
+        learning_rate: Adam's.
+        grad_accum: average the gradients of this many batches per update (Keras's
+            ``gradient_accumulation_steps``; 1: off). Batch normalisation still normalises
+            each batch on its own.
+        **compile_kwargs: passed to ``model.compile``.
+    """
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate, gradient_accumulation_steps=grad_accum if grad_accum > 1 else None),
         loss="binary_crossentropy",
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
         **compile_kwargs,
