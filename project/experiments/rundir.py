@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 from project.errors import InputError
-from project.io import RunLock, is_writer, remove_stale_temporaries, write_json
+from project.io import RunLock, remove_stale_temporaries, set_writer, write_json
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -124,8 +124,22 @@ class RunDirectory:
             ``data_sha256``, ``environment``, ``created``.
     """
 
-    def __init__(self, path, record: dict):
+    def __init__(self, path, record: dict, source=None):
         self.path, self.record = Path(path), record
+        self.source = None if source is None else Path(source)
+
+    def for_this_process(self) -> RunDirectory:
+        """This run as this process sees it: itself in process 0 (or a single process); in the
+        other processes of a multi-process run, a private folder of the process (removed when
+        it ends), where it writes, while the run folder (:attr:`source`) is only read: process
+        0 alone writes it (see :func:`project.io.set_writer`)."""
+        from project.training.scaling import is_chief
+
+        if is_chief() or self.source is not None:
+            return self
+        private = _private_folder() / uuid.uuid4().hex[:12]
+        private.mkdir()
+        return RunDirectory(private, self.record, source=self.path)
 
     @property
     def run_id(self) -> str:
@@ -172,8 +186,9 @@ class RunDirectory:
             "environment": {**environment(backend), **(devices or {})},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        write_json(path / CONFIG_FILE, record)
-        return cls(path, record)
+        run = cls(path, record).for_this_process()
+        write_json(run.path / CONFIG_FILE, record)
+        return run
 
     @classmethod
     def read(cls, path, experiment: str) -> RunDirectory:
@@ -192,7 +207,7 @@ class RunDirectory:
             raise InputError(f"--resume {path}: {CONFIG_FILE} is damaged ({err})") from None
         if kind != experiment:
             raise InputError(f"--resume {path}: that is a {kind} run, not a {experiment} run")
-        return cls(path, record)
+        return cls(path, record).for_this_process()
 
     def check_resumable(self, given: dict, backend: str) -> None:
         """Refuse to resume with options that differ from the run's, another backend, or data
@@ -220,17 +235,13 @@ class RunDirectory:
     @contextlib.contextmanager
     def writing(self):
         """Hold the run's lock while writing (a second writer gets one clear line), after
-        removing temporaries that killed writers left behind. A process that does not write
-        (:func:`project.io.set_writer`) takes no lock.
+        removing temporaries that killed writers left behind.
 
         Example:
 
         >>> with run.writing():     # doctest: +SKIP
         ...     train_every_part()
         """
-        if not is_writer():  # a process of a multi-process run other than process 0
-            yield self
-            return
         with RunLock(self.path):
             remove_stale_temporaries(self.path, recursive=True)
             yield self
@@ -239,8 +250,44 @@ class RunDirectory:
         """The folder of one part: ``<name>/`` for a single-seed run, ``seed-<s>/<name>/``
         with several seeds."""
         seeds = self.record["config"]["seeds"]
-        base = self.path if len(seeds) == 1 else self.path / f"seed-{seed}"
-        return base / name
+        relative = Path(name) if len(seeds) == 1 else Path(f"seed-{seed}") / name
+        folder = self.path / relative
+        if self.source is not None:  # a private folder: see process 0's progress in the run's
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in (CHECKPOINT_FILE, RESULT_FILE, "scores.npz"):
+                _link(self.source / relative / file, folder / file)
+        return folder
+
+
+_PRIVATE: Path | None = None
+
+
+def _private_folder() -> Path:
+    """This process's private folder (made once, removed when the process ends); from then on
+    the process writes nothing outside it."""
+    global _PRIVATE
+    if _PRIVATE is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        _PRIVATE = Path(tempfile.mkdtemp(prefix=f"project-process-{os.getpid()}-"))
+        atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
+        set_writer(False, _PRIVATE)
+    return _PRIVATE
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` shows ``source`` (a symbolic link, else a copy); nothing if there is none."""
+    target.unlink(missing_ok=True)
+    if not source.is_file():
+        return
+    try:
+        target.symlink_to(source.resolve())
+    except OSError:  # no symbolic links here (Windows without the privilege)
+        import shutil
+
+        shutil.copyfile(source, target)
 
 
 def _normal(value):
