@@ -667,7 +667,8 @@ def training_inputs():
 def portable(model):
     """Inside the block the model's layers carry float32 policies and unsynchronised batch
     normalisation: what a ``.keras`` file written there records, so that it loads and
-    evaluates in float32 on any backend. Everything is put back afterwards."""
+    evaluates in float32 on any backend (and the model itself predicts in float32 there).
+    Everything is put back afterwards."""
     import keras
 
     changed = []
@@ -680,11 +681,19 @@ def portable(model):
         if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized:
             changed.append((layer, "synchronized", True))
             layer.synchronized = False
+    _forget_traced_functions(model, changed)
     try:
         yield model
     finally:
         for layer, name, value in reversed(changed):
             setattr(layer, name, value)
+        _forget_traced_functions(model, changed)
+
+
+def _forget_traced_functions(model, changed) -> None:
+    """A traced train/test/predict function keeps the dtypes it was traced with: drop them."""
+    if changed and hasattr(model, "predict_function"):
+        model.train_function = model.test_function = model.predict_function = None
 
 
 def save_model(model, path):
