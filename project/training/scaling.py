@@ -357,8 +357,8 @@ def _check_backend_can_distribute(backend: str, group: ProcessGroup | None) -> N
         )
     if backend == "tensorflow" and group is not None:
         raise InputError(
-            "several processes (TF_CONFIG) need --backend jax: Keras 3's TensorFlow trainer "
-            "cannot train with MultiWorkerMirroredStrategy (keras-team/keras#20585)"
+            f"several processes ({group.source}) need --backend jax: Keras 3's TensorFlow "
+            "trainer cannot train with MultiWorkerMirroredStrategy (keras-team/keras#20585)"
         )
 
 
