@@ -32,8 +32,8 @@ def main(devices: int, out: str, data: str) -> dict:
 
     from project.backend import seed_everything
     from project.errors import InputError
-    from project.experiments import fraud
-    from project.experiments.config import FraudConfig
+    from project.experiments import fraud, qqp
+    from project.experiments.config import FraudConfig, QQPConfig
     from project.models import convnet
     from project.training import scaling
     from project.training.loop import train
@@ -87,6 +87,13 @@ def main(devices: int, out: str, data: str) -> dict:
     found["saved_policies"] = sorted({layer.dtype_policy.name for layer in saved.layers})
     found["saved_synchronized"] = any(getattr(layer, "synchronized", False)
                                       for layer in saved.layers)
+
+    # QQP's dict inputs (token ids and a boolean padding mask) on the same devices.
+    config = QQPConfig(epochs=1, fraction=0.05, modes=("lora",), batch_size=8,
+                       distribute="data").resolve()
+    result = qqp.run(config, f"{out}/qqp", verbose=0, log=lambda line: None)
+    found["qqp_devices"] = result.to_dict()["config"]["devices"]
+    found["qqp_loss"] = result.runs[0].training.history["loss"][0]
     return found
 
 

@@ -49,6 +49,7 @@ def test_two_virtual_devices_train_the_one_device_model(tmp_path, tiny_creditcar
     # The whole experiment in bfloat16 on two devices: recorded, and saved for any backend.
     assert found["run_devices"] == 2 and 0 <= found["run_val_ap"] <= 1
     assert found["saved_policies"] == ["float32"] and not found["saved_synchronized"]
+    assert found["qqp_devices"] == 2 and np.isfinite(found["qqp_loss"])
 
 
 def _start(args, env, log: Path):

@@ -83,6 +83,7 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0)
     # global batch of this order; without it, the order as it is.
     order, step_batch = scaling.epoch_rows(epoch_order(len(first), seed, epoch), batch_size)
     x_epoch = {k: v[order] for k, v in x.items()} if isinstance(x, dict) else x[order]
+    x_epoch = scaling.fit_inputs(x_epoch)
     with scaling.training_inputs():
         history = model.fit(
             x_epoch, y[order], batch_size=step_batch, epochs=epoch + 1, initial_epoch=epoch,

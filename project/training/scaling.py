@@ -648,6 +648,20 @@ def epoch_rows(order, batch_size: int):
     return shard_rows(order, batch_size, plan.devices, plan.processes, plan.process_id)
 
 
+def fit_inputs(x):
+    """``x`` as ``fit`` takes it under the active plan: under TensorFlow data parallelism,
+    boolean arrays (e.g. a padding mask) become int32, because Keras averages the first batch
+    across replicas before training and TensorFlow cannot add booleans."""
+    plan = _ACTIVE
+    if plan is None or plan.backend != "tensorflow" or plan.distribute != "data":
+        return x
+    import numpy as np
+
+    def cast(a):
+        return a.astype(np.int32) if np.asarray(a).dtype == bool else a
+    return {k: cast(v) for k, v in x.items()} if isinstance(x, dict) else cast(x)
+
+
 @contextlib.contextmanager
 def training_inputs():
     """Inside the block (``fit``), JAX data parallelism splits inputs along the batch axis;
