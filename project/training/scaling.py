@@ -281,11 +281,6 @@ _DISTRIBUTION = {}  # backend objects, made once per process: {"jax": ..., "tens
 _INITIALIZED: ProcessGroup | None = None
 
 
-def active() -> Scaling | None:
-    """The plan of the run in progress (inside :func:`activate`), else None."""
-    return _ACTIVE
-
-
 def _backend() -> str:
     import keras
 
@@ -368,7 +363,7 @@ def float16_support(backend: str) -> tuple[bool, str]:
         import jax
 
         device = jax.devices()[0]
-        if device.platform == "gpu" or device.platform in ("cuda", "rocm"):
+        if device.platform in ("gpu", "cuda", "rocm"):
             capability = getattr(device, "compute_capability", None)
             if capability and device.platform != "rocm":
                 major, minor = (int(p) for p in str(capability).split(".")[:2])
