@@ -69,9 +69,49 @@ def temporary_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{base}.tmp-{os.getpid()}-{_HOST}-{start}{suffixes}")
 
 
+_WRITER = True
+_PRIVATE: Path | None = None
+
+
+def set_writer(writer: bool, private: str | os.PathLike | None = None) -> None:
+    """Whether this process writes files (default yes).
+
+    In a run of several processes (data parallelism over several hosts) process 0 alone writes
+    the run folder; each of the others works in a private folder of its own (``private``) and
+    calls ``set_writer(False, private)``: from then on :func:`atomic_path` (every write of the
+    package goes through it) writes nothing outside that folder (it hands out a temporary that
+    is deleted afterwards), and :func:`remove` removes nothing outside it.
+    """
+    global _WRITER, _PRIVATE
+    _WRITER = bool(writer)
+    _PRIVATE = None if writer or private is None else Path(private).resolve()
+
+
+def is_writer() -> bool:
+    """Whether this process writes the run's files (:func:`set_writer`)."""
+    return _WRITER
+
+
+def _writes(path: Path) -> bool:
+    """Whether a write to ``path`` happens in this process (:func:`set_writer`)."""
+    if _WRITER:
+        return True
+    path = Path(path)  # the folder resolved, not the name: a link there is the private one
+    return _PRIVATE is not None and (path.parent.resolve() / path.name).is_relative_to(_PRIVATE)
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete ``path`` if it exists and this process writes there (:func:`set_writer`)."""
+    if _writes(Path(path)):
+        Path(path).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
+
+    Where this process does not write (:func:`set_writer`), the temporary is in a folder of
+    its own and is deleted afterwards: ``path`` is left as it is.
 
     Example:
 
@@ -79,6 +119,16 @@ def atomic_path(path: str | os.PathLike):
     ...     model.save(tmp)
     """
     path = Path(path)
+    if not _writes(path):
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="project-not-written-"))
+        try:
+            yield folder / path.name
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:

@@ -37,12 +37,13 @@ from project.experiments.rundir import (
     read_part,
     save_part,
 )
-from project.io import save_model, write_json
+from project.io import remove, write_json
 from project.models import convnet
 from project.models.baselines import NAMES as BASELINES
 from project.models.baselines import fit_baseline
 from project.reporting.plots import plot_confusion_matrix, plot_history
 from project.sampling.protocols import protocol_split
+from project.training import scaling
 from project.training.loop import Progress, TrainingResult, train
 from project.training.metrics import (
     Evaluation,
@@ -203,7 +204,10 @@ def _train_part(df, raw_x, protocol: str, seed: int, config: FraudConfig, run: R
     split = protocol_split(df, protocol, seed=seed, stratify=config.stratify,
                            n_neighbors=config.adasyn_k, beta=config.adasyn_beta)
     seed_everything(seed)
-    model = convnet.compile_convnet(convnet.build_convnet(), learning_rate=config.learning_rate)
+    with scaling.model_scope():  # the run's precision and devices
+        model = convnet.compile_convnet(scaling.prepare_model(convnet.build_convnet()),
+                                        learning_rate=config.learning_rate,
+                                        grad_accum=config.grad_accum)
     y_train = split.y_train[:, None].astype("float32")
 
     def validate(m):
@@ -256,7 +260,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, config: FraudConfig, run: R
     for name, ev in (("val", val), ("test", test)):
         plot_confusion_matrix(ev.confusion_matrix, CLASS_NAMES, folder / f"confusion_{name}.png",
                               f"{title}: {name}{synthetic}")
-    model_path = save_model(model, folder / "model.keras")
+    model_path = scaling.save_model(model, folder / "model.keras")  # float32 policies
     write_json(folder / "model.json", {
         "task": "fraud", "run_id": run.run_id, "part": protocol, "seed": seed,
         "model_sha256": file_sha256(model_path), "features": FEATURES,
@@ -265,7 +269,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, config: FraudConfig, run: R
         "adasyn_beta": config.adasyn_beta, "threshold": threshold,
     })
     save_part(folder, part.to_dict(), part.evaluations())
-    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    remove(folder / CHECKPOINT_FILE)
     return part
 
 
@@ -345,15 +349,20 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
         A :class:`FraudResult`; every part's files are written; metrics.json and report.md are
         the caller's (:func:`project.reporting.fraud.write_fraud_outputs`).
     """
+    plan = scaling.setup(config)  # before any data: precision, devices, other processes
     df = load_creditcard(config.data)
     check_adasyn_can_run(df, config)
     backend = keras.backend.backend()
     run_dir = resume or RunDirectory.create(out, "fraud", config.to_dict(), backend,
-                                            data_files=[config.data])
+                                            data_files=[config.data],
+                                            devices={"devices": plan.devices,
+                                                     "processes": plan.processes})
     raw_x = df[FEATURES].to_numpy(np.float32)
     progress = Progress(len(config.seeds) * len(config.protocols) * config.epochs)
     parts = []
-    with run_dir.writing():
+    if plan != scaling.Scaling(backend):
+        log(plan.describe())
+    with run_dir.writing(), scaling.activate(plan):
         for seed in config.seeds:
             for protocol in config.protocols:
                 folder = run_dir.part(protocol, seed)

@@ -37,7 +37,7 @@ from project.experiments.rundir import (
     read_part,
     save_part,
 )
-from project.io import save_model, write_json
+from project.io import remove, write_json
 from project.models import lora
 from project.models.roberta import (
     build_classifier,
@@ -46,6 +46,7 @@ from project.models.roberta import (
     fine_tuning_optimizer,
 )
 from project.stats import METRICS
+from project.training import scaling
 from project.training.loop import Progress, TrainingResult, train
 from project.training.metrics import (
     Evaluation,
@@ -234,16 +235,19 @@ def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
 def _train_part(prepared: PreparedData, mode: str, seed: int, config: QQPConfig,
                 run: RunDirectory, folder: Path, progress: Progress, verbose, log) -> ModeRun:
     features, labels = prepared.features, prepared.labels
-    model = new_model(config, mode, seed, prepared.length.sequence_length)
-    trainable, total = lora.count_params(model)
     learning_rate = config.lr_full if mode == "full" else config.lr_lora
     updates = config.epochs * -(-len(labels["train"]) // config.batch_size) // config.grad_accum
-    model.compile(
-        optimizer=fine_tuning_optimizer(learning_rate, updates, config.warmup_ratio,
-                                        config.weight_decay, config.clip_norm, config.grad_accum),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    with scaling.model_scope():  # the run's precision and devices
+        model = scaling.prepare_model(
+            new_model(config, mode, seed, prepared.length.sequence_length))
+        model.compile(
+            optimizer=fine_tuning_optimizer(learning_rate, updates, config.warmup_ratio,
+                                            config.weight_decay, config.clip_norm,
+                                            config.grad_accum),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+    trainable, total = lora.count_params(model)
     log(f"== seed {seed} · {LABELS[mode]}: {trainable:,} of {total:,} parameters trainable, "
         f"lr {learning_rate:g}, {config.epochs} epochs ==")
 
@@ -279,7 +283,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, config: QQPConfig,
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate, epsilon=1e-8),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    model_path = save_model(model, folder / "model.keras")
+    model_path = scaling.save_model(model, folder / "model.keras")  # float32 policies
     data = prepared.data
     write_json(folder / "model.json", {
         "task": "qqp", "run_id": run.run_id, "part": mode, "seed": seed,
@@ -298,7 +302,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, config: QQPConfig,
         directory=str(folder.relative_to(run.path)),
     )
     save_part(folder, part.to_dict(), part.evaluations())
-    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    remove(folder / CHECKPOINT_FILE)
     return part
 
 
@@ -374,6 +378,7 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
         A :class:`QQPResult`; metrics.json, report.md and the plots are the caller's
         (:func:`project.reporting.qqp.write_qqp_outputs`).
     """
+    plan = scaling.setup(config)  # before any data: precision, devices, other processes
     prepared = prepare(config)
     data = prepared.data
     log(f"{data.source}: {data.rows_read:,} rows, dropped {data.dropped_missing} with an empty "
@@ -382,11 +387,15 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
         f"{prepared.length.sequence_length}")
     backend = keras.backend.backend()
     run_dir = resume or RunDirectory.create(out, "qqp", config.to_dict(), backend,
-                                            data_files=[config.data, config.dev])
+                                            data_files=[config.data, config.dev],
+                                            devices={"devices": plan.devices,
+                                                     "processes": plan.processes})
     title = "Tokens per question" + (" (synthetic data)" if data.synthetic else "")
     progress = Progress(len(config.seeds) * len(config.modes) * config.epochs)
     parts = []
-    with run_dir.writing():
+    if plan != scaling.Scaling(backend):
+        log(plan.describe())
+    with run_dir.writing(), scaling.activate(plan):
         qqp.save_length_histogram(prepared.length, run_dir.path / "lengths.png", title)
         for seed in config.seeds:
             for mode in config.modes:

@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 from project.errors import InputError
-from project.io import RunLock, atomic_path, remove_stale_temporaries, write_json
+from project.io import RunLock, atomic_path, remove_stale_temporaries, set_writer, write_json
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -102,8 +102,22 @@ class RunDirectory:
             ``data_sha256``, ``environment``, ``created``.
     """
 
-    def __init__(self, path, record: dict):
+    def __init__(self, path, record: dict, source=None):
         self.path, self.record = Path(path), record
+        self.source = None if source is None else Path(source)
+
+    def for_this_process(self) -> RunDirectory:
+        """This run as this process sees it: itself in process 0 (or a single process); in the
+        other processes of a multi-process run, a private folder of the process (removed when
+        it ends), where it writes, while the run folder (:attr:`source`) is only read: process
+        0 alone writes it (see :func:`project.io.set_writer`)."""
+        from project.training.scaling import is_chief
+
+        if is_chief() or self.source is not None:
+            return self
+        private = _private_folder() / uuid.uuid4().hex[:12]
+        private.mkdir()
+        return RunDirectory(private, self.record, source=self.path)
 
     @property
     def run_id(self) -> str:
@@ -111,8 +125,15 @@ class RunDirectory:
 
     @classmethod
     def check_writable(cls, path) -> Path:
-        """Refuse an ``--out`` that cannot hold a new run, before any work is done."""
+        """Refuse an ``--out`` that cannot hold a new run, before any work is done.
+
+        In a multi-process run only process 0 checks (and later writes): the others leave the
+        folder alone (:func:`project.training.scaling.is_chief`)."""
+        from project.training.scaling import is_chief
+
         path = Path(path)
+        if not is_chief():
+            return path
         if path.exists() and not path.is_dir():
             raise InputError(f"--out {path}: exists and is not a folder")
         if (path / CONFIG_FILE).exists():
@@ -130,19 +151,22 @@ class RunDirectory:
 
     @classmethod
     def create(cls, path, experiment: str, config: dict, backend: str,
-               data_files=()) -> RunDirectory:
-        """Start a new run in ``path`` (which must not hold one): write ``config.json``."""
+               data_files=(), devices: dict | None = None) -> RunDirectory:
+        """Start a new run in ``path`` (which must not hold one): write ``config.json``.
+
+        ``devices`` (e.g. ``{"devices": 2, "processes": 1}``) joins the recorded environment."""
         path = cls.check_writable(path)
         record = {
             "experiment": experiment,
             "run_id": uuid.uuid4().hex[:12],
             "config": config,
             "data_sha256": {str(f): file_sha256(f) for f in data_files if f is not None},
-            "environment": environment(backend),
+            "environment": {**environment(backend), **(devices or {})},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        write_json(path / CONFIG_FILE, record)
-        return cls(path, record)
+        run = cls(path, record).for_this_process()
+        write_json(run.path / CONFIG_FILE, record)
+        return run
 
     @classmethod
     def read(cls, path, experiment: str) -> RunDirectory:
@@ -161,7 +185,7 @@ class RunDirectory:
             raise InputError(f"--resume {path}: {CONFIG_FILE} is damaged ({err})") from None
         if kind != experiment:
             raise InputError(f"--resume {path}: that is a {kind} run, not a {experiment} run")
-        return cls(path, record)
+        return cls(path, record).for_this_process()
 
     def check_resumable(self, given: dict, backend: str) -> None:
         """Refuse to resume with options that differ from the run's, another backend, or data
@@ -204,8 +228,44 @@ class RunDirectory:
         """The folder of one part: ``<name>/`` for a single-seed run, ``seed-<s>/<name>/``
         with several seeds."""
         seeds = self.record["config"]["seeds"]
-        base = self.path if len(seeds) == 1 else self.path / f"seed-{seed}"
-        return base / name
+        relative = Path(name) if len(seeds) == 1 else Path(f"seed-{seed}") / name
+        folder = self.path / relative
+        if self.source is not None:  # a private folder: see process 0's progress in the run's
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in (CHECKPOINT_FILE, RESULT_FILE, "scores.npz"):
+                _link(self.source / relative / file, folder / file)
+        return folder
+
+
+_PRIVATE: Path | None = None
+
+
+def _private_folder() -> Path:
+    """This process's private folder (made once, removed when the process ends); from then on
+    the process writes nothing outside it."""
+    global _PRIVATE
+    if _PRIVATE is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        _PRIVATE = Path(tempfile.mkdtemp(prefix=f"project-process-{os.getpid()}-"))
+        atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
+        set_writer(False, _PRIVATE)
+    return _PRIVATE
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` shows ``source`` (a symbolic link, else a copy); nothing if there is none."""
+    target.unlink(missing_ok=True)
+    if not source.is_file():
+        return
+    try:
+        target.symlink_to(source.resolve())
+    except OSError:  # no symbolic links here (Windows without the privilege)
+        import shutil
+
+        shutil.copyfile(source, target)
 
 
 def save_part(folder, record: dict, evaluations: dict) -> None:

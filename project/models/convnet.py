@@ -55,7 +55,8 @@ def build_convnet(input_length: int = 29) -> keras.Model:
     return keras.Model(inputs, outputs, name="fraud_convnet")
 
 
-def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, **compile_kwargs):
+def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, grad_accum: int = 1,
+                    **compile_kwargs):
     """Compile with the report's optimiser (Adam) and loss (binary cross-entropy).
 
     The only metric updated every step is accuracy, which is cheap. Precision, recall, F1,
@@ -65,6 +66,9 @@ def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, **
     Args:
         model: the model from :func:`build_convnet`.
         learning_rate: Adam's learning rate (the report's 1e-4).
+        grad_accum: average the gradients of this many batches per update (Keras's
+            ``gradient_accumulation_steps``; 1: off). Batch normalisation still normalises each
+            batch on its own.
         **compile_kwargs: passed to ``model.compile`` (e.g. ``jit_compile``).
 
     Returns:
@@ -79,7 +83,8 @@ def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, **
     ['accuracy', 'loss']
     """
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate, gradient_accumulation_steps=grad_accum if grad_accum > 1 else None),
         loss="binary_crossentropy",
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
         **compile_kwargs,

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -43,7 +44,10 @@ def _arrays(prefix: str, variables) -> dict:
 def _optimizer_variables(model) -> list:
     optimizer = model.optimizer
     if not optimizer.built:
-        optimizer.build(model.trainable_variables)
+        # Under a tf.distribute strategy the optimizer's variables are made in its scope.
+        strategy = getattr(model, "distribute_strategy", None)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            optimizer.build(model.trainable_variables)
     return list(optimizer.variables)
 
 

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 
 from project.errors import InputError
+from project.io import is_writer
+from project.training import scaling
 from project.training.callbacks import BestEpoch, TensorBoardLog, progress_line, write_history
 from project.training.checkpoint import load_checkpoint, save_checkpoint
 from project.training.memory import PeakMemory
@@ -73,15 +75,20 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0)
 
     This is how both experiments train: one ``model.fit`` call per epoch, data pre-shuffled by
     ``(seed, epoch)`` and ``shuffle=False``, global generators seeded by :class:`SeedEpoch`, so
-    nothing depends on a data pipeline's or a generator's hidden state.
+    nothing depends on a data pipeline's or a generator's hidden state. ``batch_size`` is the
+    global batch of one step (all devices and processes together).
     """
     first = next(iter(x.values())) if isinstance(x, dict) else x
-    order = epoch_order(len(first), seed, epoch)
+    # Under data parallelism (project.training.scaling) each process feeds its slice of every
+    # global batch of this order; without it, the order as it is.
+    order, step_batch = scaling.epoch_rows(epoch_order(len(first), seed, epoch), batch_size)
     x_epoch = {k: v[order] for k, v in x.items()} if isinstance(x, dict) else x[order]
-    history = model.fit(
-        x_epoch, y[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-        shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch)],
-    )
+    x_epoch = scaling.fit_inputs(x_epoch)
+    with scaling.training_inputs():
+        history = model.fit(
+            x_epoch, y[order], batch_size=step_batch, epochs=epoch + 1, initial_epoch=epoch,
+            shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch)],
+        )
     return {k: float(v[-1]) for k, v in history.history.items()}
 
 
@@ -212,7 +219,10 @@ def train(
         best = BestEpoch(monitor, mode, saved["best_epoch"], saved["best_value"])
         resumed_from = state["epochs_done"]
         progress.skip(resumed_from)
-    tensorboard = TensorBoardLog(tensorboard_dir) if tensorboard_dir else None
+    # In a multi-process run only process 0 writes (checkpoints, history, TensorBoard); the
+    # others read its checkpoint when the run is resumed.
+    writer = is_writer()
+    tensorboard = TensorBoardLog(tensorboard_dir) if tensorboard_dir and writer else None
     n_samples = len(next(iter(x.values())) if isinstance(x, dict) else x)
 
     with PeakMemory() as memory:
@@ -241,8 +251,9 @@ def train(
                 train_seconds=state["train_seconds"] + time.perf_counter() - start,
                 epoch_seconds=[*state["epoch_seconds"], fit_seconds],
             )
-            save_checkpoint(checkpoint, model, state, best_weights)
-            write_history(checkpoint.parent / "history.csv", history)
+            if writer:
+                save_checkpoint(checkpoint, model, state, best_weights)
+                write_history(checkpoint.parent / "history.csv", history)
             if tensorboard:
                 tensorboard.log(epoch, logs)
             progress.epoch_done(time.perf_counter() - start)
