@@ -22,9 +22,11 @@ from project.errors import InputError  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 OTHER_BACKEND = "torch" if BACKEND != "torch" else "tensorflow"
-#: Numbers that depend on the clock or the machine, left out when two runs are compared.
+#: Numbers that depend on the clock, the machine or the process, left out when two runs are
+#: compared: timings, memory, and file sizes (a .keras file holds Keras's auto-generated layer
+#: names, which count the layers the process built before, so its size moves by a few bytes).
 TIMING_KEYS = {"train_seconds", "epoch_seconds", "samples_per_second", "peak_rss_mb",
-               "peak_device_mb", "resumed_from"}
+               "peak_device_mb", "resumed_from", "model_bytes", "adapter_bytes"}
 
 
 def run_script(name: str, *args, backend: str = BACKEND, timeout: int = 600, env=None):
