@@ -45,18 +45,18 @@ def main(devices: int, out: str, data: str) -> dict:
     y = (x[:, :1] + 0.5 * rng.normal(size=(300, 1)) > 1).astype("float32")
 
     def fit(plan, epochs, checkpoint):
-        with scaling.activate(plan):
+        with plan.scope():
             seed_everything(0)
-            with scaling.model_scope():
+            with plan.model_scope():
                 model = convnet.build_convnet()
                 for layer in model.layers:  # dropout off: masks are drawn per replica
                     if isinstance(layer, keras.layers.Dropout):
                         layer.rate = 0.0
-                convnet.compile_convnet(scaling.prepare_model(model), 1e-3)
+                convnet.compile_convnet(plan.prepare(model), 1e-3)
             train(model, x, y, validate=lambda m: {"val_loss": float(np.mean(
                       m.predict(x[:77], batch_size=50, verbose=0)))},  # batches of 50 and 27
                   epochs=epochs, batch_size=64, seed=0, monitor="val_loss",
-                  checkpoint=checkpoint, data_id="x", verbose=0)
+                  checkpoint=checkpoint, data_id="x", verbose=0, plan=plan)
             weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
             return weights, model.predict(x[:77], batch_size=50, verbose=0)
 

@@ -154,8 +154,8 @@ def test_one_device_plan():
 
 def test_mixed_precision_builds_half_compute_float32_variables_and_output():
     plan = scaling.Scaling(BACKEND, precision="mixed_bfloat16")
-    with scaling.model_scope(plan):
-        model = scaling.prepare_model(convnet.build_convnet(), plan)
+    with plan.model_scope():
+        model = plan.prepare(convnet.build_convnet())
     assert keras.config.dtype_policy().name == "float32"  # put back
     assert model.get_layer("conv1").compute_dtype == "bfloat16"
     assert {w.dtype for w in model.weights} == {"float32"}
@@ -190,11 +190,11 @@ def _predict_elsewhere(jobs, backend, folder):
 def test_saved_mixed_precision_models_evaluate_in_float32_on_another_backend(tmp_path):
     plan = scaling.Scaling(BACKEND, precision="mixed_bfloat16")
     seed_everything(0)
-    with scaling.model_scope(plan):
-        conv = convnet.compile_convnet(scaling.prepare_model(convnet.build_convnet(), plan))
+    with plan.model_scope():
+        conv = convnet.compile_convnet(plan.prepare(convnet.build_convnet()))
         roberta = build_classifier(sequence_length=16, vocabulary=None, num_layers=1)
         lora.enable_lora(roberta, rank=4, alpha=8, dropout=0.0, seed=0)
-        roberta = scaling.prepare_model(roberta, plan)
+        roberta = plan.prepare(roberta)
     conv.fit(X, Y, batch_size=32, epochs=1, verbose=0)
     tokens = {"token_ids": np.random.default_rng(0).integers(3, 100, (5, 16)).astype("int32"),
               "padding_mask": np.ones((5, 16), bool)}

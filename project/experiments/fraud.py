@@ -30,11 +30,12 @@ from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import FraudConfig, protocol_label
 from project.experiments.rundir import (
     CHECKPOINT_FILE,
-    RESULT_FILE,
+    RunContext,
     RunDirectory,
     array_digest,
     file_sha256,
     read_part,
+    run_parts,
     save_part,
 )
 from project.io import remove, write_json
@@ -199,13 +200,14 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
             raise InputError(f"{config.data}: ADASYN cannot run on {where} ({reason})") from None
 
 
-def _train_part(df, raw_x, protocol: str, seed: int, config: FraudConfig, run: RunDirectory,
-                folder: Path, progress: Progress, verbose, log) -> ProtocolRun:
+def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: FraudConfig,
+                context: RunContext) -> ProtocolRun:
+    run, plan, log = context.run, context.plan, context.log
     split = protocol_split(df, protocol, seed=seed, stratify=config.stratify,
                            n_neighbors=config.adasyn_k, beta=config.adasyn_beta)
     seed_everything(seed)
-    with scaling.model_scope():  # the run's precision and devices
-        model = convnet.compile_convnet(scaling.prepare_model(convnet.build_convnet()),
+    with plan.model_scope():  # the run's precision and devices
+        model = convnet.compile_convnet(plan.prepare(convnet.build_convnet()),
                                         learning_rate=config.learning_rate,
                                         grad_accum=config.grad_accum)
     y_train = split.y_train[:, None].astype("float32")
@@ -220,9 +222,9 @@ def _train_part(df, raw_x, protocol: str, seed: int, config: FraudConfig, run: R
         mode=config.monitor_mode, patience=config.patience,
         checkpoint=folder / CHECKPOINT_FILE,
         data_id=array_digest(split.x_train, y_train, split.x_val, split.y_val),
-        where=f"seed {seed} · {protocol}", progress=progress,
+        where=f"seed {seed} · {protocol}", progress=context.progress,
         tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
-        verbose=verbose, log=log,
+        verbose=context.verbose, log=log, plan=plan,
     )
     threshold = _threshold(config, model, split.x_val, split.y_val)
     val = evaluate(model, split.x_val, split.y_val, threshold, seed=seed)
@@ -358,21 +360,16 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
                                             devices={"devices": plan.devices,
                                                      "processes": plan.processes})
     raw_x = df[FEATURES].to_numpy(np.float32)
-    progress = Progress(len(config.seeds) * len(config.protocols) * config.epochs)
-    parts = []
     if plan != scaling.Scaling(backend):
         log(plan.describe())
-    with run_dir.writing(), scaling.activate(plan):
-        for seed in config.seeds:
-            for protocol in config.protocols:
-                folder = run_dir.part(protocol, seed)
-                if (folder / RESULT_FILE).is_file():
-                    parts.append(_load_part(folder))
-                    progress.skip(config.epochs)
-                    log(f"== seed {seed} · {protocol_label(protocol)}: finished earlier, kept ==")
-                    continue
-                parts.append(_train_part(df, raw_x, protocol, seed, config, run_dir, folder,
-                                         progress, verbose, log))
+    context = RunContext(run_dir, plan, Progress(len(config.seeds) * len(config.protocols)
+                                                 * config.epochs), verbose, log)
+    with run_dir.writing(), plan.scope():
+        parts = run_parts(
+            context, config.seeds, config.protocols, config.epochs,
+            lambda protocol, seed, folder: _train_part(df, raw_x, protocol, seed, folder, config,
+                                                       context),
+            _load_part, label=protocol_label)
     data = {
         "path": str(config.data), "sha256": run_dir.record["data_sha256"].get(str(config.data)),
         "synthetic": is_bundled_sample(config.data), "rows": len(df),

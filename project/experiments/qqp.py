@@ -30,11 +30,12 @@ from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import QQPConfig
 from project.experiments.rundir import (
     CHECKPOINT_FILE,
-    RESULT_FILE,
+    RunContext,
     RunDirectory,
     array_digest,
     file_sha256,
     read_part,
+    run_parts,
     save_part,
 )
 from project.io import remove, write_json
@@ -232,14 +233,14 @@ def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
     return model
 
 
-def _train_part(prepared: PreparedData, mode: str, seed: int, config: QQPConfig,
-                run: RunDirectory, folder: Path, progress: Progress, verbose, log) -> ModeRun:
+def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, config: QQPConfig,
+                context: RunContext) -> ModeRun:
+    run, plan, log = context.run, context.plan, context.log
     features, labels = prepared.features, prepared.labels
     learning_rate = config.lr_full if mode == "full" else config.lr_lora
     updates = config.epochs * -(-len(labels["train"]) // config.batch_size) // config.grad_accum
-    with scaling.model_scope():  # the run's precision and devices
-        model = scaling.prepare_model(
-            new_model(config, mode, seed, prepared.length.sequence_length))
+    with plan.model_scope():  # the run's precision and devices
+        model = plan.prepare(new_model(config, mode, seed, prepared.length.sequence_length))
         model.compile(
             optimizer=fine_tuning_optimizer(learning_rate, updates, config.warmup_ratio,
                                             config.weight_decay, config.clip_norm,
@@ -262,9 +263,9 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, config: QQPConfig,
             checkpoint=folder / CHECKPOINT_FILE,
             data_id=array_digest(features["train"]["token_ids"], labels["train"],
                                  features["validation"]["token_ids"]),
-            where=f"seed {seed} · {mode}", progress=progress,
+            where=f"seed {seed} · {mode}", progress=context.progress,
             tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
-            verbose=verbose, log=log,
+            verbose=context.verbose, log=log, plan=plan,
         )
     val = evaluate(model, features["validation"], labels["validation"], seed=seed)
     test = None
@@ -391,22 +392,17 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
                                             devices={"devices": plan.devices,
                                                      "processes": plan.processes})
     title = "Tokens per question" + (" (synthetic data)" if data.synthetic else "")
-    progress = Progress(len(config.seeds) * len(config.modes) * config.epochs)
-    parts = []
     if plan != scaling.Scaling(backend):
         log(plan.describe())
-    with run_dir.writing(), scaling.activate(plan):
+    context = RunContext(run_dir, plan, Progress(len(config.seeds) * len(config.modes)
+                                                 * config.epochs), verbose, log)
+    with run_dir.writing(), plan.scope():
         qqp.save_length_histogram(prepared.length, run_dir.path / "lengths.png", title)
-        for seed in config.seeds:
-            for mode in config.modes:
-                folder = run_dir.part(mode, seed)
-                if (folder / RESULT_FILE).is_file():
-                    parts.append(_load_part(folder))
-                    progress.skip(config.epochs)
-                    log(f"== seed {seed} · {LABELS[mode]}: finished earlier, kept ==")
-                    continue
-                parts.append(_train_part(prepared, mode, seed, config, run_dir, folder,
-                                         progress, verbose, log))
+        parts = run_parts(
+            context, config.seeds, config.modes, config.epochs,
+            lambda mode, seed, folder: _train_part(prepared, mode, seed, folder, config,
+                                                   context),
+            _load_part, label=LABELS.get)
     data_summary = {**prepared.summary(),
                     "sha256": run_dir.record["data_sha256"].get(str(config.data))}
     return QQPResult(

@@ -23,6 +23,7 @@ PosixPath('runs/x/none')
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from project.errors import InputError
@@ -266,6 +268,45 @@ def _link(source: Path, target: Path) -> None:
         import shutil
 
         shutil.copyfile(source, target)
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What every part of a run shares.
+
+    Attributes:
+        run: the run folder; plan: its :class:`~project.training.scaling.Scaling` (precision,
+        devices); progress: the epoch counter behind "time left"; verbose, log: progress
+        display and where its lines go.
+    """
+
+    run: RunDirectory
+    plan: object
+    progress: object
+    verbose: object = "auto"
+    log: Callable[[str], None] = print
+
+
+def run_parts(context: RunContext, seeds, names, epochs: int, train_part, load_part,
+              label=str) -> list:
+    """Every (seed, name) part of a run, seeds outermost: a finished part (its ``result.json``
+    exists) is read back with ``load_part(folder)``, any other trained with
+    ``train_part(name, seed, folder)`` (which resumes from the part's checkpoint, if any).
+
+    Returns:
+        The parts' results, in order.
+    """
+    parts = []
+    for seed in seeds:
+        for name in names:
+            folder = context.run.part(name, seed)
+            if (folder / RESULT_FILE).is_file():
+                parts.append(load_part(folder))
+                context.progress.skip(epochs)
+                context.log(f"== seed {seed} · {label(name)}: finished earlier, kept ==")
+            else:
+                parts.append(train_part(name, seed, folder))
+    return parts
 
 
 def save_part(folder, record: dict, evaluations: dict) -> None:

@@ -29,10 +29,10 @@ import numpy as np
 
 from project.errors import InputError
 from project.io import is_writer
-from project.training import scaling
 from project.training.callbacks import BestEpoch, TensorBoardLog, progress_line, write_history
 from project.training.checkpoint import load_checkpoint, save_checkpoint
 from project.training.memory import PeakMemory
+from project.training.scaling import Scaling
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -69,22 +69,25 @@ class SeedEpoch(keras.callbacks.Callback):
             torch.manual_seed(int(rng.integers(2**62)))
 
 
-def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0) -> dict:
+def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
+              plan=None) -> dict:
     """Train ``model`` for epoch ``epoch`` (0-based) on NumPy ``x`` (array or dict) and ``y``,
     in the order :func:`epoch_order` gives; returns the epoch's training logs (loss, metrics).
 
     This is how both experiments train: one ``model.fit`` call per epoch, data pre-shuffled by
     ``(seed, epoch)`` and ``shuffle=False``, global generators seeded by :class:`SeedEpoch`, so
     nothing depends on a data pipeline's or a generator's hidden state. ``batch_size`` is the
-    global batch of one step (all devices and processes together).
+    global batch of one step (all devices and processes together); ``plan`` is the run's
+    :class:`~project.training.scaling.Scaling` (None: one device).
     """
+    plan = plan or Scaling(keras.backend.backend())
     first = next(iter(x.values())) if isinstance(x, dict) else x
-    # Under data parallelism (project.training.scaling) each process feeds its slice of every
-    # global batch of this order; without it, the order as it is.
-    order, step_batch = scaling.epoch_rows(epoch_order(len(first), seed, epoch), batch_size)
+    # Under data parallelism each process feeds its slice of every global batch of this order;
+    # without it, the order as it is.
+    order, step_batch = plan.epoch_rows(epoch_order(len(first), seed, epoch), batch_size)
     x_epoch = {k: v[order] for k, v in x.items()} if isinstance(x, dict) else x[order]
-    x_epoch = scaling.fit_inputs(x_epoch)
-    with scaling.training_inputs():
+    x_epoch = plan.fit_inputs(x_epoch)
+    with plan.training_inputs():
         history = model.fit(
             x_epoch, y[order], batch_size=step_batch, epochs=epoch + 1, initial_epoch=epoch,
             shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch)],
@@ -178,6 +181,7 @@ def train(
     tensorboard_dir=None,
     verbose="auto",
     log: Callable[[str], None] = print,
+    plan=None,
 ) -> TrainingResult:
     """Train ``model`` for ``epochs``, resuming from ``checkpoint`` if it exists.
 
@@ -197,6 +201,7 @@ def train(
         tensorboard_dir: also write TensorBoard scalars there.
         verbose: ``"auto"``, 0, 1 or 2 (see :func:`keras_verbose`); 0 prints nothing.
         log: where progress lines go.
+        plan: the run's :class:`~project.training.scaling.Scaling` (None: one device).
 
     Returns:
         A :class:`TrainingResult`; the model holds the best epoch's weights.
@@ -230,7 +235,7 @@ def train(
         while epoch < epochs and not state["stopped_early"]:
             start = time.perf_counter()
             logs = fit_epoch(model, x, y, batch_size=batch_size, epoch=epoch, seed=seed,
-                             verbose=keras_verbose(verbose))
+                             verbose=keras_verbose(verbose), plan=plan)
             fit_seconds = time.perf_counter() - start
             logs.update(validate(model))
             if monitor not in logs:

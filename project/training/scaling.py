@@ -6,7 +6,7 @@ any data is read), says what the run does:
 
 * **precision** (``--precision``): a Keras dtype policy. ``mixed_bfloat16`` and ``mixed_float16``
   keep every variable in float32 and compute in the half type; the model's output layer
-  computes in float32 (:func:`prepare_model`), as Keras's mixed-precision guide advises, so
+  computes in float32 (:meth:`Scaling.prepare`), as Keras's mixed-precision guide advises, so
   probabilities and logits are not rounded to 8 or 11 bits. Under ``mixed_float16`` Keras's
   ``compile`` wraps the optimizer in a ``LossScaleOptimizer`` (dynamic loss scaling); its
   variables are part of the checkpoint like any optimizer's. float16 needs a GPU with float16
@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import socket
@@ -69,9 +70,8 @@ import threading
 import time
 
 from project.errors import InputError
+from project.experiments.config import DISTRIBUTIONS, PRECISIONS
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-DISTRIBUTIONS = ("none", "data")
 #: Keras's own variables for a multi-process run (``keras.distribution.initialize`` reads them).
 ENV_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 ENV_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
@@ -275,10 +275,97 @@ class Scaling:
                         if self.grad_accum > 1 else "")
         return f"precision {self.precision}, {where}{accumulation}"
 
+    def distribution(self):
+        """The backend's data-parallel object (JAX DataParallel, TF MirroredStrategy), or None."""
+        return _distribution(self.backend) if self.distribute == "data" else None
 
-_ACTIVE: Scaling | None = None
-_DISTRIBUTION = {}  # backend objects, made once per process: {"jax": ..., "tensorflow": ...}
-_INITIALIZED: ProcessGroup | None = None
+    @contextlib.contextmanager
+    def scope(self):
+        """The run's scope: under JAX data parallelism, the distribution's.
+
+        Example:
+
+        >>> with setup(config).scope():           # doctest: +SKIP
+        ...     train_every_part()
+        """
+        distribution = self.distribution()
+        if self.backend == "jax" and distribution is not None:
+            with distribution.scope():
+                yield self
+        else:
+            yield self
+
+    @contextlib.contextmanager
+    def model_scope(self):
+        """Build and compile the model inside this block: the plan's dtype policy, and under
+        TensorFlow data parallelism the strategy's scope (the model then trains on its replicas).
+
+        Example:
+
+        >>> with plan.model_scope():                               # doctest: +SKIP
+        ...     model = compile_convnet(plan.prepare(build_convnet()), grad_accum=2)
+        """
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(dtype_policy(self.precision))
+            distribution = self.distribution()
+            if self.backend == "tensorflow" and distribution is not None:
+                stack.enter_context(distribution.scope())
+            yield
+
+    def prepare(self, model):
+        """Adapt a freshly built model to the plan; returns it.
+
+        * mixed precision: the output layer computes in float32 (logits and probabilities keep
+          float32 resolution; the loss sees float32);
+        * TensorFlow data parallelism over several replicas: batch normalisation is
+          synchronised, so its statistics are the global batch's, as on one device.
+        """
+        import keras
+
+        if self.mixed:
+            for layer in _output_layers(model):
+                layer.dtype_policy = "float32"
+        if self.backend == "tensorflow" and self.distribute == "data" and self.devices > 1:
+            for layer in _all_layers(model):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
+        return model
+
+    def epoch_rows(self, order, batch_size: int):
+        """An epoch's rows and per-step batch as this process feeds them: :func:`shard_rows`
+        under JAX data parallelism, unchanged otherwise."""
+        if self.distribute != "data" or self.backend != "jax":
+            return order, batch_size
+        return shard_rows(order, batch_size, self.devices, self.processes, self.process_id)
+
+    def fit_inputs(self, x):
+        """``x`` as ``fit`` takes it: under TensorFlow data parallelism, boolean arrays (e.g. a
+        padding mask) become int32, because Keras averages the first batch across replicas
+        before training and TensorFlow cannot add booleans."""
+        if self.backend != "tensorflow" or self.distribute != "data":
+            return x
+        import numpy as np
+
+        def cast(a):
+            return a.astype(np.int32) if np.asarray(a).dtype == bool else a
+        return {k: cast(v) for k, v in x.items()} if isinstance(x, dict) else cast(x)
+
+    @contextlib.contextmanager
+    def training_inputs(self):
+        """Inside the block (``fit``), JAX data parallelism splits inputs along the batch axis;
+        outside it, inputs are replicated (predictions)."""
+        distribution = self.distribution() if self.backend == "jax" else None
+        if distribution is None:
+            yield
+            return
+        distribution.shard_inputs = True
+        try:
+            yield
+        finally:
+            distribution.shard_inputs = False
+
+
+_INITIALIZED: ProcessGroup | None = None  # jax.distributed joins once per process
 
 
 def _backend() -> str:
@@ -459,19 +546,14 @@ def _distribution_devices(backend: str) -> list:
                              or tf.config.list_logical_devices("CPU"))]
 
 
-def _distribution(plan: Scaling):
-    """The backend's object for the plan's data parallelism (made once per process)."""
-    if plan.distribute != "data":
-        return None
-    if plan.backend not in _DISTRIBUTION:
-        if plan.backend == "jax":
-            _DISTRIBUTION["jax"] = _make_data_parallel()
-        else:
-            import tensorflow as tf
+@functools.cache
+def _distribution(backend: str):
+    """The backend's data-parallel object over every local device, made once per process."""
+    if backend == "jax":
+        return _make_data_parallel()
+    import tensorflow as tf
 
-            _DISTRIBUTION["tensorflow"] = tf.distribute.MirroredStrategy(
-                devices=_distribution_devices("tensorflow"))
-    return _DISTRIBUTION[plan.backend]
+    return tf.distribute.MirroredStrategy(devices=_distribution_devices("tensorflow"))
 
 
 def _make_data_parallel():
@@ -479,7 +561,7 @@ def _make_data_parallel():
 
     class DataParallel(keras.distribution.DataParallel):
         """Keras's DataParallel whose inputs are split along the batch only while training
-        (:func:`training_inputs`); predictions run on replicated inputs, which accept any
+        (:meth:`Scaling.training_inputs`); predictions run on replicated inputs, which accept any
         batch size and, with several processes, give every process every prediction."""
 
         shard_inputs = False
@@ -494,30 +576,6 @@ def _make_data_parallel():
     # Each process feeds its own slice of every global batch (see fit_epoch / shard_rows).
     return DataParallel(devices=keras.distribution.list_devices(),
                         auto_shard_dataset=jax.process_count() == 1)
-
-
-@contextlib.contextmanager
-def activate(plan: Scaling):
-    """Make ``plan`` the run's plan inside the block: JAX's distribution is set, and the loop
-    (:func:`epoch_rows`, :func:`training_inputs`) and :func:`model_scope` follow it. Everything
-    is put back afterwards.
-
-    Example:
-
-    >>> with activate(setup(config)):           # doctest: +SKIP
-    ...     train_every_part()
-    """
-    global _ACTIVE
-    previous, distribution = _ACTIVE, _distribution(plan)
-    _ACTIVE = plan
-    try:
-        if plan.backend == "jax" and distribution is not None:
-            with distribution.scope():
-                yield plan
-        else:
-            yield plan
-    finally:
-        _ACTIVE = previous
 
 
 @contextlib.contextmanager
@@ -541,29 +599,6 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-@contextlib.contextmanager
-def model_scope(plan: Scaling | None = None):
-    """Build and compile the model inside this block: the plan's dtype policy, and under
-    TensorFlow data parallelism the strategy's scope (the model then trains on its replicas).
-    Without a plan (none given, none active): nothing changes.
-
-    Example:
-
-    >>> with model_scope():                                   # doctest: +SKIP
-    ...     model = compile_convnet(prepare_model(build_convnet()), grad_accum=2)
-    """
-    plan = plan or _ACTIVE
-    if plan is None:
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(dtype_policy(plan.precision))
-        distribution = _distribution(plan)
-        if plan.backend == "tensorflow" and distribution is not None:
-            stack.enter_context(distribution.scope())
-        yield
-
-
 def _output_layers(model) -> list:
     """The layers of a functional model that produce its outputs."""
     outputs = {id(t) for t in getattr(model, "outputs", None) or []}
@@ -580,29 +615,6 @@ def _output_layers(model) -> list:
 def _all_layers(model) -> list:
     # Keras's own walk over every nested layer (the model included).
     return list(model._flatten_layers(include_self=True, recursive=True))
-
-
-def prepare_model(model, plan: Scaling | None = None):
-    """Adapt a freshly built model to the plan (the active one by default); returns it.
-
-    * mixed precision: the output layer computes in float32 (logits and probabilities keep
-      float32 resolution; the loss sees float32);
-    * TensorFlow data parallelism over several replicas: batch normalisation is synchronised,
-      so its statistics are the global batch's, as on one device.
-    """
-    import keras
-
-    plan = plan or _ACTIVE
-    if plan is None:
-        return model
-    if plan.mixed:
-        for layer in _output_layers(model):
-            layer.dtype_policy = "float32"
-    if plan.backend == "tensorflow" and plan.distribute == "data" and plan.devices > 1:
-        for layer in _all_layers(model):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.synchronized = True
-    return model
 
 
 def shard_rows(order, batch_size: int, devices: int = 1, processes: int = 1,
@@ -633,43 +645,6 @@ def shard_rows(order, batch_size: int, devices: int = 1, processes: int = 1,
     mine = order[:full].reshape(-1, batch_size)[:, process_id * local:(process_id + 1) * local]
     tail = order[full:].reshape(processes, -1)[process_id] if rest else order[:0]
     return np.concatenate([mine.reshape(-1), tail]), local
-
-
-def epoch_rows(order, batch_size: int):
-    """:func:`shard_rows` under the active plan (unchanged without JAX data parallelism)."""
-    plan = _ACTIVE
-    if plan is None or plan.distribute != "data" or plan.backend != "jax":
-        return order, batch_size
-    return shard_rows(order, batch_size, plan.devices, plan.processes, plan.process_id)
-
-
-def fit_inputs(x):
-    """``x`` as ``fit`` takes it under the active plan: under TensorFlow data parallelism,
-    boolean arrays (e.g. a padding mask) become int32, because Keras averages the first batch
-    across replicas before training and TensorFlow cannot add booleans."""
-    plan = _ACTIVE
-    if plan is None or plan.backend != "tensorflow" or plan.distribute != "data":
-        return x
-    import numpy as np
-
-    def cast(a):
-        return a.astype(np.int32) if np.asarray(a).dtype == bool else a
-    return {k: cast(v) for k, v in x.items()} if isinstance(x, dict) else cast(x)
-
-
-@contextlib.contextmanager
-def training_inputs():
-    """Inside the block (``fit``), JAX data parallelism splits inputs along the batch axis;
-    outside it, inputs are replicated (predictions)."""
-    distribution = _DISTRIBUTION.get("jax") if _ACTIVE is not None else None
-    if distribution is None or _ACTIVE.backend != "jax" or _ACTIVE.distribute != "data":
-        yield
-        return
-    distribution.shard_inputs = True
-    try:
-        yield
-    finally:
-        distribution.shard_inputs = False
 
 
 @contextlib.contextmanager
