@@ -86,6 +86,39 @@ def add_run_options(p: argparse.ArgumentParser, experiment: str) -> None:
     add_backend_argument(p)
 
 
+def new_or_resumed(args, given: dict, experiment: str, make_config):
+    """The configuration, the run folder and the run to continue, for a new run or --resume.
+
+    Args:
+        args: the parsed options (``backend``, ``resume``, ``out``).
+        given: the configuration options the user gave (:func:`given_options`).
+        experiment: "fraud" or "qqp".
+        make_config: ``dict -> validated configuration``.
+
+    Returns:
+        ``(config, out, run_dir)``; ``run_dir`` is the run to continue, None for a new run.
+
+    Raises:
+        InputError: a --resume folder that is not a run of this experiment, or options, a
+            backend or data files that differ from the run's.
+    """
+    import time
+
+    from project.backend import select_backend
+    from project.experiments.rundir import RunDirectory
+
+    backend = select_backend(["--backend", args.backend])  # before keras is imported
+    if args.resume is None:
+        out = args.out or Path("runs") / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return make_config(given), out, None
+    run_dir = RunDirectory.read(args.resume, experiment)
+    saved = {k: tuple(v) if isinstance(v, list) else v
+             for k, v in run_dir.record["config"].items()}
+    config = make_config({**saved, **given})
+    run_dir.check_resumable(given, backend)
+    return config, run_dir.path, run_dir
+
+
 def given_options(args: argparse.Namespace, dests) -> dict:
     """The options of ``dests`` the user gave (not None): what a resumed run must agree with."""
     return {d: getattr(args, d) for d in dests if getattr(args, d, None) is not None}

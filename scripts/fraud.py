@@ -15,10 +15,16 @@ metrics.json, report.md and pr_curves.png.
 """
 
 import argparse
-import time
 from pathlib import Path
 
-from project.cli import Parser, add_run_options, finite_float, given_options, seeds_of
+from project.cli import (
+    Parser,
+    add_run_options,
+    finite_float,
+    given_options,
+    new_or_resumed,
+    seeds_of,
+)
 from project.errors import InputError, run_cli
 from project.experiments.config import PROTOCOLS, FraudConfig
 
@@ -70,32 +76,16 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, given = parse_args(argv)
-    from project.backend import select_backend
-
-    backend = select_backend(["--backend", args.backend])
-    if args.resume is not None:
-        from project.experiments.rundir import RunDirectory
-
-        run_dir = RunDirectory.read(args.resume, "fraud")
-        config = FraudConfig(**{**run_dir.record["config"], **given})
-        config = FraudConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                for k, v in config.to_dict().items()}).validate()
-        run_dir.check_resumable(given, backend)
-        out = run_dir.path
-    else:
-        config = FraudConfig(**given).validate()
-        out = args.out or Path("runs") / f"fraud-{time.strftime('%Y%m%d-%H%M%S')}"
-        from project.experiments.rundir import RunDirectory
-
-        RunDirectory.check_writable(out)  # before any data is read
-        run_dir = None
-
+    config, out, resume = new_or_resumed(args, given, "fraud",
+                                         lambda options: FraudConfig(**options).validate())
     from project.experiments import fraud
+    from project.io import is_writer
     from project.reporting.fraud import write_fraud_outputs
 
-    result = fraud.run(config, out, resume=run_dir, verbose=args.verbose)
+    result = fraud.run(config, out, resume=resume, verbose=args.verbose)
     report = write_fraud_outputs(result, out)
-    print(f"\nwrote {report}, metrics.json, plots and models under {out}")
+    if is_writer():  # in a run of several processes, process 0 writes
+        print(f"\nwrote {report}, metrics.json, plots and models under {out}")
     return 0
 
 

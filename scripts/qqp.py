@@ -22,10 +22,16 @@ metrics.json, report.md and curves.png.
 """
 
 import argparse
-import time
 from pathlib import Path
 
-from project.cli import Parser, add_run_options, finite_float, given_options, seeds_of
+from project.cli import (
+    Parser,
+    add_run_options,
+    finite_float,
+    given_options,
+    new_or_resumed,
+    seeds_of,
+)
 from project.errors import run_cli
 from project.experiments.config import LORA_STYLES, LORA_TARGETS, MODES, QQP_PROFILES, QQPConfig
 
@@ -96,32 +102,19 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, given = parse_args(argv)
-    from project.backend import select_backend
-    from project.experiments.rundir import RunDirectory
-
-    backend = select_backend(["--backend", args.backend])
-    if args.resume is not None:
-        run_dir = RunDirectory.read(args.resume, "qqp")
-        saved = {k: tuple(v) if isinstance(v, list) else v
-                 for k, v in run_dir.record["config"].items()}
-        config = QQPConfig(**{**saved, **given}).resolve()
-        run_dir.check_resumable(given, backend)
-        out = run_dir.path
-    else:
-        config = QQPConfig(**given).resolve()
-        out = args.out or Path("runs") / f"qqp-{time.strftime('%Y%m%d-%H%M%S')}"
-        RunDirectory.check_writable(out)  # before any data is read
-        run_dir = None
-
+    config, out, resume = new_or_resumed(args, given, "qqp",
+                                         lambda options: QQPConfig(**options).resolve())
     from project.experiments import qqp
+    from project.io import is_writer
     from project.reporting.qqp import write_qqp_outputs
 
-    result = qqp.run(config, out, resume=run_dir, verbose=args.verbose)
+    result = qqp.run(config, out, resume=resume, verbose=args.verbose)
     report = write_qqp_outputs(result, out)
-    for run in result.runs:
-        print(f"seed {run.seed} · {run.label}: validation accuracy {run.val.accuracy:.4f}, "
-              f"{run.trainable_params:,} trainable, {run.training.train_seconds:.1f} s")
-    print(f"\nwrote {report}, metrics.json, plots and models under {out}")
+    if is_writer():  # in a run of several processes, process 0 writes
+        for run in result.runs:
+            print(f"seed {run.seed} · {run.label}: validation accuracy {run.val.accuracy:.4f}, "
+                  f"{run.trainable_params:,} trainable, {run.training.train_seconds:.1f} s")
+        print(f"\nwrote {report}, metrics.json, plots and models under {out}")
     return 0
 
 

@@ -352,6 +352,8 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
         the caller's (:func:`project.reporting.fraud.write_fraud_outputs`).
     """
     plan = scaling.setup(config)  # before any data: precision, devices, other processes
+    if resume is None:
+        RunDirectory.check_writable(out)  # before any data is read
     df = load_creditcard(config.data)
     check_adasyn_can_run(df, config)
     backend = keras.backend.backend()

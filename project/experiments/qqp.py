@@ -380,6 +380,8 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
         (:func:`project.reporting.qqp.write_qqp_outputs`).
     """
     plan = scaling.setup(config)  # before any data: precision, devices, other processes
+    if resume is None:
+        RunDirectory.check_writable(out)  # before any data is read
     prepared = prepare(config)
     data = prepared.data
     log(f"{data.source}: {data.rows_read:,} rows, dropped {data.dropped_missing} with an empty "

@@ -13,3 +13,15 @@ LEAKY_NOTE = (
     "on copies of what it trained on; its validation and test scores overstate what it would do on "
     "new transactions. Trust `adasyn-train` (oversample the training split only) instead."
 )
+
+
+def scaling_note(config, environment: dict) -> str:
+    """One sentence: precision, devices and processes, gradient accumulation of a run."""
+    devices, processes = environment.get("devices", 1), environment.get("processes", 1)
+    where = (f"data parallel over {devices} device(s)"
+             + (f" in {processes} processes" if processes > 1 else "")
+             if config.distribute == "data" else "one device")
+    accumulation = (f"; gradients of {config.grad_accum} batches per update"
+                    if config.grad_accum > 1 else "")
+    return (f"Ran on backend `{environment['backend']}`, {environment.get('cpu', '?')}: precision "
+            f"{config.precision}, {where}{accumulation}.")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from project.experiments.config import FraudConfig, protocol_label
 from project.io import write_json, write_text
-from project.reporting import LEAKY_NOTE, SYNTHETIC_NOTE
+from project.reporting import LEAKY_NOTE, SYNTHETIC_NOTE, scaling_note
 from project.reporting.plots import plot_pr_curves
 from project.reporting.published import REAL_CREDITCARD, REPORT_FRAUD, REPORT_FRAUD_SLIP
 from project.reporting.tables import markdown_table
@@ -119,6 +119,8 @@ def fraud_report(result) -> str:
         "",
         "ADASYN ran on the **unscaled** features in adasyn-all (before the split, as the report "
         "did) and on the **scaled** training rows in adasyn-train.",
+        "",
+        scaling_note(config, result.environment),
         "",
     ]
     if "adasyn-all" in config.protocols:

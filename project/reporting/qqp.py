@@ -13,7 +13,7 @@ from pathlib import Path
 
 from project.experiments.config import QQP_PROFILES
 from project.io import write_json, write_text
-from project.reporting import SYNTHETIC_NOTE
+from project.reporting import SYNTHETIC_NOTE, scaling_note
 from project.reporting.plots import plt, save_figure
 from project.reporting.published import PAPER_QQP, REPORT_QQP
 from project.reporting.tables import markdown_table
@@ -172,8 +172,8 @@ def qqp_report(result) -> str:
     clipping = f"at global norm {config.clip_norm:g}" if config.clip_norm else "off"
     lines += [
         f"Model: {model['description']}; pair length {length['sequence_length']} tokens "
-        f"({rule}, model maximum {length['max_length']}). Backend "
-        f"`{result.environment['backend']}`, precision {config.precision}.", "",
+        f"({rule}, model maximum {length['max_length']}). "
+        + scaling_note(config, result.environment), "",
         f"Training ({config.profile} profile): AdamW (epsilon 1e-8, weight decay "
         f"{config.weight_decay:g}), learning rate full {config.lr_full:g}, LoRA "
         f"{config.lr_lora:g}, linear decay, warm-up {config.warmup_ratio:.0%}, gradient clipping "
