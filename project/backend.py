@@ -7,8 +7,10 @@ and exports the choice.
 
 Example:
 
->>> from project.backend import select_backend
->>> select_backend(["--backend", "torch"])   # before `import keras`
+>>> from project.backend import check_backend, select_backend
+>>> check_backend("torch")                          # known to Keras, and installed
+'torch'
+>>> select_backend(["--backend", "torch"])  # before `import keras`  # doctest: +SKIP
 'torch'
 """
 

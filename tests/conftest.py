@@ -9,11 +9,18 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # Before anything imports torch: one intra-op thread. On this shared 2-core machine PyTorch's
 # two spinning threads collapse to a tenth of their speed whenever another process holds a core.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# JAX: compiled programs are kept on disk and shared by the suite's processes (many tests, and
+# the scripts they start, compile the same tiny models). The programs, so the numbers, are the
+# same; only the compile time is saved.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "project-tests-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest  # noqa: E402
 

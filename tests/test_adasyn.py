@@ -33,6 +33,8 @@ from project.errors import InputError
 from project.sampling import ADASYN, knn
 from project.sampling import adasyn as adasyn_module
 
+pytestmark = pytest.mark.backend_independent  # no Keras: make test runs it once
+
 K = 5
 
 

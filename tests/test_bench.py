@@ -105,6 +105,7 @@ def test_quick_lora_suite_runs(tmp_path):
     assert data["ratios"][f"matmul_peak_gflops_{BACKEND}"] > 0
 
 
+@pytest.mark.backend_independent  # NumPy and imbalanced-learn only
 def test_quick_adasyn_suite_runs(tmp_path):
     out = tmp_path / "bench.json"
     result = run_script("bench.py", "--suite", "adasyn", "--quick", "--repeats", "1",

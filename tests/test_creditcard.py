@@ -17,6 +17,8 @@ from project.data.creditcard import (
 from project.data.creditcard_sample import make_creditcard_sample, write_creditcard_sample
 from project.errors import InputError
 
+pytestmark = pytest.mark.backend_independent  # no Keras: make test runs it once
+
 
 def test_bundled_sample_has_the_schema_and_a_realistic_imbalance():
     df = load_creditcard(BUNDLED_SAMPLE)

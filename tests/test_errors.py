@@ -4,6 +4,8 @@ import pytest
 
 from project.errors import MAX_MESSAGE_CHARS, InputError, name_list, one_line, run_cli, shown
 
+pytestmark = pytest.mark.backend_independent  # no Keras: make test runs it once
+
 
 def test_control_characters_and_line_breaks_become_spaces():
     message = str(InputError("bad.csv:\nunknown\x0bcolumn\r\n'x'\x1b[2J\u2028end"))

@@ -11,6 +11,8 @@ from scipy import sparse
 from project.sampling import knn
 from project.sampling.knn import block_rows, kneighbors
 
+pytestmark = pytest.mark.backend_independent  # no Keras: make test runs it once
+
 K = 5
 
 

@@ -14,6 +14,8 @@ from project.stats import (
     weighted_metrics,
 )
 
+pytestmark = pytest.mark.backend_independent  # no Keras: make test runs it once
+
 
 def _data(n, seed=0, positive_rate=0.3, ties=False):
     rng = np.random.default_rng(seed)
