@@ -349,3 +349,17 @@ def test_predict_help_is_light():
     assert "usage: predict.py" in done.stdout and "HEAVY []" in done.stdout
     assert done.stderr == ""
 
+
+
+def test_qqp_script_trains_from_a_hf_folder(hf, tmp_path):
+    """scripts/qqp.py --preset DIR: a RobertaModel folder (fresh head) trains and reloads."""
+    from tests.conftest import call_script
+
+    code, _, err = call_script("qqp.py", "--preset", hf / "base", "--mode", "lora", "--epochs", "1",
+                               "--fraction", "0.1", "--sequence-length", "32", "--out",
+                               tmp_path / "run", "--verbose", "0")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["config"]["preset"] == str(hf / "base")
+    assert metrics["model"]["random_weights"] is False
+    assert (tmp_path / "run" / "lora" / "adapter.safetensors").is_file()

@@ -1,0 +1,75 @@
+"""bfloat16 against float32 on the bundled samples: the same runs (seed 0) in both precisions,
+and the float32 models' predictions recomputed in bfloat16 (the README's drift table).
+
+    KERAS_BACKEND=jax python -m benchmarks.precision_drift OUT_DIR [FRAUD_EPOCHS] [QQP_EPOCHS]
+
+Prints JSON: per part, the metric changes (bf16 minus float32) and the largest score change of
+the trained runs, and the largest probability / logit change of the same weights in bfloat16.
+About 4 minutes per backend on 2 CPU cores.
+"""
+import json
+import sys
+
+import keras
+import numpy as np
+
+from project.experiments import fraud, qqp
+from project.experiments.config import FraudConfig, QQPConfig
+from project.io import load_model
+from project.models.roberta import detached_preprocessor
+
+out = sys.argv[1]
+fraud_epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+qqp_epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+METRICS = ("loss", "accuracy", "f1", "average_precision", "roc_auc")
+
+
+def in_bfloat16(model):
+    """The same weights computing in bfloat16 (output layer float32, as training uses)."""
+    for layer in model._flatten_layers(include_self=True):
+        policy = layer.dtype_policy
+        if policy.name == "float32" and layer is not model.layers[-1]:
+            layer.dtype_policy = "mixed_bfloat16"
+    model.predict_function = None
+    return model
+
+
+report = {"backend": keras.backend.backend()}
+experiments = {
+    "fraud": (fraud.run, lambda p: FraudConfig(epochs=fraud_epochs, baselines=False,
+                                                precision=p).validate(), "protocol"),
+    "qqp": (qqp.run, lambda p: QQPConfig(epochs=qqp_epochs, precision=p).resolve(), "mode"),
+}
+for name, (run, make, key) in experiments.items():
+    results = {p: run(make(p), f"{out}/{name}-{p}", verbose=0, log=lambda line: None)
+               for p in ("float32", "mixed_bfloat16")}
+    for a, b in zip(results["float32"].runs, results["mixed_bfloat16"].runs):
+        part = f"{name}:{getattr(a, key)}"
+        entry = report[part] = {}
+        for split in ("val", "test"):
+            ea, eb = a.evaluations().get(split), b.evaluations().get(split)
+            if ea is None:
+                continue
+            entry[split] = {m: round(getattr(eb, m) - getattr(ea, m), 5) for m in METRICS}
+            entry[split]["scores_max_abs_diff"] = float(np.abs(ea.scores - eb.scores).max())
+            entry[split]["float32"] = {m: round(getattr(ea, m), 5) for m in METRICS}
+        # Inference only: the float32 run's saved model, computing in float32 and in bfloat16.
+        path = f"{out}/{name}-float32/{a.directory}/model.keras"
+        if name == "fraud":
+            from project.data.creditcard import load_creditcard, split_and_scale
+
+            split = split_and_scale(load_creditcard(FraudConfig().data))
+            x = split.x_val
+            f32 = load_model(path).predict(x, batch_size=4096, verbose=0)
+            bf16 = in_bfloat16(load_model(path)).predict(x, batch_size=4096, verbose=0)
+            entry["inference_prob_max_abs_diff"] = float(np.abs(f32 - bf16).max())
+        else:
+            prepared = qqp.prepare(make("float32"))
+            x = prepared.features["validation"]
+            m32, m16 = load_model(path), in_bfloat16(load_model(path))
+            with detached_preprocessor(m32), detached_preprocessor(m16):
+                f32 = m32.predict(x, verbose=0)
+                bf16 = m16.predict(x, verbose=0)
+            entry["inference_logit_max_abs_diff"] = float(np.abs(f32 - bf16).max())
+            entry["inference_argmax_changes"] = int((f32.argmax(1) != bf16.argmax(1)).sum())
+print(json.dumps(report, indent=1))
