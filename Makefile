@@ -27,15 +27,18 @@ demo: $(STAMP)
 	KERAS_BACKEND=$(DEMO_BACKEND) $(PY) scripts/qqp.py --mode both --epochs 10 --out runs/demo/qqp
 	@echo "reports: runs/demo/fraud/report.md runs/demo/qqp/report.md"
 
-# The suite once per backend. Tests marked backend_independent (no Keras in them) and the
-# docstring examples run under the first backend only.
+# The suite once per backend, each on TEST_WORKERS processes (pytest-xdist; a file's tests stay
+# on one worker, so module fixtures are built once). Tests marked backend_independent (no Keras in
+# them) and the docstring examples run under the first backend only.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: $(STAMP)
 	@set -e; first=1; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b ==="; \
 	  if [ $$first = 1 ]; then \
-	    KERAS_BACKEND=$$b $(PY) -m pytest tests --doctest-modules project; \
+	    KERAS_BACKEND=$$b $(PYTEST) tests --doctest-modules project; \
 	  else \
-	    KERAS_BACKEND=$$b $(PY) -m pytest tests -m "not backend_independent"; \
+	    KERAS_BACKEND=$$b $(PYTEST) tests -m "not backend_independent"; \
 	  fi; \
 	  first=0; \
 	done
