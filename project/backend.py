@@ -46,12 +46,35 @@ def check_backend(name: str) -> str:
             "(--backend or KERAS_BACKEND)"
         )
     if importlib.util.find_spec(_PACKAGE[name]) is None:
-        installed = [b for b in BACKENDS if importlib.util.find_spec(_PACKAGE[b]) is not None]
+        installed = installed_backends()
         raise InputError(
             f"backend {name!r} is not installed (pip install {_PACKAGE[name]}); "
             f"installed: {', '.join(installed) or 'none'}"
         )
     return name
+
+
+def installed_backends() -> list[str]:
+    """The Keras backends whose package is installed, in :data:`BACKENDS` order."""
+    return [b for b in BACKENDS if importlib.util.find_spec(_PACKAGE[b]) is not None]
+
+
+def parse_backends(value: str, option: str = "--backends") -> list[str]:
+    """A comma-separated list of backends (``"torch, jax"``), each checked by
+    :func:`check_backend`, without repeats; bad input is one InputError naming ``option``.
+
+    >>> parse_backends("torch,torch")
+    ['torch']
+    """
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise InputError(f"{option}: give one or more of " + ", ".join(BACKENDS))
+    for name in names:
+        try:
+            check_backend(name)
+        except InputError as err:
+            raise InputError(f"{option}: {err}") from None
+    return list(dict.fromkeys(names))
 
 
 def select_backend(argv: list[str] | None = None) -> str:

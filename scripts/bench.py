@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
-from project.backend import BACKENDS, DEFAULT_BACKEND, check_backend
+from project.backend import (
+    DEFAULT_BACKEND,
+    check_backend,
+    installed_backends,
+    parse_backends,
+)
 from project.cli import Parser
 from project.errors import InputError, run_cli
 
@@ -30,23 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITES = ("convnet", "adasyn", "lora")
 
 
-
-def parse_backends(value: str | None, quick: bool) -> list[str]:
+def chosen_backends(value: str | None, quick: bool) -> list[str]:
     """``--backends a,b`` checked (known, installed); default: every installed backend, or with
     --quick only $KERAS_BACKEND's (default tensorflow)."""
     if value is None:
         if quick:
             return [check_backend(os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)]
-        return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise InputError("--backends: give one or more of " + ", ".join(BACKENDS))
-    for name in names:
-        try:
-            check_backend(name)
-        except InputError as err:
-            raise InputError(f"--backends: {err}") from None
-    return list(dict.fromkeys(names))
+        return installed_backends()
+    return parse_backends(value)
 
 
 def parse_args(argv=None):
@@ -67,7 +62,7 @@ def parse_args(argv=None):
         raise InputError(f"--threads {args.threads}: must be 0 (library default) or more")
     if args.json is not None and args.json.is_dir():
         raise InputError(f"--json {args.json}: is a directory; give a file name")
-    args.backends = parse_backends(args.backends, args.quick)
+    args.backends = chosen_backends(args.backends, args.quick)
     return args
 
 

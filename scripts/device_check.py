@@ -27,7 +27,6 @@ reported as skipped. It prints a table and writes JSON (--json).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -36,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from project.backend import BACKENDS, check_backend
+from project.backend import installed_backends, parse_backends
 from project.cli import Parser
 from project.errors import InputError, run_cli
 
@@ -75,19 +74,11 @@ def parse_args(argv=None):
     if args.json is not None and args.json.is_dir():
         raise InputError(f"--json {args.json}: is a directory; give a file name")
     if args.backends is None:
-        args.backends = [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+        args.backends = installed_backends()
         if not args.backends:
             raise InputError("no Keras backend installed (pip install torch, jax or tensorflow)")
     else:
-        names = [n.strip() for n in args.backends.split(",") if n.strip()]
-        if not names:
-            raise InputError("--backends: give one or more of " + ", ".join(BACKENDS))
-        for name in names:
-            try:
-                check_backend(name)
-            except InputError as err:
-                raise InputError(f"--backends: {err}") from None
-        args.backends = list(dict.fromkeys(names))
+        args.backends = parse_backends(args.backends)
     return args
 
 

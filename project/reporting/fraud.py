@@ -16,29 +16,12 @@ from project.io import write_json, write_text
 from project.reporting import LEAKY_NOTE, SYNTHETIC_NOTE, scaling_note
 from project.reporting.plots import plot_pr_curves
 from project.reporting.published import REAL_CREDITCARD, REPORT_FRAUD, REPORT_FRAUD_SLIP
-from project.reporting.tables import markdown_table
+from project.reporting.tables import markdown_table, stat_cell, value_cell
 
 _METRICS = [("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
             ("f1", "F1"), ("average_precision", "Avg precision"), ("roc_auc", "ROC-AUC")]
 _MODELS = [("ConvNet", None), ("logistic regression", "logistic-regression"),
            ("gradient boosting", "gradient-boosting")]
-
-
-def _cell(value, interval=None) -> str:
-    if value is None:
-        return "–"
-    if interval:
-        return f"{value:.4f} [{interval[0]:.3f}, {interval[1]:.3f}]"
-    return f"{value:.4f}"
-
-
-def _stat_cell(stat: dict) -> str:
-    """Mean ± std (median) over seeds."""
-    if stat["mean"] is None:
-        return "–"
-    if stat["std"] is None:
-        return f"{stat['mean']:.4f}"
-    return f"{stat['mean']:.4f} ± {stat['std']:.4f} ({stat['median']:.4f})"
 
 
 def comparison_rows(result) -> list[dict]:
@@ -57,12 +40,12 @@ def comparison_rows(result) -> list[dict]:
                 row = {"protocol": protocol_label(protocol), "model": model, "split": split}
                 if several:
                     stats = result.summary[protocol][key]
-                    row.update({m: _stat_cell(stats[m]) for m, _ in _METRICS})
+                    row.update({m: stat_cell(stats[m]) for m, _ in _METRICS})
                 else:
                     ev = runs[0].evaluations()[key]
                     for m, _ in _METRICS:
                         wide = m in ("f1", "average_precision")
-                        row[m] = _cell(getattr(ev, m), ev.intervals.get(m) if wide else None)
+                        row[m] = value_cell(getattr(ev, m), ev.intervals.get(m) if wide else None)
                 rows.append(row)
     return rows
 
@@ -186,7 +169,7 @@ def fraud_report(result) -> str:
             lines.append(
                 f"- on `none`'s untouched test rows ({ev.n:,}; {run.leaked_rows:,} of them in "
                 f"its training rows): F1 {ev.f1:.4f}, average precision "
-                f"{_cell(ev.average_precision)}")
+                f"{value_cell(ev.average_precision)}")
         lines += ["", "Test classification report:", "", "```",
                   run.test.classification_report.rstrip(), "```", ""]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from project.io import write_json, write_text
 from project.reporting import SYNTHETIC_NOTE, scaling_note
 from project.reporting.plots import plt, save_figure
 from project.reporting.published import PAPER_QQP, REPORT_QQP
-from project.reporting.tables import markdown_table
+from project.reporting.tables import markdown_table, stat_cell, value_cell
 
 LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
 
@@ -49,18 +49,7 @@ def _mb(n_bytes) -> str:
 
 
 def _with_ci(ev, metric: str) -> str:
-    value, ci = getattr(ev, metric), ev.intervals.get(metric)
-    if value is None:
-        return "–"
-    return f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
-def _stat(stat: dict) -> str:
-    if stat["mean"] is None:
-        return "–"
-    if stat["std"] is None:
-        return f"{stat['mean']:.4f}"
-    return f"{stat['mean']:.4f} ± {stat['std']:.4f} (median {stat['median']:.4f})"
+    return value_cell(getattr(ev, metric), ev.intervals.get(metric))
 
 
 def comparison_rows(result) -> list[dict]:
@@ -72,8 +61,8 @@ def comparison_rows(result) -> list[dict]:
     if several:
         rows += [
             ("Validation accuracy, over seeds: mean ± std (median)",
-             lambda r: _stat(result.summary[r.mode]["val"]["accuracy"])),
-            ("Validation loss, over seeds", lambda r: _stat(result.summary[r.mode]["val"]["loss"])),
+             lambda r: stat_cell(result.summary[r.mode]["val"]["accuracy"])),
+            ("Validation loss, over seeds", lambda r: stat_cell(result.summary[r.mode]["val"]["loss"])),
         ]
     rows += [
         ("Validation accuracy [95% CI]", lambda r: _with_ci(r.val, "accuracy")),
