@@ -115,8 +115,14 @@ def atomic_path(path: str | os.PathLike):
 
     Example:
 
-    >>> with atomic_path("out/model.keras") as tmp:   # doctest: +SKIP
-    ...     model.save(tmp)
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> with atomic_path(path) as tmp:      # e.g. model.save(tmp)
+    ...     _ = tmp.write_text("done")
+    ...     path.exists()                   # nothing at the real name until the block succeeds
+    False
+    >>> path.read_text(), [p.name for p in path.parent.iterdir()]
+    ('done', ['notes.txt'])
     """
     path = Path(path)
     if not _writes(path):

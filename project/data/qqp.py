@@ -473,9 +473,13 @@ def choose_sequence_length(
 
     Example:
 
-    >>> frames = [data.train, data.validation]                        # doctest: +SKIP
-    >>> choose_sequence_length(tokenizer, frames, 128).sequence_length   # doctest: +SKIP
-    48
+    >>> from project.models.roberta import build_tokenizer, tiny_config
+    >>> tokenizer = build_tokenizer(tiny_config()["vocabulary"], tiny_config()["merges"])
+    >>> frame = pd.DataFrame({"question1": ["How do I learn Python?", "What is LoRA?"],
+    ...                       "question2": ["How can I learn Python fast?", "What does LoRA mean?"]})
+    >>> choice = choose_sequence_length(tokenizer, frame, 128)
+    >>> choice.question1_tokens.tolist(), choice.question2_tokens.tolist(), choice.sequence_length
+    ([6, 8], [7, 9], 27)
     """
     if isinstance(frames, pd.DataFrame):
         frames = [frames]

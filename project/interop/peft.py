@@ -16,9 +16,20 @@ LoftQ), and any other option set to a non-default value.
 
 Example:
 
->>> model, _ = load_hf_classifier("hf-roberta-base")           # doctest: +SKIP
->>> load_peft_adapter(model, "peft-qqp-adapter")                # doctest: +SKIP
->>> save_peft_adapter(model, "runs/peft-out")                   # doctest: +SKIP
+>>> import pathlib, tempfile
+>>> from project.interop import load_hf_classifier, save_hf_classifier
+>>> from project.models.lora import enable_lora, lora_config
+>>> from project.models.roberta import build_classifier
+>>> tmp = pathlib.Path(tempfile.mkdtemp())
+>>> base = save_hf_classifier(build_classifier(), tmp / "base")     # a Hugging Face base model
+>>> model, _ = load_hf_classifier(base)
+>>> _ = enable_lora(model, rank=4, alpha=8, targets=("query", "value"))
+>>> adapter = save_peft_adapter(model, tmp / "adapter")             # PeftModel.from_pretrained reads it
+>>> sorted(p.name for p in adapter.iterdir())
+['adapter_config.json', 'adapter_model.safetensors']
+>>> other, _ = load_hf_classifier(base)
+>>> lora_config(load_peft_adapter(other, adapter))["rank"]          # any PEFT LoRA adapter folder
+4
 """
 
 from __future__ import annotations
@@ -176,6 +187,8 @@ def load_peft_adapter(model, path):
     Example:
 
     >>> load_peft_adapter(model, "peft-adapter")         # doctest: +SKIP
+
+    (Runnable: the module's example.)
     """
     from keras import ops
 
@@ -265,6 +278,8 @@ def save_peft_adapter(model, path, base_model_name_or_path: str | None = None) -
     Example:
 
     >>> save_peft_adapter(model, "runs/qqp/lora/peft")     # doctest: +SKIP
+
+    (Runnable: the module's example.)
     """
     from project.io import write_json
     from project.models.lora import _adapter_variables, _is_merged, lora_config

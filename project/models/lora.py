@@ -448,8 +448,11 @@ def enable_lora(
 
     Example:
 
-    >>> model = build_classifier()                                  # doctest: +SKIP
-    >>> enable_lora(model, rank=8, alpha=16, targets=("query", "value"))  # doctest: +SKIP
+    >>> from project.models.roberta import build_classifier
+    >>> model = build_classifier()              # the bundled tiny RoBERTa, random weights
+    >>> _ = enable_lora(model, rank=8, alpha=16, targets=("query", "value"))
+    >>> sorted(lora_layers(model))[:2], count_params(model)   # (trainable, total)
+    (['layer_0.query', 'layer_0.value'], (3170, 51490))
     """
     targets = check_settings(rank, alpha, dropout, targets, style)
     if lora_config(model):
@@ -666,7 +669,11 @@ def save_adapter(model, path) -> Path:
 
     Example:
 
-    >>> save_adapter(model, "runs/x/lora/adapter.safetensors")   # doctest: +SKIP
+    >>> import tempfile
+    >>> from project.models.roberta import build_classifier
+    >>> model = enable_lora(build_classifier(), rank=8, alpha=16)
+    >>> save_adapter(model, tempfile.mkdtemp()).name
+    'adapter.safetensors'
     """
     from project.models.tensor_files import write_safetensors
 
@@ -749,7 +756,15 @@ def load_adapter(model, path):
 
     Example:
 
-    >>> load_adapter(model, "runs/x/lora/adapter.safetensors")   # doctest: +SKIP
+    >>> import tempfile, numpy as np
+    >>> from project.models.roberta import build_classifier
+    >>> model = enable_lora(build_classifier(), rank=8, alpha=16)
+    >>> path = save_adapter(model, tempfile.mkdtemp())
+    >>> query = lora_layers(model)["layer_0.query"]
+    >>> _ = query.lora_b.assign(np.ones(query.lora_b.shape, "float32"))  # e.g. another task's
+    >>> _ = load_adapter(model, path)                                 # switched back
+    >>> float(np.abs(keras.ops.convert_to_numpy(query.lora_b)).max())
+    0.0
     """
     from project.models.tensor_files import read_safetensors
 

@@ -328,8 +328,17 @@ def detached_preprocessor(model):
 
     Example:
 
-    >>> with detached_preprocessor(model):                   # doctest: +SKIP
-    ...     model.fit(dataset, validation_data=val_dataset)
+    >>> import pandas as pd
+    >>> from project.data.qqp import tokenize_pairs
+    >>> model = build_classifier(sequence_length=16)
+    >>> pairs = pd.DataFrame({"question1": ["How do I learn Python?"],
+    ...                       "question2": ["How to learn Python?"]})
+    >>> tokens = tokenize_pairs(model.preprocessor, pairs)   # {"token_ids", "padding_mask"}
+    >>> with detached_preprocessor(model):     # e.g. model.fit(tokenised_dataset)
+    ...     model.predict(tokens, verbose=0).shape, model.preprocessor is None
+    ((1, 2), True)
+    >>> model.preprocessor is not None         # put back: raw pairs work again
+    True
     """
     preprocessor = model.preprocessor
     model.preprocessor = None

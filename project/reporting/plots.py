@@ -2,8 +2,12 @@
 
 Example:
 
->>> plot_history({"loss": [1, .5], "val_loss": [1.1, .7]}, "runs/x/loss.png", "Loss",
-...              metrics=("loss",))                                  # doctest: +SKIP
+>>> import pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "loss.png"
+>>> plot_history({"loss": [1, .5], "val_loss": [1.1, .7]}, path, "Loss", metrics=("loss",),
+...              best_epoch=2)
+>>> path.read_bytes()[:4] == b"\\x89PNG"
+True
 """
 
 from __future__ import annotations

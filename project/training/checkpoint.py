@@ -16,8 +16,16 @@ saving: a run resumed from epoch k replays epochs k+1... exactly as an uninterru
 
 Example:
 
->>> save_checkpoint("runs/x/none/checkpoint.safetensors", model, state, best)   # doctest: +SKIP
->>> state, best = load_checkpoint("runs/x/none/checkpoint.safetensors", model)  # doctest: +SKIP
+>>> import tempfile, numpy as np
+>>> from project.models.convnet import build_convnet, compile_convnet
+>>> model = compile_convnet(build_convnet())
+>>> path = tempfile.mkdtemp() + "/checkpoint.safetensors"
+>>> _ = save_checkpoint(path, model, {"epochs_done": 3}, best_weights=model.get_weights())
+>>> other = compile_convnet(build_convnet())     # another initialisation
+>>> state, best = load_checkpoint(path, other)
+>>> state["epochs_done"], all(np.array_equal(a, b)
+...                           for a, b in zip(other.get_weights(), model.get_weights()))
+(3, True)
 """
 
 from __future__ import annotations

@@ -9,10 +9,17 @@ the tests use) once per epoch, on predictions, instead of streaming metrics ever
 
 Example:
 
->>> result = train(model, x, y, validate=lambda m: evaluate(m, xv, yv).epoch_logs(),
-...                epochs=3, batch_size=360, seed=0, monitor="val_average_precision",
-...                checkpoint="runs/x/none/checkpoint.safetensors", data_id="...")  # doctest: +SKIP
->>> result.best_epoch, result.train_seconds                                     # doctest: +SKIP
+>>> import tempfile, numpy as np
+>>> from project.models.convnet import build_convnet, compile_convnet
+>>> rng = np.random.default_rng(0)
+>>> x, y = rng.normal(size=(200, 29)).astype("float32"), (rng.random(200) < 0.3).astype("float32")
+>>> def validate(model):                  # the task's evaluator on validation rows, in real use
+...     return {"val_loss": model.evaluate(x, y, verbose=0, return_dict=True)["loss"]}
+>>> result = train(compile_convnet(build_convnet()), x, y, validate=validate, epochs=2,
+...                batch_size=50, seed=0, monitor="val_loss", verbose=0, data_id="toy",
+...                checkpoint=tempfile.mkdtemp() + "/checkpoint.safetensors")
+>>> result.epochs_run, result.mode, result.best_epoch in (1, 2), len(result.history["val_loss"])
+(2, 'min', True, 2)
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 Example:
 
->>> with PeakMemory() as mem:          # doctest: +SKIP
-...     model.fit(x, y)
->>> mem.peak_rss_mb, mem.peak_device_mb   # doctest: +SKIP
+>>> import numpy as np
+>>> with PeakMemory() as mem:            # e.g. model.fit(x, y)
+...     block = np.ones((4_000, 4_000))  # 122 MiB
+>>> mem.peak_rss_mb > 100, mem.peak_device_mb    # no GPU here
+(True, None)
 """
 
 from __future__ import annotations

@@ -285,8 +285,11 @@ class Scaling:
 
         Example:
 
-        >>> with setup(config).scope():           # doctest: +SKIP
-        ...     train_every_part()
+        >>> from project.experiments.config import FraudConfig
+        >>> plan = setup(FraudConfig(), backend="tensorflow")
+        >>> with plan.scope():                # e.g. train every part of the run
+        ...     plan.describe()
+        'precision float32, one device'
         """
         distribution = self.distribution()
         if self.backend == "jax" and distribution is not None:
@@ -302,8 +305,16 @@ class Scaling:
 
         Example:
 
-        >>> with plan.model_scope():                               # doctest: +SKIP
+        >>> import keras
+        >>> from project.models.convnet import build_convnet, compile_convnet
+        >>> plan = Scaling(backend=keras.backend.backend(), precision="mixed_bfloat16")
+        >>> with plan.model_scope():
         ...     model = compile_convnet(plan.prepare(build_convnet()), grad_accum=2)
+        >>> model.get_layer("conv1").compute_dtype, model.get_layer("conv1").kernel.dtype
+        ('bfloat16', 'float32')
+        >>> outputs = model(keras.ops.zeros((2, 29)))   # the output layer computes in float32
+        >>> keras.backend.standardize_dtype(outputs.dtype)
+        'float32'
         """
         with contextlib.ExitStack() as stack:
             stack.enter_context(dtype_policy(self.precision))
