@@ -58,6 +58,8 @@ def read_record(model_path: Path, task: str, required: bool) -> dict | None:
     path = model_path.parent / "model.json"
     if model_path.is_dir():  # a Hugging Face or preset folder: no record of ours
         return None
+    if not model_path.is_file() and task == "fraud":  # (a QQP name may be a preset)
+        raise InputError(f"{model_path}: no such model file")
     if not path.is_file():
         if required:
             raise InputError(f"{path}: missing (scripts/{task}.py writes it beside model.keras)")

@@ -192,3 +192,5 @@ def test_evaluate_refuses_a_record_of_another_model(fraud_run, tmp_path):
     assert len(err.strip().splitlines()) == 1
     code, _, err = call_script("evaluate.py", out / "none" / "model.keras", "--task", "qqp")
     assert code == 2 and "belongs to a fraud model" in err
+    code, _, err = call_script("evaluate.py", folder / "missing.keras", "--task", "fraud")
+    assert code == 2 and err.strip() == f"error: {folder / 'missing.keras'}: no such model file"
