@@ -36,7 +36,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from project.errors import InputError
-from project.io import RunLock, atomic_path, remove_stale_temporaries, set_writer, write_json
+from project.io import (
+    RunLock,
+    atomic_path,
+    is_writer,
+    remove_stale_temporaries,
+    set_writer,
+    write_json,
+)
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -127,7 +134,9 @@ class RunDirectory:
 
     @classmethod
     def check_writable(cls, path) -> Path:
-        """Refuse an ``--out`` that cannot hold a new run, before any work is done.
+        """Refuse an ``--out`` that cannot hold a new run, before any work is done. Nothing is
+        created here (:meth:`create` makes the folder), so a run refused later, for its data
+        say, leaves no empty folder behind.
 
         In a multi-process run only process 0 checks (and later writes): the others leave the
         folder alone (:func:`project.training.scaling.is_chief`)."""
@@ -143,12 +152,14 @@ class RunDirectory:
                 f"--out {path}: already holds a run; continue it with --resume {path}, or choose "
                 "another --out"
             )
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise InputError(f"--out {path}: cannot create it ({err.strerror})") from None
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise InputError(f"--out {path}: not writable")
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise InputError(f"--out {path}: cannot create it ({existing} is not a folder)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(f"--out {path}: not writable" + ("" if existing == path else
+                                                              f" ({existing} is read-only)"))
         return path
 
     @classmethod
@@ -158,6 +169,11 @@ class RunDirectory:
 
         ``devices`` (e.g. ``{"devices": 2, "processes": 1}``) joins the recorded environment."""
         path = cls.check_writable(path)
+        try:
+            if is_writer():  # in a run of several processes, process 0 alone writes
+                path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"--out {path}: cannot create it ({err.strerror})") from None
         record = {
             "experiment": experiment,
             "run_id": uuid.uuid4().hex[:12],
