@@ -135,7 +135,13 @@ def atomic_path(path: str | os.PathLike):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where a folder should be, a read-only place, ...
+        blocker = next((p for p in path.parents if p.exists()), None)
+        why = (f"{blocker} is a file, not a folder" if blocker and not blocker.is_dir()
+               else err.strerror or str(err))
+        raise InputError(f"{path}: cannot write there ({why})") from None
     tmp = temporary_path(path)
     try:
         yield tmp

@@ -70,6 +70,15 @@ def test_atomic_path_leaves_nothing_when_the_write_fails(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_under_a_file_is_one_line_naming_the_file(tmp_path):
+    blocker = tmp_path / "data.csv"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match=r"^.*report\.md: cannot write there \(.*data\.csv is a "
+                                         r"file, not a folder\)$"):
+        write_text(blocker / "run" / "report.md", "text")
+    assert [p.name for p in tmp_path.iterdir()] == ["data.csv"]
+
+
 def test_stale_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path):
     live = python("import time; print('ready', flush=True); time.sleep(60)")
     try:
