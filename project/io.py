@@ -151,6 +151,22 @@ def atomic_path(path: str | os.PathLike):
             tmp.unlink()
 
 
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """Refuse, before any work, an output file that could not be written: a folder, or a place
+    under a file. (A read-only place is found when writing.) Returns the path.
+
+    >>> check_output_file("runs/results.json", "--json")
+    PosixPath('runs/results.json')
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give a file name")
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise InputError(f"{option} {path}: cannot write there ({blocker} is a file, not a folder)")
+    return path
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

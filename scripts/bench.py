@@ -29,6 +29,7 @@ from project.backend import (
 )
 from project.cli import Parser
 from project.errors import InputError, run_cli
+from project.io import check_output_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ("convnet", "adasyn", "lora")
@@ -60,8 +61,8 @@ def parse_args(argv=None):
         raise InputError(f"--repeats {args.repeats}: must be at least 1")
     if args.threads < 0:
         raise InputError(f"--threads {args.threads}: must be 0 (library default) or more")
-    if args.json is not None and args.json.is_dir():
-        raise InputError(f"--json {args.json}: is a directory; give a file name")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     args.backends = chosen_backends(args.backends, args.quick)
     return args
 

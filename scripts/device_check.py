@@ -38,6 +38,7 @@ from pathlib import Path
 from project.backend import installed_backends, parse_backends
 from project.cli import Parser
 from project.errors import InputError, run_cli
+from project.io import check_output_file
 
 STARTED = time.perf_counter()  # a worker's budget counts from here, imports included
 BUDGET_SECONDS = 330  # shared by the backends; with the grace periods the run stays under 8 min
@@ -71,8 +72,8 @@ def parse_args(argv=None):
         args.budget = QUICK_BUDGET_SECONDS if args.quick else BUDGET_SECONDS
     if not args.budget > 0:
         raise InputError(f"--budget {args.budget:g}: must be a positive number of seconds")
-    if args.json is not None and args.json.is_dir():
-        raise InputError(f"--json {args.json}: is a directory; give a file name")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     if args.backends is None:
         args.backends = installed_backends()
         if not args.backends:

@@ -21,6 +21,7 @@ from pathlib import Path
 from project.backend import add_backend_argument
 from project.cli import Parser, finite_float
 from project.errors import InputError, run_cli
+from project.io import check_output_file
 
 
 def parse_args(argv=None):
@@ -44,8 +45,8 @@ def parse_args(argv=None):
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         raise InputError(f"--threshold must be in [0, 1], got {args.threshold:g}")
     for option, path in (("--json", args.json), ("--predictions", args.predictions)):
-        if path is not None and path.is_dir():
-            raise InputError(f"{option} {path}: is a folder; give a file name")
+        if path is not None:
+            check_output_file(path, option)
     if args.adapter is not None and args.task != "qqp":
         raise InputError("--adapter is for --task qqp (LoRA adapters of the RoBERTa classifier)")
     return args

@@ -110,6 +110,11 @@ def test_out_is_checked_before_the_data_is_read(tmp_path):
     assert code == 2 and "cannot create" in err, err
     code, _, err = call_script("evaluate.py", "m.keras", "--task", "fraud", "--json", tmp_path)
     assert code == 2 and "is a folder" in err
+    for script in ("bench.py", "device_check.py", "evaluate.py"):  # before any measuring
+        args = {"bench.py": ("--suite", "adasyn", "--quick"), "device_check.py": ("--quick",),
+                "evaluate.py": ("m.keras", "--task", "fraud")}[script]
+        code, _, err = call_script(script, *args, "--json", a_file / "out.json")
+        assert code == 2 and err.strip().endswith(f"({a_file} is a file, not a folder)"), err
     for script in ("fraud.py", "qqp.py"):  # refused for its data: no empty run folder left
         code, _, err = call_script(script, "--data", a_file, "--out", tmp_path / script / "run")
         assert code == 2 and str(a_file) in err and not (tmp_path / script).exists(), err
