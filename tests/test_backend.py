@@ -8,10 +8,22 @@ from tests.conftest import BACKEND, call_script, run_script
 
 
 def test_argv_wins_over_environment(monkeypatch):
-    monkeypatch.setenv("KERAS_BACKEND", BACKEND)
-    assert backend._from_argv(["--data", "x", "--backend", "jax"]) == "jax"
-    assert backend._from_argv(["--backend=torch"]) == "torch"
-    assert backend._from_argv(["--data", "x"]) is None
+    import keras  # noqa: F401  (loaded by the suite already, with BACKEND)
+
+    other = "torch" if BACKEND == "tensorflow" else "tensorflow"
+    monkeypatch.setenv("KERAS_BACKEND", other)
+    assert backend.select_backend(["--data", "x", "--backend", BACKEND]) == BACKEND
+    monkeypatch.setenv("KERAS_BACKEND", other)
+    assert backend.select_backend([f"--backend={BACKEND}"]) == BACKEND
+    assert backend.select_backend(["--data", "x"]) == BACKEND  # the choice was exported
+
+
+def test_backends_list_option():
+    assert backend.parse_backends(" torch, jax ,torch") == ["torch", "jax"]
+    with pytest.raises(InputError, match=r"^--backends: give one or more of"):
+        backend.parse_backends(" , ")
+    with pytest.raises(InputError, match=r"^--only: unknown backend 'mxnet'"):
+        backend.parse_backends("jax,mxnet", option="--only")
 
 
 def test_select_backend_keeps_the_loaded_backend(monkeypatch):
