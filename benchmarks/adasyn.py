@@ -12,8 +12,8 @@ process, which builds the data and imports only its own library, makes one untim
 then timed calls taken in turns with the others of its size:
 
 * at 284,807 rows: ours (the paper's variant, the default), ours with ``variant="report"`` and
-  imbalanced-learn's ADASYN, then the report's loop (:func:`report_adasyn`, written here from
-  REPORT.md) alone: one timed call, no warm-up (it takes tens of seconds);
+  imbalanced-learn's ADASYN, then the report's loop (:func:`report_adasyn`, from
+  :mod:`benchmarks.report_adasyn`) alone: one timed call, no warm-up (it takes tens of seconds);
 * at 2,848,070 rows: ours and imbalanced-learn.
 
 Times are medians of at least :data:`MIN_REPEATS` calls per contender, whatever ``--repeats``
@@ -43,6 +43,7 @@ from benchmarks.harness import (
     median_time,
     peak_rss_mb,
 )
+from benchmarks.report_adasyn import report_loop
 
 TARGETS = (
     Target("ours vs imbalanced-learn, time at 284,807 x 29 (492 positives)",
@@ -75,38 +76,15 @@ def make_data(rows: int, positives: int, seed: int = 0):
 
 
 def report_adasyn(X, y, n_neighbors=K, beta=1.0, seed=50):
-    """The course report's ADASYN, as REPORT.md describes it: Python loops (the slow peer).
-
-    NumPy's global seed 50; G = int((n_majority - n_minority) * beta). For each minority point m,
-    in data order: squared distances to every row, positions 1..k of their argsort (NumPy's
-    default sort, as the report; position 0 taken as m itself) are its neighbours, the minority
-    ones its partners, and its weight is (k - partners) % k. Counts int(G * w / sum(w)); one
-    Python iteration per synthetic point: a partner uniformly, lambda in [0, 1), m + (p - m) * lam.
+    """The course report's ADASYN (:func:`benchmarks.report_adasyn.report_loop`, the slow peer):
+    NumPy's global seed ``seed`` and default sort, as the report.
 
     Returns (X_resampled, y_resampled, per-point counts).
     """
-    np.random.seed(seed)
-    n_minority, n_majority = int(np.sum(y == 1)), int(np.sum(y == 0))
-    G = int((n_majority - n_minority) * beta)
-    points, partners, weights = [], [], []
-    for m in range(len(X)):
-        if y[m] != 1:
-            continue
-        distances = np.sum((X - X[m]) ** 2, axis=1)
-        nearest = np.argsort(distances)[1:n_neighbors + 1]
-        mates = [j for j in nearest if y[j] == 1]
-        points.append(m)
-        partners.append(mates)
-        weights.append((n_neighbors - len(mates)) % n_neighbors)
-    counts = [int(G * w / sum(weights)) for w in weights]
-    synthetic = []
-    for m, mates, count in zip(points, partners, counts, strict=True):
-        for _ in range(count):
-            partner = mates[np.random.randint(len(mates))]
-            lam = np.random.uniform()
-            synthetic.append(X[m] + (X[partner] - X[m]) * lam)
-    X_new = np.array(synthetic).reshape(-1, X.shape[1])
-    return np.vstack([X, X_new]), np.concatenate([y, np.ones(len(X_new), y.dtype)]), counts
+    counts, _, synthetic = report_loop(X, y, n_neighbors, beta, np.random.RandomState(seed))
+    X_new = np.array([row for *_, row in synthetic]).reshape(-1, X.shape[1])
+    return (np.vstack([X, X_new]), np.concatenate([y, np.ones(len(X_new), y.dtype)]),
+            counts.tolist())
 
 
 def _resampler(impl: str):

@@ -29,6 +29,7 @@ from sklearn.utils.estimator_checks import (
     estimator_checks_generator as sklearn_checks_generator,
 )
 
+from benchmarks.report_adasyn import report_loop
 from project.errors import InputError
 from project.sampling import ADASYN, knn
 from project.sampling import adasyn as adasyn_module
@@ -230,37 +231,9 @@ def test_beta_scales_G():
 
 
 # --- variant="report": point for point the report's loop -------------------------------------
-
-
-def report_loop(X, y, k, beta, rng):
-    """The course report's ADASYN, transcribed from its description (REPORT.md), for y in {0, 1}.
-
-    One deliberate choice: ``np.argsort(..., kind="stable")``, so that equal distances go to the
-    lower row (the report's default sort leaves their order to the sorting algorithm). ``rng``
-    stands in for the report's global seed. Returns the per-point counts (minority points in data
-    order), each minority point's partner list, and (base row, partner row, lambda, new row) for
-    every synthetic row in output order.
-    """
-    n_minority, n_majority = int(np.sum(y == 1)), int(np.sum(y == 0))
-    G = int((n_majority - n_minority) * beta)
-    points, partners, weights = [], [], []
-    for m in range(len(X)):
-        if y[m] != 1:
-            continue
-        distances = np.sum((X - X[m]) ** 2, axis=1)
-        nearest = np.argsort(distances, kind="stable")[1:k + 1]  # position 0 taken as m
-        mates = [j for j in nearest if y[j] == 1]
-        points.append(m)
-        partners.append(mates)
-        weights.append((k - len(mates)) % k)
-    counts = [int(G * w / sum(weights)) for w in weights]
-    synthetic = []
-    for m, mates, count in zip(points, partners, counts):
-        for _ in range(count):
-            partner = mates[rng.randint(len(mates))]
-            lam = rng.uniform()
-            synthetic.append((m, partner, lam, X[m] + (X[partner] - X[m]) * lam))
-    return np.array(counts), partners, synthetic
+# The oracle is benchmarks.report_adasyn.report_loop, with one deliberate choice: sort_kind=
+# "stable", so that equal distances go to the lower row, as ours (the report's default sort
+# leaves their order to the sorting algorithm).
 
 
 class CountingDraws(np.random.RandomState):
@@ -325,7 +298,7 @@ REPORT_SETS = report_data_sets()
 
 @pytest.mark.parametrize("name, X, y, k, beta", REPORT_SETS, ids=[s[0] for s in REPORT_SETS])
 def test_report_variant_is_the_reports_loop_point_for_point(name, X, y, k, beta):
-    counts, partners, synthetic = report_loop(X, y, k, beta, CountingDraws())
+    counts, partners, synthetic = report_loop(X, y, k, beta, CountingDraws(), sort_kind="stable")
     ours = ADASYN(variant="report", n_neighbors=k, beta=beta, random_state=CountingDraws())
     X_res, y_res = ours.fit_resample(X, y)
 
@@ -351,7 +324,7 @@ def test_report_variant_is_the_reports_loop_point_for_point(name, X, y, k, beta)
 
 @pytest.mark.parametrize("name, X, y, k, beta", REPORT_SETS, ids=[s[0] for s in REPORT_SETS])
 def test_report_variant_with_a_real_rng_keeps_counts_bases_and_partners(name, X, y, k, beta):
-    counts, partners, _ = report_loop(X, y, k, beta, np.random.RandomState(50))
+    counts, partners, _ = report_loop(X, y, k, beta, np.random.RandomState(50), sort_kind="stable")
     ours = ADASYN(variant="report", n_neighbors=k, beta=beta, random_state=50)
     X_res, _ = ours.fit_resample(X, y)
     np.testing.assert_array_equal(ours.n_synthetic_per_sample_[1], counts)
@@ -367,7 +340,7 @@ def test_report_data_sets_hold_the_cases_that_matter():
     """The oracle data really have ties, duplicates, and all-majority / all-minority points."""
     by_name = {s[0]: s for s in REPORT_SETS}
     _, X, y, k, beta = by_name["lonely-and-cluster"]
-    counts, partners, _ = report_loop(X, y, k, beta, np.random.RandomState(0))
+    counts, partners, _ = report_loop(X, y, k, beta, np.random.RandomState(0), sort_kind="stable")
     sizes = np.array([len(p) for p in partners])
     assert (sizes == 0).sum() >= 3 and (sizes == k).sum() >= 10  # all majority; all minority
     assert (counts[(sizes == 0) | (sizes == k)] == 0).all()
@@ -388,7 +361,7 @@ def test_report_variant_can_give_a_point_itself_as_partner():
     X = np.array([[0.0, 0.0], [5.0, 5.0], [5.0, 5.0], [5.2, 5.0], [4.9, 5.0], [5.0, 5.3],
                   [0.5, 0.0], [0.0, 0.6], [9.0, 9.0]])
     y = np.array([0, 1, 1, 0, 0, 0, 0, 0, 0])
-    counts, partners, _ = report_loop(X, y, 3, 1.0, np.random.RandomState(0))
+    counts, partners, _ = report_loop(X, y, 3, 1.0, np.random.RandomState(0), sort_kind="stable")
     assert partners == [[2], [2]]
     ours = ADASYN(variant="report", n_neighbors=3, random_state=0)
     ours.fit_resample(X, y)
