@@ -36,7 +36,7 @@ test: $(STAMP)
 	@set -e; first=1; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b ==="; \
 	  if [ $$first = 1 ]; then \
-	    KERAS_BACKEND=$$b $(PYTEST) tests --doctest-modules project; \
+	    KERAS_BACKEND=$$b $(PYTEST) tests --doctest-modules project benchmarks; \
 	  else \
 	    KERAS_BACKEND=$$b $(PYTEST) tests -m "not backend_independent"; \
 	  fi; \

@@ -7,10 +7,11 @@ Prints JSON: per part, the metric changes (bf16 minus float32) and the largest s
 the trained runs, and the largest probability / logit change of the same weights in bfloat16.
 About 4 minutes per backend on 2 CPU cores.
 """
-import json
-import sys
+from __future__ import annotations
 
-import keras
+import argparse
+import json
+
 import numpy as np
 
 from project.experiments import fraud, qqp
@@ -18,9 +19,6 @@ from project.experiments.config import FraudConfig, QQPConfig
 from project.io import load_model
 from project.models.roberta import detached_preprocessor
 
-out = sys.argv[1]
-fraud_epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-qqp_epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 METRICS = ("loss", "accuracy", "f1", "average_precision", "roc_auc")
 
 
@@ -34,42 +32,60 @@ def in_bfloat16(model):
     return model
 
 
-report = {"backend": keras.backend.backend()}
-experiments = {
-    "fraud": (fraud.run, lambda p: FraudConfig(epochs=fraud_epochs, baselines=False,
-                                                precision=p).validate(), "protocol"),
-    "qqp": (qqp.run, lambda p: QQPConfig(epochs=qqp_epochs, precision=p).resolve(), "mode"),
-}
-for name, (run, make, key) in experiments.items():
-    results = {p: run(make(p), f"{out}/{name}-{p}", verbose=0, log=lambda line: None)
-               for p in ("float32", "mixed_bfloat16")}
-    for a, b in zip(results["float32"].runs, results["mixed_bfloat16"].runs):
-        part = f"{name}:{getattr(a, key)}"
-        entry = report[part] = {}
-        for split in ("val", "test"):
-            ea, eb = a.evaluations().get(split), b.evaluations().get(split)
-            if ea is None:
-                continue
-            entry[split] = {m: round(getattr(eb, m) - getattr(ea, m), 5) for m in METRICS}
-            entry[split]["scores_max_abs_diff"] = float(np.abs(ea.scores - eb.scores).max())
-            entry[split]["float32"] = {m: round(getattr(ea, m), 5) for m in METRICS}
-        # Inference only: the float32 run's saved model, computing in float32 and in bfloat16.
-        path = f"{out}/{name}-float32/{a.directory}/model.keras"
-        if name == "fraud":
-            from project.data.creditcard import load_creditcard, split_and_scale
+def drift(out: str, fraud_epochs: int = 10, qqp_epochs: int = 3) -> dict:
+    """Train both experiments in float32 and mixed_bfloat16 under ``out``; returns the report."""
+    import keras  # after project: its import quiets TensorFlow's start-up log
 
-            split = split_and_scale(load_creditcard(FraudConfig().data))
-            x = split.x_val
-            f32 = load_model(path).predict(x, batch_size=4096, verbose=0)
-            bf16 = in_bfloat16(load_model(path)).predict(x, batch_size=4096, verbose=0)
-            entry["inference_prob_max_abs_diff"] = float(np.abs(f32 - bf16).max())
-        else:
-            prepared = qqp.prepare(make("float32"))
-            x = prepared.features["validation"]
-            m32, m16 = load_model(path), in_bfloat16(load_model(path))
-            with detached_preprocessor(m32), detached_preprocessor(m16):
-                f32 = m32.predict(x, verbose=0)
-                bf16 = m16.predict(x, verbose=0)
-            entry["inference_logit_max_abs_diff"] = float(np.abs(f32 - bf16).max())
-            entry["inference_argmax_changes"] = int((f32.argmax(1) != bf16.argmax(1)).sum())
-print(json.dumps(report, indent=1))
+    report = {"backend": keras.backend.backend()}
+    experiments = {
+        "fraud": (fraud.run, lambda p: FraudConfig(epochs=fraud_epochs, baselines=False,
+                                                    precision=p).validate(), "protocol"),
+        "qqp": (qqp.run, lambda p: QQPConfig(epochs=qqp_epochs, precision=p).resolve(), "mode"),
+    }
+    for name, (run, make, key) in experiments.items():
+        results = {p: run(make(p), f"{out}/{name}-{p}", verbose=0, log=lambda line: None)
+                   for p in ("float32", "mixed_bfloat16")}
+        for a, b in zip(results["float32"].runs, results["mixed_bfloat16"].runs):
+            part = f"{name}:{getattr(a, key)}"
+            entry = report[part] = {}
+            for split in ("val", "test"):
+                ea, eb = a.evaluations().get(split), b.evaluations().get(split)
+                if ea is None:
+                    continue
+                entry[split] = {m: round(getattr(eb, m) - getattr(ea, m), 5) for m in METRICS}
+                entry[split]["scores_max_abs_diff"] = float(np.abs(ea.scores - eb.scores).max())
+                entry[split]["float32"] = {m: round(getattr(ea, m), 5) for m in METRICS}
+            # Inference only: the float32 run's saved model, computing in float32 and in bfloat16.
+            path = f"{out}/{name}-float32/{a.directory}/model.keras"
+            if name == "fraud":
+                from project.data.creditcard import load_creditcard, split_and_scale
+
+                split = split_and_scale(load_creditcard(FraudConfig().data))
+                x = split.x_val
+                f32 = load_model(path).predict(x, batch_size=4096, verbose=0)
+                bf16 = in_bfloat16(load_model(path)).predict(x, batch_size=4096, verbose=0)
+                entry["inference_prob_max_abs_diff"] = float(np.abs(f32 - bf16).max())
+            else:
+                prepared = qqp.prepare(make("float32"))
+                x = prepared.features["validation"]
+                m32, m16 = load_model(path), in_bfloat16(load_model(path))
+                with detached_preprocessor(m32), detached_preprocessor(m16):
+                    f32 = m32.predict(x, verbose=0)
+                    bf16 = m16.predict(x, verbose=0)
+                entry["inference_logit_max_abs_diff"] = float(np.abs(f32 - bf16).max())
+                entry["inference_argmax_changes"] = int((f32.argmax(1) != bf16.argmax(1)).sum())
+    return report
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", help="folder for the runs")
+    parser.add_argument("fraud_epochs", nargs="?", type=int, default=10)
+    parser.add_argument("qqp_epochs", nargs="?", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(json.dumps(drift(args.out, args.fraud_epochs, args.qqp_epochs), indent=1))
+
+
+if __name__ == "__main__":
+    main()
