@@ -45,6 +45,15 @@ def run_script(name: str, *args, backend: str = BACKEND, timeout: int = 600, env
     )
 
 
+def run_python(code: str, *args, backend: str = OTHER_BACKEND, timeout: int = 300):
+    """Run ``python -c code args...`` from the repository root in a fresh interpreter under
+    ``backend`` (default: the other one, for cross-backend checks); returns the
+    CompletedProcess."""
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def call_script(name: str, *args) -> tuple[int, str, str]:
     """Call ``scripts/<name>``'s ``main`` in this process, as its command line would (fast: keras
     is already loaded). Returns ``(exit code, stdout, stderr)``; bad input is exit code 2."""

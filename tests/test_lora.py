@@ -3,9 +3,6 @@ train, merge = W0 + (alpha/r) A B, merge/unmerge, an unmerged LoRA model through
 mixed precision, safetensors adapters (names, base hash, task switching, atomic refusals)."""
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -27,6 +24,7 @@ from project.models.lora import (
     unmerge_lora,
 )
 from project.models.roberta import ROBERTA_LARGE, build_classifier, detached_preprocessor
+from tests.conftest import OTHER_BACKEND, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64)
@@ -246,7 +244,7 @@ def test_unmerged_lora_model_through_keras_file(data, features, tmp_path):
 
 
 def test_unmerged_lora_model_loads_in_the_other_backend(features, tmp_path):
-    other = "torch" if keras.backend.backend() != "torch" else "tensorflow"
+    other = OTHER_BACKEND
     model = build_classifier(sequence_length=40, **QUIET)
     enable_lora(model, rank=2, alpha=4, dropout=0.1, seed=3)
     randomize_b(model)
@@ -262,9 +260,7 @@ def test_unmerged_lora_model_loads_in_the_other_backend(features, tmp_path):
         "np.save(sys.argv[1] + '/out.npy', keras.ops.convert_to_numpy(model(f)))\n"
         "print(lora_config(model)['rank'], count_params(model)[0])\n"
     )
-    env = {**os.environ, "KERAS_BACKEND": other}
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = run_python(code, tmp_path, backend=other)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["2", str(count_params(model)[0])]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), logits(model, features), atol=1e-5)

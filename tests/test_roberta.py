@@ -2,9 +2,6 @@
 in the other backend."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from project.io import load_model
 from project.models import roberta
 from project.models.lora import count_params, enable_lora, lora_config, merge_lora
 from project.models.roberta import build_classifier
+from tests.conftest import OTHER_BACKEND, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = (["How can I learn Python quickly?", "Is Paris a good city to live in?"],
@@ -128,7 +126,7 @@ def test_keras_round_trip_safe_mode(tmp_path, lora):
 
 def test_other_backend_loads_the_same_model(tmp_path):
     """Full and merged-LoRA models saved here give the same predictions in the other backend."""
-    other = "torch" if keras.backend.backend() != "torch" else "tensorflow"
+    other = OTHER_BACKEND
     features = tokenize_pairs(build_classifier(sequence_length=24).preprocessor,
                               read_qqp(roberta.ASSETS_DIR / "qqp_sample.csv.gz").frame.iloc[:8])
     np.savez(tmp_path / "features.npz", **features)
@@ -152,9 +150,7 @@ def test_other_backend_loads_the_same_model(tmp_path):
         "    out = keras.ops.convert_to_numpy(load_model(d + f'/{name}.keras')(f))\n"
         "    np.save(d + f'/{name}-{keras.backend.backend()}.npy', out)\n"
     )
-    env = {**os.environ, "KERAS_BACKEND": other}
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = run_python(code, tmp_path, backend=other)
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("full", "lora"):
         np.testing.assert_allclose(np.load(tmp_path / f"{name}-{other}.npy"), expected[name],

@@ -4,9 +4,6 @@ larger batch, the process-group settings and every refusal. Several devices and 
 processes: tests/test_scaling_processes.py."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -21,7 +18,7 @@ from project.models import convnet, lora
 from project.models.roberta import build_classifier, fine_tuning_optimizer
 from project.training import scaling
 from project.training.loop import fit_epoch, train
-from tests.conftest import BACKEND, OTHER_BACKEND, ROOT, call_script
+from tests.conftest import BACKEND, OTHER_BACKEND, call_script, run_python
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(96, 29)).astype("float32")
@@ -179,10 +176,7 @@ def _predict_elsewhere(jobs, backend, folder):
     for i, (path, x) in enumerate(jobs):
         np.savez(folder / f"in{i}.npz", **(x if isinstance(x, dict) else {"x": x}))
         args += [str(path), str(folder / f"in{i}.npz"), str(folder / f"out{i}.npy")]
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-               TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = run_python(code, *args, backend=backend)
     assert done.returncode == 0, done.stderr[-2000:]
     return [np.load(folder / f"out{i}.npy") for i in range(len(jobs))]
 
