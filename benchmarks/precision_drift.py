@@ -14,27 +14,31 @@ import json
 
 import numpy as np
 
-from project.experiments import fraud, qqp
-from project.experiments.config import FraudConfig, QQPConfig
-from project.io import load_model
-from project.models.roberta import detached_preprocessor
+from project.backend import select_backend
 
 METRICS = ("loss", "accuracy", "f1", "average_precision", "roc_auc")
 
 
 def in_bfloat16(model):
     """The same weights computing in bfloat16 (output layer float32, as training uses)."""
-    for layer in model._flatten_layers(include_self=True):
+    from project.keras_internals import all_layers, forget_traced_functions
+
+    for layer in all_layers(model):
         policy = layer.dtype_policy
         if policy.name == "float32" and layer is not model.layers[-1]:
             layer.dtype_policy = "mixed_bfloat16"
-    model.predict_function = None
+    forget_traced_functions(model)
     return model
 
 
 def drift(out: str, fraud_epochs: int = 10, qqp_epochs: int = 3) -> dict:
     """Train both experiments in float32 and mixed_bfloat16 under ``out``; returns the report."""
-    import keras  # after project: its import quiets TensorFlow's start-up log
+    import keras
+
+    from project.experiments import fraud, qqp
+    from project.experiments.config import FraudConfig, QQPConfig
+    from project.models.roberta import detached_preprocessor
+    from project.models.saving import load_model
 
     report = {"backend": keras.backend.backend()}
     experiments = {
@@ -84,6 +88,7 @@ def main(argv=None) -> None:
     parser.add_argument("fraud_epochs", nargs="?", type=int, default=10)
     parser.add_argument("qqp_epochs", nargs="?", type=int, default=3)
     args = parser.parse_args(argv)
+    select_backend([])  # KERAS_BACKEND; before keras is imported
     print(json.dumps(drift(args.out, args.fraud_epochs, args.qqp_epochs), indent=1))
 
 

@@ -84,7 +84,8 @@ def select_backend(argv: list[str] | None = None) -> str:
     this raises InputError rather than silently using the wrong one.
 
     Returns:
-        The backend name, also exported as ``KERAS_BACKEND``.
+        The backend name, also exported as ``KERAS_BACKEND`` (TensorFlow's start-up log is
+        quieted too: :func:`quiet_tensorflow_startup`).
     """
     argv = sys.argv[1:] if argv is None else argv
     name = _from_argv(argv) or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
@@ -97,9 +98,22 @@ def select_backend(argv: list[str] | None = None) -> str:
                 f"set KERAS_BACKEND={name} before importing keras"
             )
     os.environ["KERAS_BACKEND"] = name
-    # TensorFlow's C++ start-up chatter is not useful on a CPU; users can override.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow_startup()
     return name
+
+
+def quiet_tensorflow_startup() -> None:
+    """Keep TensorFlow's C++ start-up log off stderr (keras-hub imports TensorFlow on every
+    backend), unless the user set ``TF_CPP_MIN_LOG_LEVEL``: level 3, read once when TensorFlow
+    is first imported, and the one-shot import hook of :mod:`project.quiet_tensorflow` for the
+    lines TensorFlow prints before reading it. Without a GPU TensorFlow logs "failed call to
+    cuInit" at start-up, and with Keras 3.15 a harmless "NodeDef mentions attribute
+    use_unbounded_threadpool" error for every tf.data pipeline. Real failures still raise
+    Python exceptions."""
+    from project import quiet_tensorflow
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow.install()
 
 
 def seed_everything(seed: int) -> None:

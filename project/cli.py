@@ -1,23 +1,50 @@
-"""Pieces the command lines share: options both experiments take, argument types, --resume.
+"""Pieces the command lines share: options both experiments take, argument types, --resume,
+and the flag each setting comes from.
 
-Light to import (argparse and the configuration module only): the scripts parse their options
-before Keras is imported, so ``--help`` and bad options answer at once.
+Light to import (argparse and the settings only): the scripts parse their options before Keras
+is imported, so ``--help`` and bad options answer at once.
 
 Example:
 
 >>> parse_seeds("0,1,2")
 (0, 1, 2)
+>>> flag("lora_dropout"), flag("modes")
+('--lora-dropout', '--mode')
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from pathlib import Path
 
 from project.backend import add_backend_argument
-from project.errors import InputError
-from project.experiments.config import DISTRIBUTIONS, EPOCH_LOG_KEYS, PRECISIONS
+from project.errors import InputError, SettingError
+from project.settings import DISTRIBUTIONS, EPOCH_LOG_KEYS, PRECISIONS
+
+#: Settings whose flag is not ``--`` + the name with dashes.
+FLAGS = {"modes": "--mode", "protocols": "--protocol"}
+
+
+def flag(setting: str) -> str:
+    """The command-line flag a setting comes from (``batch_size`` -> ``--batch-size``)."""
+    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
+
+def flag_names(main):
+    """Decorate a script's ``main``: a bad setting found anywhere in the run is reported with
+    the flag that set it (``--rank must be >= 1``), not the library's argument name."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except SettingError as err:
+            raise err.naming(flag) from None
+
+    return wrapped
+
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import re
+import string
 import sys
 from collections.abc import Callable, Iterable
 
@@ -72,6 +73,51 @@ class InputError(ValueError):
 
     def __init__(self, message="", *args):
         super().__init__(one_line(message), *args)
+
+
+class SettingError(InputError):
+    """A bad value of one or more settings: ``template`` names them in braces
+    (``"{rank} must be >= 1, got 0"``).
+
+    Library code speaks of its arguments (``str(err)``: ``rank must be >= 1, got 0``); a
+    command line names its flags instead (:meth:`naming`, as :func:`project.cli.flag_names`
+    does: ``--rank must be >= 1, got 0``).
+
+    >>> err = SettingError("{val_fraction} plus {test_fraction} leave no training data")
+    >>> str(err), err.settings
+    ('val_fraction plus test_fraction leave no training data', ('val_fraction', 'test_fraction'))
+    >>> str(err.naming(lambda s: "--" + s.replace("_", "-")))
+    '--val-fraction plus --test-fraction leave no training data'
+    """
+
+    def __init__(self, template: str):
+        self.template = template
+        self.settings = tuple(dict.fromkeys(
+            field for _, field, _, _ in string.Formatter().parse(template) if field))
+        super().__init__(template.format_map({s: s for s in self.settings}))
+
+    @classmethod
+    def about(cls, setting: str, problem: str) -> SettingError:
+        """``setting`` followed by ``problem`` (plain text: braces in it are kept as they are)."""
+        return cls("{" + setting + "} " + literal(problem))
+
+    def naming(self, name: Callable[[str], str]) -> InputError:
+        """The same message with every setting shown as ``name(setting)``."""
+        return InputError(self.template.format_map({s: name(s) for s in self.settings}))
+
+
+def literal(text) -> str:
+    """``text`` for a :class:`SettingError` template: its braces kept as they are."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+def file_error(setting: str, message: str) -> SettingError:
+    """``message`` about a file, followed by the setting that named it.
+
+    >>> str(file_error("dev", "dev.tsv: no such file"))
+    'dev.tsv: no such file (dev)'
+    """
+    return SettingError(literal(message) + " ({" + setting + "})")
 
 
 def run_cli(main: Callable[[], int | None]) -> None:

@@ -1,13 +1,12 @@
-"""Outputs that are never half-written, and loading a model file we did not write.
+"""Outputs that are never half-written, one writer per run folder, and JSON sidecars.
 
-* :func:`atomic_path`, :func:`write_text`, :func:`write_json`, :func:`save_model`: write to a
-  temporary name in the same folder, then rename; an interrupted run never leaves a half-written
-  ``metrics.json``, report, figure or model under the final name.
+* :func:`atomic_path`, :func:`write_text`, :func:`write_json`: write to a temporary name in the
+  same folder, then rename; an interrupted run never leaves a half-written ``metrics.json``,
+  report, figure or model under the final name (models: :func:`project.models.saving.save_model`).
 * :func:`remove_stale_temporaries`: a run killed during a write (SIGKILL, power cut) leaves its
   temporary behind; this removes those whose writer is gone.
 * :class:`RunLock`: one writer per run directory.
-* :func:`load_model`: a ``.keras`` file in safe mode, with sizes checked before anything is read;
-  :func:`read_json`: a JSON sidecar, size-capped, errors as one line.
+* :func:`read_json`: a JSON sidecar, size-capped, errors as one line.
 
 Example:
 
@@ -69,49 +68,9 @@ def temporary_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{base}.tmp-{os.getpid()}-{_HOST}-{start}{suffixes}")
 
 
-_WRITER = True
-_PRIVATE: Path | None = None
-
-
-def set_writer(writer: bool, private: str | os.PathLike | None = None) -> None:
-    """Whether this process writes files (default yes).
-
-    In a run of several processes (data parallelism over several hosts) process 0 alone writes
-    the run folder; each of the others works in a private folder of its own (``private``) and
-    calls ``set_writer(False, private)``: from then on :func:`atomic_path` (every write of the
-    package goes through it) writes nothing outside that folder (it hands out a temporary that
-    is deleted afterwards), and :func:`remove` removes nothing outside it.
-    """
-    global _WRITER, _PRIVATE
-    _WRITER = bool(writer)
-    _PRIVATE = None if writer or private is None else Path(private).resolve()
-
-
-def is_writer() -> bool:
-    """Whether this process writes the run's files (:func:`set_writer`)."""
-    return _WRITER
-
-
-def _writes(path: Path) -> bool:
-    """Whether a write to ``path`` happens in this process (:func:`set_writer`)."""
-    if _WRITER:
-        return True
-    path = Path(path)  # the folder resolved, not the name: a link there is the private one
-    return _PRIVATE is not None and (path.parent.resolve() / path.name).is_relative_to(_PRIVATE)
-
-
-def remove(path: str | os.PathLike) -> None:
-    """Delete ``path`` if it exists and this process writes there (:func:`set_writer`)."""
-    if _writes(Path(path)):
-        Path(path).unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
-
-    Where this process does not write (:func:`set_writer`), the temporary is in a folder of
-    its own and is deleted afterwards: ``path`` is left as it is.
 
     Example:
 
@@ -125,16 +84,6 @@ def atomic_path(path: str | os.PathLike):
     ('done', ['notes.txt'])
     """
     path = Path(path)
-    if not _writes(path):
-        import shutil
-        import tempfile
-
-        folder = Path(tempfile.mkdtemp(prefix="project-not-written-"))
-        try:
-            yield folder / path.name
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file where a folder should be, a read-only place, ...
@@ -177,13 +126,6 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, data) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically (NumPy scalars and arrays allowed)."""
     return write_text(path, json.dumps(data, indent=2, default=_to_builtin) + "\n")
-
-
-def save_model(model, path: str | os.PathLike) -> Path:
-    """``model.save`` to a ``.keras`` path atomically; returns the path."""
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-    return Path(path)
 
 
 def read_json(path: str | os.PathLike, what: str = "file", max_bytes: int = MAX_CONFIG_BYTES):
@@ -358,7 +300,7 @@ class RunLock:
             os.close(fd)
             raise InputError(
                 f"{self.directory} is in use by another run (pid {holder}); wait for it, or "
-                "choose another --out"
+                "choose another run folder"
             ) from None
         except OSError as err:  # e.g. ENOLCK on a file system without locks
             os.close(fd)
@@ -384,54 +326,3 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading
-
-
-def load_model(path: str | os.PathLike, compile: bool = False):
-    """Load a ``.keras`` file in Keras's safe mode (no code from the file runs).
-
-    Before Keras reads anything, the archive must be a zip holding ``config.json``, that file
-    and ``metadata.json`` at most ``MAX_CONFIG_BYTES`` uncompressed (Keras reads them whole into
-    memory), and every member must pass its CRC check.
-
-    Raises:
-        InputError: the file is missing, is not a ``.keras`` archive, has an oversized
-            configuration, or is truncated/corrupt.
-    """
-    import zipfile
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such model file")
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not a Keras model (expected a .keras archive)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if "config.json" not in names:
-                raise ValueError("no config.json inside")
-            for name in ("config.json", "metadata.json"):
-                size = archive.getinfo(name).file_size if name in names else 0
-                if size > MAX_CONFIG_BYTES:
-                    raise InputError(
-                        f"{path}: its {name} is {size / 2**20:,.0f} MiB, more than the "
-                        f"{MAX_CONFIG_BYTES // 2**20} MiB a model configuration may take; not "
-                        "loading it"
-                    )
-            bad = archive.testzip()
-            ours = b'"module": "project' in archive.read("config.json")
-        if bad is not None:
-            raise ValueError(f"damaged entry {bad}")
-        import keras
-
-        if ours:  # registers our serialisable classes (LoRA layers, the LoRA-aware backbone)
-            import project.models.roberta  # noqa: F401
-        return keras.saving.load_model(path, safe_mode=True, compile=compile)
-    except (InputError, ImportError):
-        raise
-    except Exception as err:  # Keras raises many types for a damaged file
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path}: cannot load as a Keras model ({reason})") from None

@@ -21,6 +21,8 @@ results equal scikit-learn's ``average_precision_score`` / ``roc_auc_score`` wit
 Example:
 
 >>> import numpy as np
+
+from project.settings import METRICS
 >>> rng = np.random.default_rng(0)
 >>> y = rng.integers(0, 2, 500)
 >>> scores = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
@@ -36,9 +38,8 @@ import math
 
 import numpy as np
 
-#: Metrics every evaluation reports, with an interval each. ``average_precision`` is
-#: scikit-learn's step-wise average precision, not Keras's interpolated PR-AUC.
-METRICS = ("accuracy", "precision", "recall", "f1", "average_precision", "roc_auc")
+from project.settings import METRICS
+
 N_BOOT = 1000
 _CHUNK_CELLS = 2_000_000  # replicates x examples held at once (float64: 16 MB per array)
 

@@ -333,7 +333,8 @@ def convnet_throughput(rows: int, epochs: int) -> dict:
     """The fraud ConvNet trained as scripts/fraud.py trains it, on synthetic rows: samples/s."""
     import numpy as np
 
-    from project.models.convnet import BATCH_SIZE, build_convnet, compile_convnet
+    from project.models.convnet import build_convnet, compile_convnet
+    from project.settings import FRAUD_BATCH_SIZE as BATCH_SIZE
     from project.training.loop import fit_epoch
 
     rng = np.random.default_rng(0)

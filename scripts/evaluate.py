@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from project.backend import add_backend_argument
-from project.cli import Parser, finite_float
+from project.cli import Parser, finite_float, flag_names
 from project.errors import InputError, run_cli
 from project.io import check_output_file
 
@@ -109,24 +109,25 @@ def fraud_data(args, record: dict):
 
 def qqp_pairs(args, record: dict | None):
     """The question pairs to score, and a description of which ones."""
-    from project.data import qqp
+    from project.data.qqp import SAMPLE_PATH, read_qqp
+    from project.data.qqp_splits import load_qqp
     from project.experiments.rundir import file_sha256
 
     data = record.get("data", {}) if record else {}
     run_file = data.get("path")
-    path = args.data or (Path(run_file) if run_file else qqp.SAMPLE_PATH)
+    path = args.data or (Path(run_file) if run_file else SAMPLE_PATH)
     same = bool(data.get("sha256")) and path.is_file() and file_sha256(path) == data["sha256"]
     if not same or data.get("dev"):
         if args.split not in (None, "all"):
             raise InputError(f"--split {args.split}: {path} is not the run's training data, so "
                              "it has no split; it is evaluated whole")
-        table = qqp.read_qqp(path, labels_required=False)
+        table = read_qqp(path, labels_required=False)
         return table.frame, f"{path} (all {len(table.frame):,} pairs)"
     split_name = args.split or ("test" if data.get("test_fraction") else "val")
     if split_name == "all":
-        table = qqp.read_qqp(path)
+        table = read_qqp(path)
         return table.frame, f"{path} (all pairs, training pairs included)"
-    prepared = qqp.load_qqp(path, None, fraction=data.get("fraction"),
+    prepared = load_qqp(path, None, fraction=data.get("fraction"),
                             balance=data.get("balance", False),
                             validation_fraction=data["val_fraction"],
                             test_fraction=data.get("test_fraction"), seed=data.get("seed", 0))
@@ -160,6 +161,7 @@ def predictions_only(args, model, features, what: str, backend: str) -> int:
     return 0
 
 
+@flag_names
 def main(argv=None) -> int:
     args = parse_args(argv)
     from project.backend import select_backend
@@ -167,7 +169,8 @@ def main(argv=None) -> int:
     backend = select_backend(["--backend", args.backend])
     import numpy as np
 
-    from project.io import load_model, write_json
+    from project.io import write_json
+    from project.models.saving import load_model
 
     record = read_record(args.model, args.task, required=args.task == "fraud")
     if args.task == "fraud":
@@ -179,10 +182,11 @@ def main(argv=None) -> int:
         report = evaluate(model, x, y, threshold)
         what = f"{what} rows"
     else:
-        from project.data.qqp import tokenize_pairs
-        from project.experiments.qqp import evaluate, load_classifier
+        from project.data.qqp_length import tokenize_pairs
+        from project.experiments.qqp import evaluate
+        from project.interop import load_classifier
 
-        model = load_classifier(args.model, args.adapter)
+        model = load_classifier(args.model, adapter=args.adapter)
         frame, what = qqp_pairs(args, record)
         features = tokenize_pairs(model.preprocessor, frame)
         if "is_duplicate" not in frame:

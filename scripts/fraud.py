@@ -21,12 +21,22 @@ from project.cli import (
     Parser,
     add_run_options,
     finite_float,
+    flag_names,
     given_options,
     new_or_resumed,
     seeds_of,
 )
 from project.errors import InputError, run_cli
-from project.experiments.config import PROTOCOLS, FraudConfig
+from project.experiments.config import FraudConfig
+from project.settings import (
+    ADASYN_BETA,
+    ADASYN_K,
+    FRAUD_BATCH_SIZE,
+    FRAUD_EPOCHS,
+    FRAUD_LEARNING_RATE,
+    PROTOCOLS,
+    THRESHOLD,
+)
 
 # Options recorded in the configuration (what --resume compares) and their config names.
 CONFIG_OPTIONS = ("data", "protocols", "seeds", "epochs", "batch_size", "learning_rate",
@@ -36,23 +46,24 @@ CONFIG_OPTIONS = ("data", "protocols", "seeds", "epochs", "batch_size", "learnin
 
 
 def parse_args(argv=None):
-    defaults = FraudConfig()
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=None, help="creditcard.csv or .csv.gz (default: the bundled "
                    "synthetic sample)")
     p.add_argument("--protocol", choices=[*PROTOCOLS, "all"], default=None,
                    help="default none; all runs the three")
-    p.add_argument("--epochs", type=int, default=None, help=f"default {defaults.epochs}")
-    p.add_argument("--batch-size", type=int, default=None, help=f"default {defaults.batch_size}")
+    p.add_argument("--epochs", type=int, default=None, help=f"default {FRAUD_EPOCHS}")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {FRAUD_BATCH_SIZE}")
     p.add_argument("--learning-rate", type=finite_float, default=None,
-                   help=f"Adam's (default {defaults.learning_rate:g})")
+                   help=f"Adam's (default {FRAUD_LEARNING_RATE:g})")
     p.add_argument("--stratify", action="store_true", default=None,
                    help="stratified 60/20/20 split")
     p.add_argument("--threshold", default=None,
-                   help="decision threshold: a number in [0, 1] (default 0.5) or val-f1")
-    p.add_argument("--adasyn-k", type=int, default=None, help="ADASYN's neighbours (default 5)")
+                   help=f"decision threshold: a number in [0, 1] (default {THRESHOLD:g}) or "
+                        "val-f1")
+    p.add_argument("--adasyn-k", type=int, default=None,
+                   help=f"ADASYN's neighbours (default {ADASYN_K})")
     p.add_argument("--adasyn-beta", type=finite_float, default=None,
-                   help="ADASYN's balance level (default 1)")
+                   help=f"ADASYN's balance level (default {ADASYN_BETA:g})")
     p.add_argument("--no-baselines", dest="baselines", action="store_false", default=None,
                    help="skip logistic regression and gradient boosting")
     add_run_options(p, "fraud")
@@ -74,17 +85,17 @@ def parse_args(argv=None):
     return args, given
 
 
+@flag_names
 def main(argv=None) -> int:
     args, given = parse_args(argv)
     config, out, resume = new_or_resumed(args, given, "fraud",
                                          lambda options: FraudConfig(**options).validate())
     from project.experiments import fraud
-    from project.io import is_writer
     from project.reporting.fraud import write_fraud_outputs
 
     result = fraud.run(config, out, resume=resume, verbose=args.verbose)
-    report = write_fraud_outputs(result, out)
-    if is_writer():  # in a run of several processes, process 0 writes
+    if result.chief:  # in a run of several processes, process 0 writes
+        report = write_fraud_outputs(result, out)
         print(f"\nwrote {report}, metrics.json, plots and models under {out}")
     return 0
 

@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from project.backend import add_backend_argument
-from project.cli import Parser
+from project.cli import Parser, flag_names
 from project.errors import InputError, run_cli
 
 
@@ -42,6 +42,7 @@ def parse_args(argv=None):
     return args
 
 
+@flag_names
 def main(argv=None) -> int:
     args = parse_args(argv)
     from project.backend import select_backend
@@ -50,11 +51,11 @@ def main(argv=None) -> int:
     import pandas as pd
     from keras import ops
 
-    from project.data.qqp import tokenize_pairs
-    from project.experiments.qqp import load_classifier
+    from project.data.qqp_length import tokenize_pairs
+    from project.interop import load_classifier
     from project.training.metrics import positive_scores
 
-    model = load_classifier(args.model, args.adapter)
+    model = load_classifier(args.model, adapter=args.adapter)
     frame = pd.DataFrame({"question1": [args.question1], "question2": [args.question2]})
     logits = ops.convert_to_numpy(model(tokenize_pairs(model.preprocessor, frame)))
     print(f"duplicate probability {float(positive_scores(logits)[0]):.4f}")

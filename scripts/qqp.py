@@ -28,12 +28,22 @@ from project.cli import (
     Parser,
     add_run_options,
     finite_float,
+    flag_names,
     given_options,
     new_or_resumed,
     seeds_of,
 )
 from project.errors import run_cli
-from project.experiments.config import LORA_STYLES, LORA_TARGETS, MODES, QQP_PROFILES, QQPConfig
+from project.experiments.config import QQPConfig
+from project.settings import (
+    LORA_ALPHA,
+    LORA_DROPOUT,
+    LORA_RANK,
+    LORA_STYLES,
+    LORA_TARGETS,
+    MODES,
+    QQP_PROFILES,
+)
 
 CONFIG_OPTIONS = ("data", "dev", "preset", "modes", "profile", "epochs", "batch_size", "lr_full",
                   "lr_lora", "weight_decay", "warmup_ratio", "clip_norm", "sequence_length",
@@ -55,9 +65,11 @@ def parse_args(argv=None):
     p.add_argument("--profile", choices=tuple(QQP_PROFILES), default=None, help="default report")
     p.add_argument("--lora-style", choices=LORA_STYLES, default=None,
                    help="matrix: the paper's/PEFT's LoRA (default); per-head: keras-hub's")
-    p.add_argument("--rank", type=int, default=None, help="LoRA rank r (default 8)")
-    p.add_argument("--alpha", type=finite_float, default=None, help="LoRA alpha (default 16)")
-    p.add_argument("--lora-dropout", type=finite_float, default=None, help="default 0.05")
+    p.add_argument("--rank", type=int, default=None, help=f"LoRA rank r (default {LORA_RANK})")
+    p.add_argument("--alpha", type=finite_float, default=None,
+                   help=f"LoRA alpha (default {LORA_ALPHA:g})")
+    p.add_argument("--lora-dropout", type=finite_float, default=None,
+                   help=f"default {LORA_DROPOUT:g}")
     p.add_argument("--targets", default=None,
                    help=f"LoRA projections, e.g. query,value (from {','.join(LORA_TARGETS)}; "
                         "default: the profile's)")
@@ -100,17 +112,17 @@ def parse_args(argv=None):
     return args, given
 
 
+@flag_names
 def main(argv=None) -> int:
     args, given = parse_args(argv)
     config, out, resume = new_or_resumed(args, given, "qqp",
                                          lambda options: QQPConfig(**options).resolve())
     from project.experiments import qqp
-    from project.io import is_writer
     from project.reporting.qqp import write_qqp_outputs
 
     result = qqp.run(config, out, resume=resume, verbose=args.verbose)
-    report = write_qqp_outputs(result, out)
-    if is_writer():  # in a run of several processes, process 0 writes
+    if result.chief:  # in a run of several processes, process 0 writes
+        report = write_qqp_outputs(result, out)
         for run in result.runs:
             print(f"seed {run.seed} · {run.label}: validation accuracy {run.val.accuracy:.4f}, "
                   f"{run.trainable_params:,} trainable, {run.training.train_seconds:.1f} s")

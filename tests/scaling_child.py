@@ -35,7 +35,7 @@ def main(devices: int, out: str, data: str) -> dict:
     from project.experiments import fraud, qqp
     from project.experiments.config import FraudConfig, QQPConfig
     from project.models import convnet
-    from project.training import scaling
+    from project.training import distribution
     from project.training.loop import train
 
     backend = keras.backend.backend()
@@ -60,8 +60,8 @@ def main(devices: int, out: str, data: str) -> dict:
             weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
             return weights, model.predict(x[:77], batch_size=50, verbose=0)
 
-    one = scaling.Scaling(backend)
-    several = scaling.setup(FraudConfig(distribute="data", batch_size=64))
+    one = distribution.Scaling(backend)
+    several = distribution.setup(FraudConfig(distribute="data", batch_size=64))
     found["devices"] = several.devices
     w1, p1 = fit(one, 2, f"{out}/one.safetensors")
     w2, p2 = fit(several, 2, f"{out}/several.safetensors")
@@ -73,7 +73,7 @@ def main(devices: int, out: str, data: str) -> dict:
     found["resume_max_diff"] = max(float(np.abs(a - b).max()) for a, b in zip(w2, w3))
 
     try:
-        scaling.setup(FraudConfig(distribute="data", batch_size=devices * 32 + 1))
+        distribution.setup(FraudConfig(distribute="data", batch_size=devices * 32 + 1))
     except InputError as err:
         found["indivisible"] = str(err)
 

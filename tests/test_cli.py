@@ -84,13 +84,13 @@ def test_fraud_options_are_checked_before_any_work(tmp_path, args, message):
         (["--lr", "nan"], "must be a finite number"),
         (["--lr", "0"], "--lr-full must be > 0"),
         (["--rank", "0"], "--rank must be >= 1"),
-        (["--lora-dropout", "1.5"], "--lora-dropout must be <="),
+        (["--lora-dropout", "1.5"], "--lora-dropout must be < 1"),
         (["--fraction", "2"], "--fraction must be <= 1"),
-        (["--targets", "query,bogus"], "unknown --targets bogus"),
+        (["--targets", "query,bogus"], "--targets has unknown bogus"),
         (["--val-fraction", "0.6", "--test-fraction", "0.4"], "leave no training data"),
         (["--clip-norm", "-1"], "--clip-norm must be >= 0"),
         (["--preset", "./no/such/dir"], "no such directory"),
-        (["--sequence-length", "1000"], "sequence length 1000"),
+        (["--sequence-length", "1000"], "--sequence-length 1000 is above"),
     ],
 )
 def test_qqp_options_are_checked_before_any_training(tmp_path, args, message):

@@ -3,8 +3,8 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from project.data.creditcard import load_creditcard, split_and_scale
-from project.io import load_model, save_model
 from project.models.convnet import build_convnet, compile_convnet
+from project.models.saving import load_model, save_model
 from project.training.loop import fit_epoch
 
 

@@ -150,7 +150,7 @@ def _varied_rows(n, seed=0):
     ("name", "make", "message"),
     [
         ("creditcard.csv", lambda: np.random.default_rng(0).integers(0, 256, 4096, np.uint8)
-         .tobytes(), r"not a text CSV file \(binary data at byte \d+\) \(--data\)"),
+         .tobytes(), r"not a text CSV file \(binary data at byte \d+\) \(data\)"),
         ("creditcard.csv", lambda: _csv([GOOD, FRAUD]).encode()[:-5] + "\xe9".encode("latin-1"),
          r"not UTF-8 text \(byte 0xe9 at byte \d+\)"),
         ("creditcard.csv.gz", lambda: _csv([GOOD, FRAUD]).encode(), r"not a gzip file"),

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from project.experiments import fraud
-from project.experiments.config import PROTOCOLS, FraudConfig
+from project.experiments.config import FraudConfig
 from project.experiments.rundir import RunDirectory
 from project.reporting.fraud import write_fraud_outputs
+from project.settings import PROTOCOLS
 from tests.conftest import (
     BACKEND,
     OTHER_BACKEND,

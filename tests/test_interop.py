@@ -16,14 +16,16 @@ import pytest
 
 from project.errors import InputError
 from project.interop import (
+    load_classifier,
     load_hf_classifier,
     load_peft_adapter,
     save_hf_classifier,
     save_peft_adapter,
 )
-from project.io import save_model
-from project.models.lora import enable_lora, lora_config, lora_layers, save_adapter
+from project.models.adapters import save_adapter
+from project.models.lora import enable_lora, lora_config, lora_layers
 from project.models.roberta import build_classifier
+from project.models.saving import save_model
 from project.models.tensor_files import read_safetensors, write_safetensors
 from tests.conftest import ROOT, call_script
 from tests.hf_reference import LENGTH, PAIRS
@@ -97,15 +99,15 @@ def test_model_without_head_matches_transformers(hf, ref):
     assert not bias.any() and 0.3 < kernel.std() < 0.7  # initializer_range 0.5
 
 
-def test_build_classifier_reads_a_hf_folder(hf, ref):
+def test_load_classifier_reads_a_hf_folder(hf, ref):
     """What scripts/qqp.py --preset DIR does."""
-    model = build_classifier(str(hf / "cls"), sequence_length=20, dropout=0.1, num_classes=3)
+    model = load_classifier(str(hf / "cls"), sequence_length=20, dropout=0.1, num_classes=3)
     assert model.preprocessor.sequence_length == 20 and model.dropout == 0.1
     assert model.backbone.max_sequence_length == 64
     assert model.preprocessor.tokenizer.vocabulary_size() == 846
     np.testing.assert_allclose(logits(model, inputs(ref)), ref["cls_logits"], atol=1e-4)
     with pytest.raises(InputError, match=r"head has 3 labels, 2 were asked for"):
-        build_classifier(str(hf / "cls"), sequence_length=20)
+        load_classifier(str(hf / "cls"), sequence_length=20)
 
 
 @pytest.mark.parametrize("adapter", ["peft_qv", "peft_qkv"])
@@ -302,7 +304,7 @@ def test_predict_script(hf, tmp_path):
     frame = {"question1": pair[:1], "question2": pair[1:]}
     import pandas as pd
 
-    from project.data.qqp import tokenize_pairs
+    from project.data.qqp_length import tokenize_pairs
     from project.training.metrics import positive_scores
 
     expected = positive_scores(logits(model, tokenize_pairs(model.preprocessor,
@@ -318,7 +320,7 @@ def test_predict_script(hf, tmp_path):
     for argv, message in (
         ([tmp_path / "none.keras", *pair], r"none\.keras: no such model file or folder"),
         ([tmp_path / "full.keras", "", "q"], r"question1 is empty"),
-        ([hf / "cls", *pair], r"has 3 outputs; a duplicate probability needs 2 classes"),
+        ([hf / "cls", *pair], r"head has 3 labels, 2 were asked for"),
         ([tmp_path / "full.keras", *pair, "--adapter", tmp_path / "x.safetensors"],
          r"--adapter .*x\.safetensors: no such file or folder"),
         ([tmp_path / "adapter.safetensors", *pair], r"expected a \.keras file or a model folder"),

@@ -1,5 +1,5 @@
-"""project.io: atomic writes and their temporaries, kill-safe logs, the run lock, load_model's
-checks; and the TensorFlow start-up filter (project.quiet_tensorflow)."""
+"""project.io: atomic writes and their temporaries, kill-safe logs, the run lock; load_model's
+checks (project.models.saving); and the TensorFlow start-up filter (project.quiet_tensorflow)."""
 
 import os
 import signal
@@ -17,13 +17,13 @@ from project.io import (
     RunLock,
     atomic_path,
     is_stale_temporary,
-    load_model,
     read_json,
     remove_stale_temporaries,
     temporary_path,
     write_json,
     write_text,
 )
+from project.models.saving import load_model
 from project.quiet_tensorflow import filter_noise, is_noise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -260,7 +260,8 @@ def test_the_import_hook_filters_only_noise(tmp_path):
     )
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), ROOT])}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    code = "import project, tensorflow; print(tensorflow.VALUE, tensorflow.__loader__.__class__)"
+    code = ("from project.backend import quiet_tensorflow_startup; quiet_tensorflow_startup(); "
+            "import tensorflow; print(tensorflow.VALUE, tensorflow.__loader__.__class__)")
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              env={k: v for k, v in os.environ.items()
                                   if k != "TF_CPP_MIN_LOG_LEVEL"} | env, timeout=120)
@@ -269,14 +270,22 @@ def test_the_import_hook_filters_only_noise(tmp_path):
     assert process.stderr.splitlines() == [REAL[0], "python warning"]
 
 
-def test_importing_project_and_keras_hub_prints_nothing():
-    """Under this backend, in a fresh process, with TF_CPP_MIN_LOG_LEVEL left unset."""
+def test_selecting_the_backend_quiets_tensorflow_and_importing_project_does_nothing():
+    """Under this backend, in a fresh process, with TF_CPP_MIN_LOG_LEVEL left unset: a script's
+    start (select_backend, then keras-hub) prints nothing; ``import project`` alone changes
+    neither the environment nor the import machinery."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = ROOT
-    process = subprocess.run([sys.executable, "-c", "import project, keras_hub"],
-                             capture_output=True, text=True, env=env, timeout=300)
+    code = "from project.backend import select_backend; select_backend([]); import keras_hub"
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=300)
     assert process.returncode == 0, process.stderr
     assert process.stderr == ""
+    code = ("import os, sys; hooks = list(sys.meta_path); import project; "
+            "print(list(sys.meta_path) == hooks, 'TF_CPP_MIN_LOG_LEVEL' in os.environ)")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=300)
+    assert process.stdout.split() == ["True", "False"], process.stderr
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from project.data import qqp
+from project.data import qqp, qqp_length, qqp_splits
 from project.data.qqp_sample import SPECIAL_TOKENS, make_qqp_sample
 from project.errors import InputError
 from project.models.roberta import ASSETS_DIR, build_preprocessor, build_tokenizer
+from project.reporting.plots import plot_length_histogram
 
 HEADER = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
 VOCAB = ASSETS_DIR / "qqp_tokenizer" / "vocab.json"
@@ -85,8 +86,8 @@ def test_bundled_tokenizer_has_roberta_special_ids():
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(InputError, match=r"nope\.csv: no such file \(--dev\)"):
-        qqp.read_qqp(tmp_path / "nope.csv", option="--dev")
+    with pytest.raises(InputError, match=r"nope\.csv: no such file \(dev\)"):
+        qqp.read_qqp(tmp_path / "nope.csv", setting="dev")
 
 
 def test_missing_columns_are_named(tmp_path):
@@ -121,15 +122,15 @@ def test_empty_file(tmp_path):
 
 def test_balance_fraction_split():
     data = frame(300, 100)
-    balanced = qqp.balance_classes(data, seed=3)
+    balanced = qqp_splits.balance_classes(data, seed=3)
     assert balanced["is_duplicate"].value_counts().to_dict() == {0: 100, 1: 100}
-    assert balanced.equals(qqp.balance_classes(data, seed=3))
-    assert not balanced.equals(qqp.balance_classes(data, seed=4))
+    assert balanced.equals(qqp_splits.balance_classes(data, seed=3))
+    assert not balanced.equals(qqp_splits.balance_classes(data, seed=4))
 
-    small = qqp.subsample(data, 0.1, seed=0)
+    small = qqp_splits.subsample(data, 0.1, seed=0)
     assert small["is_duplicate"].value_counts().to_dict() == {0: 30, 1: 10}
 
-    train, validation, test = qqp.split(data, 0.2, seed=0)
+    train, validation, test = qqp_splits.split(data, 0.2, seed=0)
     assert validation["is_duplicate"].value_counts().to_dict() == {0: 60, 1: 20}
     assert len(train) == 320 and test is None
     assert set(train["question1"]).isdisjoint(validation["question1"])
@@ -138,15 +139,15 @@ def test_balance_fraction_split():
 
 @pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
 def test_bad_fraction(fraction):
-    with pytest.raises(InputError, match=r"fraction must be in \(0, 1\].*--fraction"):
-        qqp.subsample(frame(5, 5), fraction)
+    with pytest.raises(InputError, match=r"^fraction must be (> 0|<= 1), got"):
+        qqp_splits.subsample(frame(5, 5), fraction)
 
 
 def test_load_with_dev_file(tmp_path):
     rows = [[i, 2 * i, 2 * i + 1, f"q{i}?", f"p{i}?", i % 2] for i in range(20)]
     train_path = write_csv(tmp_path / "train.csv", rows)
     dev_path = write_csv(tmp_path / "dev.csv", rows[:6] + [[99, 0, 0, "", "x?", 1]])
-    data = qqp.load_qqp(train_path, dev_path, seed=0)
+    data = qqp_splits.load_qqp(train_path, dev_path, seed=0)
     assert len(data.train) == 20 and len(data.validation) == 6
     assert data.dev_dropped_missing == 1 and data.validation_source == str(dev_path)
     assert not data.synthetic
@@ -160,24 +161,24 @@ def test_length_rule_and_cap(tokenizer):
     data["question1"] = ["How do I learn Python?", "Why?", "What is it like to live in Paris?",
                          "a", "b", "c"]
     data["question2"] = ["Is chess hard?", "x", "y", "z", "Which book should I read?", "w"]
-    choice = qqp.choose_sequence_length(tokenizer, data, max_length=128)
+    choice = qqp_length.choose_sequence_length(tokenizer, data, max_length=128)
     q1 = [len(reference.encode(q).ids) for q in data["question1"]]
     q2 = [len(reference.encode(q).ids) for q in data["question2"]]
     assert choice.question1_tokens.tolist() == q1
     assert choice.question2_tokens.tolist() == q2
     assert choice.sequence_length == choice.rule_length == max(q1) + max(q2) + 10
-    capped = qqp.choose_sequence_length(tokenizer, data, max_length=12)
+    capped = qqp_length.choose_sequence_length(tokenizer, data, max_length=12)
     assert capped.sequence_length == 12 and capped.rule_length == choice.rule_length
-    explicit = qqp.choose_sequence_length(tokenizer, data, 128, sequence_length=50)
+    explicit = qqp_length.choose_sequence_length(tokenizer, data, 128, sequence_length=50)
     assert explicit.sequence_length == 50 and explicit.explicit
-    with pytest.raises(InputError, match=r"sequence length 129 is outside \[4, 128\]"):
-        qqp.choose_sequence_length(tokenizer, data, 128, sequence_length=129)
+    with pytest.raises(InputError, match=r"^sequence_length 129 is above the model's maximum 128$"):
+        qqp_length.choose_sequence_length(tokenizer, data, 128, sequence_length=129)
 
 
 def test_length_histogram_png(tokenizer, tmp_path):
-    choice = qqp.choose_sequence_length(tokenizer, frame(4, 4), max_length=128)
-    path = qqp.save_length_histogram(choice, tmp_path / "lengths.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    choice = qqp_length.choose_sequence_length(tokenizer, frame(4, 4), max_length=128)
+    plot_length_histogram(choice, tmp_path / "lengths.png")
+    assert (tmp_path / "lengths.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pair_format(tokenizer):
@@ -187,7 +188,7 @@ def test_pair_format(tokenizer):
     pairs = pd.DataFrame({"question1": ["How can I learn Python quickly?", "Why?"],
                           "question2": ["What is the fastest way to learn Python?", "Why not?"],
                           "is_duplicate": [1, 0]})
-    features = qqp.tokenize_pairs(build_preprocessor(tokenizer, 32), pairs)
+    features = qqp_length.tokenize_pairs(build_preprocessor(tokenizer, 32), pairs)
     assert features["token_ids"].shape == features["padding_mask"].shape == (2, 32)
     for row, (a, b) in enumerate(zip(pairs["question1"], pairs["question2"], strict=True)):
         expected = [0, *reference.encode(a).ids, 2, 2, *reference.encode(b).ids, 2]
@@ -197,30 +198,8 @@ def test_pair_format(tokenizer):
         assert features["padding_mask"][row].tolist() == [True] * n + [False] * (32 - n)
 
 
-def test_dataset_reshuffles_every_epoch():
-    n = 64
-    features = {"token_ids": np.arange(n, dtype=np.int32)[:, None].repeat(3, axis=1),
-                "padding_mask": np.ones((n, 3), bool)}
-    labels = np.arange(n) % 2
-    ds = qqp.make_dataset(features, labels, batch_size=8, shuffle=True, seed=0)
-
-    def one_epoch():
-        order, aligned = [], []
-        for x, y in ds:
-            ids = x["token_ids"].numpy()[:, 0]
-            order.extend(ids.tolist())
-            aligned.append(np.array_equal(ids % 2, y.numpy()))
-        return order, all(aligned)
-
-    first, ok1 = one_epoch()
-    second, ok2 = one_epoch()
-    assert ok1 and ok2
-    assert sorted(first) == sorted(second) == list(range(n))
-    assert first != second and first != list(range(n))
-
-
 # ---------------------------------------------------------------------------------------------
-# Hostile input: every problem is one short line naming the file and the option
+# Hostile input: every problem is one short line naming the file and the setting
 
 
 def qqp_text(n=30, seed=0):
@@ -285,26 +264,26 @@ HOSTILE = {
 }
 
 
-def assert_one_short_line(message, path, option):
+def assert_one_short_line(message, path, setting):
     assert "\n" not in message and len(message) <= 300, message
-    assert str(path) in message and f"({option})" in message, message
+    assert str(path) in message and f"({setting})" in message, message
 
 
-@pytest.mark.parametrize("option", ["--data", "--dev"])
+@pytest.mark.parametrize("setting", ["data", "dev"])
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
-def test_hostile_files_are_one_clear_line(tmp_path, kind, option):
+def test_hostile_files_are_one_clear_line(tmp_path, kind, setting):
     path = hostile(tmp_path, kind)
     with pytest.raises(InputError, match=HOSTILE[kind]) as info:
-        qqp.read_qqp(path, option=option)
-    assert_one_short_line(str(info.value), path, option)
+        qqp.read_qqp(path, setting=setting)
+    assert_one_short_line(str(info.value), path, setting)
 
 
 def test_hostile_dev_file_through_load_qqp(tmp_path):
     train = write_csv(tmp_path / "train.csv", [[i, i, i, f"q{i}?", f"p{i}?", i % 2]
                                                 for i in range(10)])
     dev = hostile(tmp_path, "corrupt-zip")
-    with pytest.raises(InputError, match=r"not a readable zip archive.*\(--dev\)"):
-        qqp.load_qqp(train, dev)
+    with pytest.raises(InputError, match=r"not a readable zip archive.*\(dev\)"):
+        qqp_splits.load_qqp(train, dev)
 
 
 def test_damage_after_the_first_64_kb_is_met_while_parsing(tmp_path):
@@ -324,8 +303,8 @@ def test_a_too_long_question_is_refused_with_its_line(tmp_path):
     message = (rf"long\.csv, line 4: question2 has {qqp.MAX_QUESTION_CHARS + 1:,} characters, "
                rf"more than the limit of {qqp.MAX_QUESTION_CHARS:,} \(2 such row")
     with pytest.raises(InputError, match=message) as info:
-        qqp.read_qqp(path, option="--dev")
-    assert_one_short_line(str(info.value), path, "--dev")
+        qqp.read_qqp(path, setting="dev")
+    assert_one_short_line(str(info.value), path, "dev")
     at_limit = write_csv(tmp_path / "ok.csv", [[0, 1, 2, "a" * qqp.MAX_QUESTION_CHARS, "b?", 1]])
     assert qqp.read_qqp(at_limit).frame["question1"].str.len().tolist() == [10_000]
 
@@ -342,9 +321,9 @@ def test_many_or_strange_column_names_stay_one_short_line(tmp_path):
     header = ["id", "question1", *[f"junk{i}\x0b\x0c" for i in range(50)]]
     path = write_csv(tmp_path / "cols.csv", [[0, "a?", *range(50)]], header=header)
     with pytest.raises(InputError, match=r"missing column\(s\) question2, is_duplicate; found "
-                                         r"id, question1, .* and 47 more \(--data\)") as info:
+                                         r"id, question1, .* and 47 more \(data\)") as info:
         qqp.read_qqp(path)
-    assert_one_short_line(str(info.value), path, "--data")
+    assert_one_short_line(str(info.value), path, "data")
     assert "\x0b" not in str(info.value) and "\x0c" not in str(info.value)
 
 
@@ -353,7 +332,7 @@ def test_a_file_without_line_breaks_is_refused_before_parsing(tmp_path):
     path.write_bytes(b"id,question1," + b"x" * 200_000)
     with pytest.raises(InputError, match=r"no line break in the first 64 KB") as info:
         qqp.read_qqp(path)
-    assert_one_short_line(str(info.value), path, "--data")
+    assert_one_short_line(str(info.value), path, "data")
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])

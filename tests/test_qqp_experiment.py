@@ -6,12 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from project.data.qqp import load_qqp, tokenize_pairs
+from project.data.qqp_length import tokenize_pairs
+from project.data.qqp_splits import load_qqp
 from project.experiments import qqp
-from project.experiments.config import QQP_PROFILES, TINY_MODEL_RATES, QQPConfig
-from project.io import load_model
+from project.experiments.config import QQPConfig
 from project.models.roberta import tiny_config
+from project.models.saving import load_model
 from project.reporting.qqp import write_qqp_outputs
+from project.settings import QQP_PROFILES, TINY_MODEL_RATES
 from tests.conftest import BACKEND, call_script, read_metrics
 
 

@@ -66,7 +66,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, tiny_creditcard):
         (["--resume", tmp_path / "empty"], "not a run folder"),
         (["--resume", tmp_path / "nowhere"], "no such folder"),
         (["--resume", run, "--epochs", "5"], "--epochs 5 differs from the run's 1"),
-        (["--resume", run, "--protocol", "adasyn-train"], "--protocols adasyn-train differs"),
+        (["--resume", run, "--protocol", "adasyn-train"], "--protocol adasyn-train differs"),
     ]
     for args, message in cases:
         code, _, err = call_script("fraud.py", *args)

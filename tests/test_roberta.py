@@ -9,12 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from project.data.qqp import read_qqp, tokenize_pairs
+from project.data.qqp import read_qqp
+from project.data.qqp_length import tokenize_pairs
 from project.errors import InputError
-from project.io import load_model
 from project.models import roberta
 from project.models.lora import count_params, enable_lora, lora_config, merge_lora
 from project.models.roberta import build_classifier
+from project.models.saving import load_model
 from tests.conftest import OTHER_BACKEND, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def test_tiny_default_and_sequence_length():
 
 
 def test_bad_configuration():
-    with pytest.raises(InputError, match=r"sequence length 129 is above the model's maximum 128"):
+    with pytest.raises(InputError, match=r"^sequence_length 129 is above the model's maximum 128$"):
         build_classifier(sequence_length=129)
     with pytest.raises(InputError, match=r"unknown model configuration key\(s\): hidden_size"):
         build_classifier(hidden_size=8)
@@ -57,10 +58,10 @@ def test_bad_configuration():
 
 
 def test_missing_preset_directory(tmp_path):
-    with pytest.raises(InputError, match=r"--preset .*no_such_dir: no such directory"):
+    with pytest.raises(InputError, match=r"^preset .*no_such_dir: no such directory"):
         build_classifier(preset=str(tmp_path / "no_such_dir"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match=r"--preset .*empty: not a model folder \(no config"):
+    with pytest.raises(InputError, match=r"^preset .*empty: not a model folder \(no config"):
         build_classifier(preset=str(tmp_path / "empty"))
 
 
@@ -71,7 +72,7 @@ def test_named_preset_offline_fails_fast(monkeypatch):
     monkeypatch.setattr(roberta, "_kaggle_cached", lambda handle: False)
     start = time.perf_counter()
     with pytest.raises(InputError, match=r"roberta_large_en needs the network once, or a local "
-                                         r"copy: pass --preset /path/to/folder"):
+                                         r"copy: give preset a folder"):
         build_classifier(preset="roberta_large_en")
     assert time.perf_counter() - start < 5
     with pytest.raises(InputError, match=r"not a directory nor a keras-hub RoBERTa preset"):
@@ -143,7 +144,7 @@ def test_other_backend_loads_the_same_model(tmp_path):
         expected[name] = predict_logits(model, features)
     code = (
         "import sys, numpy as np, keras\n"
-        "from project.io import load_model\n"
+        "from project.models.saving import load_model\n"
         "d = sys.argv[1]\n"
         "f = dict(np.load(d + '/features.npz'))\n"
         "for name in ('full', 'lora'):\n"

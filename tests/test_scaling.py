@@ -1,4 +1,5 @@
-"""How a run uses precision and devices (project/training/scaling.py), in this process: dtype
+"""How a run uses precision and devices (project/training/{precision,devices,distribution}.py), in
+this process: dtype
 policies and float32 saving, float16 loss scaling and resume, gradient accumulation against the
 larger batch, the process-group settings and every refusal. Several devices and several
 processes: tests/test_scaling_processes.py."""
@@ -9,15 +10,18 @@ import keras
 import numpy as np
 import pytest
 
-from project import io
 from project.backend import seed_everything
 from project.errors import InputError
 from project.experiments import fraud, qqp
 from project.experiments.config import FraudConfig, QQPConfig
+from project.experiments.rundir import RunDirectory
 from project.models import convnet, lora
-from project.models.roberta import build_classifier, fine_tuning_optimizer
-from project.training import scaling
+from project.models.roberta import build_classifier
+from project.models.saving import load_model, portable, save_model
+from project.training import devices, distribution
 from project.training.loop import fit_epoch, train
+from project.training.optimizer import fine_tuning_optimizer
+from project.training.precision import dtype_policy
 from tests.conftest import BACKEND, OTHER_BACKEND, call_script, run_python
 
 RNG = np.random.default_rng(0)
@@ -46,7 +50,7 @@ def _no_dropout(model):
 
 def test_each_process_feeds_its_slice_of_every_global_batch():
     order = np.random.default_rng(1).permutation(23)
-    parts = [scaling.shard_rows(order, 8, devices=4, processes=2, process_id=i) for i in (0, 1)]
+    parts = [distribution.shard_rows(order, 8, devices=4, processes=2, process_id=i) for i in (0, 1)]
     assert [step for _, step in parts] == [4, 4]
     (a, _), (b, _) = parts
     # Global batches 8, 8, then 7 rows cut to 4 (a multiple of the 4 devices): 3 rows skipped.
@@ -55,7 +59,7 @@ def test_each_process_feeds_its_slice_of_every_global_batch():
         batch = order[2 * start:2 * start + 8]
         assert sorted(np.r_[a[start:start + 4], b[start:start + 4]]) == sorted(batch)
     assert sorted(np.r_[a[8:], b[8:]]) == sorted(order[16:20])
-    alone, step = scaling.shard_rows(order, 8, devices=2)
+    alone, step = distribution.shard_rows(order, 8, devices=2)
     assert step == 8 and alone.tolist() == order[:22].tolist()  # 7 rows cut to 6
 
 
@@ -63,56 +67,56 @@ def test_each_process_feeds_its_slice_of_every_global_batch():
 
 
 def test_process_group_from_keras_variables_or_tf_config():
-    env = {scaling.ENV_ADDRESSES: "10.0.0.1:1234,10.0.0.2:2345", scaling.ENV_PROCESS_ID: "1"}
-    group = scaling.process_group(env)
+    env = {devices.ENV_ADDRESSES: "10.0.0.1:1234,10.0.0.2:2345", devices.ENV_PROCESS_ID: "1"}
+    group = devices.process_group(env)
     assert (group.count, group.index, group.coordinator) == (2, 1, "10.0.0.1:1234")
-    assert not scaling.is_chief(env) and scaling.is_chief({})
+    assert not distribution.Scaling("jax", processes=2, process_id=group.index).chief
     tf_config = {"cluster": {"worker": ["a:1", "b:2", "c:3"]}, "task": {"type": "worker",
                                                                          "index": 2}}
-    group = scaling.process_group({"TF_CONFIG": json.dumps(tf_config)})
+    group = devices.process_group({"TF_CONFIG": json.dumps(tf_config)})
     assert (group.count, group.index, group.source) == (3, 2, "TF_CONFIG")
-    one = {scaling.ENV_ADDRESSES: "h:1", scaling.ENV_PROCESSES: "1", scaling.ENV_PROCESS_ID: "0"}
-    assert scaling.process_group(one) is None
+    one = {devices.ENV_ADDRESSES: "h:1", devices.ENV_PROCESSES: "1", devices.ENV_PROCESS_ID: "0"}
+    assert devices.process_group(one) is None
 
 
 @pytest.mark.parametrize("env, words", [
-    ({scaling.ENV_PROCESSES: "2", scaling.ENV_PROCESS_ID: "0"}, "set all three"),
-    ({scaling.ENV_ADDRESSES: "h:1", scaling.ENV_PROCESSES: "2", scaling.ENV_PROCESS_ID: "2"},
+    ({devices.ENV_PROCESSES: "2", devices.ENV_PROCESS_ID: "0"}, "set all three"),
+    ({devices.ENV_ADDRESSES: "h:1", devices.ENV_PROCESSES: "2", devices.ENV_PROCESS_ID: "2"},
      "must be in 0..1"),
-    ({scaling.ENV_ADDRESSES: "h:1", scaling.ENV_PROCESSES: "two", scaling.ENV_PROCESS_ID: "0"},
+    ({devices.ENV_ADDRESSES: "h:1", devices.ENV_PROCESSES: "two", devices.ENV_PROCESS_ID: "0"},
      "not a whole number"),
-    ({scaling.ENV_ADDRESSES: "h", scaling.ENV_PROCESSES: "2", scaling.ENV_PROCESS_ID: "0"},
+    ({devices.ENV_ADDRESSES: "h", devices.ENV_PROCESSES: "2", devices.ENV_PROCESS_ID: "0"},
      "not host:port"),
-    ({scaling.ENV_ADDRESSES: "a:1,b:2,c:3", scaling.ENV_PROCESSES: "2",
-      scaling.ENV_PROCESS_ID: "0"}, "3 addresses for 2"),
+    ({devices.ENV_ADDRESSES: "a:1,b:2,c:3", devices.ENV_PROCESSES: "2",
+      devices.ENV_PROCESS_ID: "0"}, "3 addresses for 2"),
     ({"TF_CONFIG": "{not json"}, "TF_CONFIG"),
 ])
 def test_a_wrong_process_setting_is_one_line(env, words):
     with pytest.raises(InputError, match=words):
-        scaling.process_group(env)
+        devices.process_group(env)
 
 
 def test_setup_refuses_what_the_run_cannot_do(monkeypatch):
-    with pytest.raises(InputError, match="torch backend.*--backend jax"):
-        scaling.setup(FraudConfig(distribute="data"), backend="torch")
-    monkeypatch.setenv(scaling.ENV_ADDRESSES, "127.0.0.1:9")
-    monkeypatch.setenv(scaling.ENV_PROCESSES, "2")
-    monkeypatch.setenv(scaling.ENV_PROCESS_ID, "1")
-    with pytest.raises(InputError, match="--distribute is none"):
-        scaling.setup(FraudConfig())
-    with pytest.raises(InputError, match="need --backend jax.*keras-team/keras#20585"):
-        scaling.setup(FraudConfig(distribute="data"), backend="tensorflow")
+    with pytest.raises(InputError, match="torch backend.*use backend jax"):
+        distribution.setup(FraudConfig(distribute="data"), backend="torch")
+    monkeypatch.setenv(devices.ENV_ADDRESSES, "127.0.0.1:9")
+    monkeypatch.setenv(devices.ENV_PROCESSES, "2")
+    monkeypatch.setenv(devices.ENV_PROCESS_ID, "1")
+    with pytest.raises(InputError, match="but distribute is none"):
+        distribution.setup(FraudConfig())
+    with pytest.raises(InputError, match="need backend jax.*keras-team/keras#20585"):
+        distribution.setup(FraudConfig(distribute="data"), backend="tensorflow")
 
 
 def test_float16_only_where_the_device_has_it():
-    supported, device = scaling.float16_support(BACKEND)
+    supported, device = devices.float16_support(BACKEND)
     config = FraudConfig(precision="mixed_float16")
     if supported:
-        assert scaling.setup(config).precision == "mixed_float16"
+        assert distribution.setup(config).precision == "mixed_float16"
     else:
-        with pytest.raises(InputError, match=f"computes on {device}: use --precision "
+        with pytest.raises(InputError, match=f"computes on {device}: use precision "
                                              "mixed_bfloat16"):
-            scaling.setup(config)
+            distribution.setup(config)
 
 
 def test_a_coordinator_that_does_not_answer_is_one_line_in_bounded_time():
@@ -125,7 +129,7 @@ def test_a_coordinator_that_does_not_answer_is_one_line_in_bounded_time():
     start = time.monotonic()
     with pytest.raises(InputError, match=f"no answer from the coordinator 127.0.0.1:{port} "
                                          "within 0.5 s"):
-        scaling.wait_for(f"127.0.0.1:{port}", 0.5)
+        devices.wait_for(f"127.0.0.1:{port}", 0.5)
     assert time.monotonic() - start < 5
 
 
@@ -139,8 +143,8 @@ def test_bad_scaling_options_exit_2_with_one_line():
 
 
 def test_one_device_plan():
-    plan = scaling.setup(FraudConfig(grad_accum=3, batch_size=24))
-    assert plan == scaling.Scaling(BACKEND, grad_accum=3)
+    plan = distribution.setup(FraudConfig(grad_accum=3, batch_size=24))
+    assert plan == distribution.Scaling(BACKEND, grad_accum=3)
     assert plan.summary() == {"precision": "float32", "distribute": "none", "grad_accum": 3,
                               "devices": 1, "processes": 1}
     assert "accumulated over 3" in plan.describe()
@@ -150,7 +154,7 @@ def test_one_device_plan():
 
 
 def test_mixed_precision_builds_half_compute_float32_variables_and_output():
-    plan = scaling.Scaling(BACKEND, precision="mixed_bfloat16")
+    plan = distribution.Scaling(BACKEND, precision="mixed_bfloat16")
     with plan.model_scope():
         model = plan.prepare(convnet.build_convnet())
     assert keras.config.dtype_policy().name == "float32"  # put back
@@ -182,7 +186,7 @@ def _predict_elsewhere(jobs, backend, folder):
 
 
 def test_saved_mixed_precision_models_evaluate_in_float32_on_another_backend(tmp_path):
-    plan = scaling.Scaling(BACKEND, precision="mixed_bfloat16")
+    plan = distribution.Scaling(BACKEND, precision="mixed_bfloat16")
     seed_everything(0)
     with plan.model_scope():
         conv = convnet.compile_convnet(plan.prepare(convnet.build_convnet()))
@@ -198,12 +202,12 @@ def test_saved_mixed_precision_models_evaluate_in_float32_on_another_backend(tmp
     jobs, expected = [], []
     for model, x, name in ((conv, X, "convnet"), (roberta, tokens, "roberta")):
         half = model.predict(x, verbose=0)
-        path = scaling.save_model(model, tmp_path / f"{name}.keras")
+        path = save_model(model, tmp_path / f"{name}.keras")
         assert model.layers[1].compute_dtype == "bfloat16"  # policies put back after saving
-        with scaling.portable(model):
+        with portable(model):
             in_float32 = model.predict(x, verbose=0)
         assert 0 < np.abs(half - in_float32).max() < 0.1  # bfloat16 rounding, not float32
-        loaded = io.load_model(path)
+        loaded = load_model(path)
         assert {layer.dtype_policy.name for layer in loaded.layers} == {"float32"}
         np.testing.assert_allclose(loaded.predict(x, verbose=0), in_float32, atol=1e-5)
         jobs.append((path, x))
@@ -214,7 +218,7 @@ def test_saved_mixed_precision_models_evaluate_in_float32_on_another_backend(tmp
 
 def _float16_run(tmp_path, epochs):
     seed_everything(0)
-    with scaling.dtype_policy("mixed_float16"):
+    with dtype_policy("mixed_float16"):
         model = convnet.compile_convnet(_no_dropout(convnet.build_convnet()), 1e-3,
                                         grad_accum=2)
     result = train(model, X, Y, validate=lambda m: {"val_loss": float(np.mean(
@@ -298,7 +302,7 @@ def test_fraud_run_records_precision_devices_and_accumulation(tmp_path, tiny_cre
             recorded["devices"], recorded["processes"]) == ("mixed_bfloat16", "none", 2, 1, 1)
     assert logs[0] == ("precision mixed_bfloat16, one device, gradients accumulated over 2 "
                        "steps")
-    saved = io.load_model(tmp_path / "run" / "none" / "model.keras")
+    saved = load_model(tmp_path / "run" / "none" / "model.keras")
     assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
     assert keras.config.dtype_policy().name == "float32"
 
@@ -309,24 +313,27 @@ def test_qqp_run_in_bfloat16_with_accumulation(tmp_path):
     result = qqp.run(config, tmp_path / "run", verbose=0, log=lambda line: None)
     assert np.isfinite(result.runs[0].training.history["loss"]).all()
     assert result.to_dict()["config"]["devices"] == 1
-    saved = io.load_model(tmp_path / "run" / "lora" / "model.keras")
+    saved = load_model(tmp_path / "run" / "lora" / "model.keras")
     assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
 
 
-def test_writes_outside_a_private_folder_can_be_turned_off(tmp_path):
-    private = tmp_path / "private"
-    private.mkdir()
-    (tmp_path / "kept.txt").write_text("process 0's")
-    io.set_writer(False, private)
-    try:
-        assert not io.is_writer()
-        io.write_text(tmp_path / "kept.txt", "another process's")
-        io.write_json(tmp_path / "new.json", {})
-        io.write_json(private / "mine.json", {"a": 1})
-        io.remove(tmp_path / "kept.txt")
-    finally:
-        io.set_writer(True)
-    assert (tmp_path / "kept.txt").read_text() == "process 0's"
-    assert not (tmp_path / "new.json").exists()
-    assert json.loads((private / "mine.json").read_text()) == {"a": 1}
+def test_a_process_other_than_0_writes_only_in_a_private_folder(tmp_path):
+    """In a run of several processes the run folder is process 0's: another process's view of
+    the run is a private folder, removed with it; the run folder is only read."""
+    shared = RunDirectory.create(tmp_path / "run", "fraud", {"seeds": [0]}, BACKEND)
+    (tmp_path / "run" / "none").mkdir()
+    (tmp_path / "run" / "none" / "result.json").write_text("process 0's")
+    private = shared.for_process(chief=False)
+    assert private.source == tmp_path / "run" and private.path != shared.path
+    folder = private.part("none", seed=0)
+    assert (folder / "result.json").read_text() == "process 0's"  # process 0's, read
+    (folder / "history.csv").write_text("another process's")
+    assert not (tmp_path / "run" / "none" / "history.csv").exists()
+    assert shared.for_process(chief=True) is shared
+    where = private.path
+    del private, folder
+    import gc
 
+    gc.collect()
+    assert not where.exists()
+    assert RunDirectory.check_writable(tmp_path / "run", chief=False) == tmp_path / "run"

@@ -43,8 +43,8 @@ def test_two_virtual_devices_train_the_one_device_model(tmp_path, tiny_creditcar
     assert found["weights_max_diff"] < 1e-5
     assert found["predictions_max_diff"] < 1e-5
     assert found["resume_max_diff"] == 0  # a checkpoint resumes on two devices exactly
-    assert found["indivisible"] == ("--batch-size 65 does not divide by the 2 devices of "
-                                    "--distribute data: it is the global batch, give a "
+    assert found["indivisible"] == ("batch_size 65 does not divide by the 2 devices of "
+                                    "distribute data: it is the global batch, give a "
                                     "multiple of 2")
     # The whole experiment in bfloat16 on two devices: recorded, and saved for any backend.
     assert found["run_devices"] == 2 and 0 <= found["run_val_ap"] <= 1

@@ -10,7 +10,8 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from project.backend import seed_everything
 from project.errors import InputError
-from project.training.callbacks import BestEpoch, monitor_mode, write_history
+from project.settings import monitor_mode
+from project.training.callbacks import BestEpoch, write_history
 from project.training.checkpoint import load_checkpoint, read_state
 from project.training.loop import epoch_order, train
 from project.training.metrics import (
@@ -69,7 +70,7 @@ def test_monitor_mode_minimises_losses_and_maximises_scores():
     assert monitor_mode("val_loss") == "min" and monitor_mode("loss") == "min"
     assert monitor_mode("val_accuracy") == "max" and monitor_mode("val_average_precision") == "max"
     assert monitor_mode("val_loss", "max") == "max"
-    with pytest.raises(InputError, match="--monitor-mode"):
+    with pytest.raises(InputError, match="^monitor_mode 'up' is not one of max, min$"):
         monitor_mode("val_loss", "up")
     best = BestEpoch("val_loss")
     for epoch, value in enumerate([0.9, 0.5, float("nan"), 0.7, 0.4], start=1):

@@ -26,12 +26,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from project.data.textfile import READ_ERRORS, check_text, open_text, read_error
-from project.errors import InputError, name_list, shown
+from project.errors import InputError, file_error, name_list, shown
 from project.paths import asset
 
 BUNDLED_SAMPLE = asset("creditcard_sample.csv.gz")
 FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
 COLUMNS = ["Time", *FEATURES, "Class"]
+CLASS_NAMES = ("normal", "fraud")  # Class 0 and 1
 SPLIT_SEED = 50  # the report's random_state
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # features are cast to float32 for the model
 
@@ -46,12 +47,12 @@ def _line(row_position: int) -> int:
     return int(row_position) + 2
 
 
-def load_creditcard(path, option: str = "--data") -> pd.DataFrame:
+def load_creditcard(path, setting: str = "data") -> pd.DataFrame:
     """Read and validate a ``creditcard.csv`` (plain or ``.gz``/``.bz2``/``.xz``/``.zip``).
 
     Args:
         path: the file.
-        option: the command-line option that named it, for messages.
+        setting: the setting that named it, for messages.
 
     Raises:
         InputError: one line naming the file and what is wrong: missing file, binary or
@@ -65,10 +66,10 @@ def load_creditcard(path, option: str = "--data") -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file (pass the Kaggle creditcard.csv with {option})")
+        raise file_error(setting, f"{path}: no such file (the Kaggle creditcard.csv)")
     try:
-        check_text(path, option)
-        with open_text(path, option) as f:
+        check_text(path, setting)
+        with open_text(path, setting) as f:
             df = pd.read_csv(f, low_memory=False)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
@@ -76,7 +77,7 @@ def load_creditcard(path, option: str = "--data") -> pd.DataFrame:
         reason = str(err).strip().splitlines()[-1]
         raise InputError(f"{path}: not a readable CSV ({reason})") from None
     except READ_ERRORS as err:
-        raise read_error(path, err, option) from None
+        raise read_error(path, err, setting) from None
 
     missing = [c for c in COLUMNS if c not in df.columns]
     extra = [str(c) for c in df.columns if c not in COLUMNS]

@@ -5,7 +5,7 @@ in: a binary file, Latin-1 text, a ``.gz`` that is not gzip, a truncated archive
 This module opens ``.gz``, ``.bz2``, ``.xz`` and single-file ``.zip`` archives by their name,
 checks the first ``SNIFF_BYTES`` (binary data, UTF-8) before a parser sees them, and turns every
 error that decompressing or decoding can raise later into an :class:`InputError` naming the file
-and the option.
+and the setting.
 
 Example:
 
@@ -18,7 +18,7 @@ Example:
 >>> check_text(folder / "bad.csv")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-project.errors.InputError: ...bad.csv: not a text CSV file (binary data at byte 4) (--data)
+project.errors.SettingError: ...bad.csv: not a text CSV file (binary data at byte 4) (data)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from project.errors import InputError
+from project.errors import InputError, file_error
 
 SNIFF_BYTES = 64 * 1024  # bytes checked for binary data and UTF-8 before parsing
 
@@ -48,7 +48,7 @@ def compression(path) -> str | None:
     return _FORMATS.get(Path(path).suffix.lower())
 
 
-def open_bytes(path, option: str = "--data"):
+def open_bytes(path, setting: str = "data"):
     """Open ``path`` for reading bytes, decompressing by its suffix.
 
     Raises:
@@ -66,28 +66,29 @@ def open_bytes(path, option: str = "--data"):
         try:
             archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, EOFError, OSError) as err:
-            raise read_error(path, err, option) from None
+            raise read_error(path, err, setting) from None
         with archive:  # the member stays readable: the file closes when both are closed
             members = [m for m in archive.namelist() if not m.endswith("/")]
             if len(members) != 1:
-                raise InputError(
-                    f"{path}: a .zip must hold exactly one file, found {len(members)} ({option})"
+                raise file_error(
+                    setting,
+                    f"{path}: a .zip must hold exactly one file, found {len(members)}"
                 )
             return archive.open(members[0])
     return open(path, "rb")
 
 
-def open_text(path, option: str = "--data"):
+def open_text(path, setting: str = "data"):
     """Open ``path`` as UTF-8 text (newlines untranslated, for csv), decompressing by suffix."""
-    return io.TextIOWrapper(open_bytes(path, option), encoding="utf-8", newline="")
+    return io.TextIOWrapper(open_bytes(path, setting), encoding="utf-8", newline="")
 
 
-def check_text(path, option: str = "--data", size: int = SNIFF_BYTES) -> str:
+def check_text(path, setting: str = "data", size: int = SNIFF_BYTES) -> str:
     """Read the first ``size`` (decompressed) bytes and check that they are UTF-8 text.
 
     Args:
         path: the file.
-        option: the command-line option that named it, for messages.
+        setting: the setting that named it, for messages.
         size: how many bytes to check.
 
     Returns:
@@ -96,29 +97,29 @@ def check_text(path, option: str = "--data", size: int = SNIFF_BYTES) -> str:
     Raises:
         InputError: a NUL byte (binary data), bytes that are not UTF-8, no line break in the
             first ``size`` bytes (no CSV header is that long), or a damaged, truncated or
-            mislabelled archive; one line with the file, the byte offset and ``option``.
+            mislabelled archive; one line with the file, the byte offset and ``setting``.
     """
     path = Path(path)
     try:
-        with open_bytes(path, option) as raw:
+        with open_bytes(path, setting) as raw:
             head = raw.read(size)
     except InputError:
         raise
     except READ_ERRORS as err:
-        raise read_error(path, err, option) from None
+        raise read_error(path, err, setting) from None
     text, bad = _decode_prefix(head, complete=len(head) < size)
     nul = head.find(b"\0")
     if nul >= 0:
         at = nul if bad is None else min(nul, bad)
-        raise InputError(f"{path}: not a text CSV file (binary data at byte {at}) ({option})")
+        raise file_error(setting, f"{path}: not a text CSV file (binary data at byte {at})")
     if bad is not None:
-        raise InputError(
-            f"{path}: not UTF-8 text (byte 0x{head[bad]:02x} at byte {bad}); save it as UTF-8 "
-            f"({option})"
+        raise file_error(
+            setting,
+            f"{path}: not UTF-8 text (byte 0x{head[bad]:02x} at byte {bad}); save it as UTF-8"
         )
     if len(head) == size and b"\n" not in head:
-        raise InputError(f"{path}: no line break in the first {size // 1024} KB: not a CSV file "
-                         f"with a header line ({option})")
+        raise file_error(setting, f"{path}: no line break in the first {size // 1024} KB: not a "
+                                  "CSV file with a header line")
     return text
 
 
@@ -135,16 +136,16 @@ def _decode_prefix(head: bytes, complete: bool) -> tuple[str, int | None]:
         return head[: err.start].decode("utf-8"), err.start
 
 
-def read_error(path, err: BaseException, option: str = "--data") -> InputError:
+def read_error(path, err: BaseException, setting: str = "data") -> InputError:
     """The one-line :class:`InputError` for an error raised while reading ``path``.
 
     Args:
         path: the file.
         err: one of :data:`READ_ERRORS`.
-        option: the command-line option that named the file.
+        setting: the setting that named the file.
 
     Returns:
-        The error to raise (``raise read_error(path, err, option) from None``).
+        The error to raise (``raise read_error(path, err, setting) from None``).
     """
     kind = compression(path)
     if isinstance(err, UnicodeDecodeError):
@@ -164,4 +165,4 @@ def read_error(path, err: BaseException, option: str = "--data") -> InputError:
         reason = f"cannot read it ({err.strerror or err})"
     else:
         reason = f"cannot read it ({type(err).__name__}: {err})"
-    return InputError(f"{path}: {reason} ({option})")
+    return file_error(setting, f"{path}: {reason}")

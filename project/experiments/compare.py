@@ -16,7 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from project.stats import METRICS, mcnemar, paired_bootstrap, summarize, verdict
+from project.settings import METRICS
+from project.stats import mcnemar, paired_bootstrap, summarize, verdict
 
 
 def summarize_runs(runs: list, group: str, metrics=METRICS) -> dict:

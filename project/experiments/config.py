@@ -1,9 +1,10 @@
 """The two experiments' configurations: typed, validated, and light to import.
 
-A configuration is a frozen dataclass; every default and every profile is data here, in one
-place. The command lines build one from their options, :meth:`~FraudConfig.validate` checks
-every value up front (one clear line per mistake, before any data is read), and the resolved
-configuration is recorded in the run's ``config.json`` and ``metrics.json``.
+A configuration is a frozen dataclass whose defaults and profiles come from
+:mod:`project.settings`. The command lines build one from their options,
+:meth:`~FraudConfig.validate` checks every value up front with the settings' checks (one clear
+line per mistake, before any data is read), and the resolved configuration is recorded in the
+run's ``config.json`` and ``metrics.json``.
 
 This module imports nothing heavy (no Keras, no pandas), so ``--help`` stays fast.
 
@@ -20,87 +21,27 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import math
 
-from project.errors import InputError
+from project import settings
+from project.errors import SettingError
 from project.paths import asset
-from project.stats import METRICS
-
-PROTOCOLS = ("none", "adasyn-all", "adasyn-train")
-LEAKY = frozenset({"adasyn-all"})
-MODES = ("full", "lora")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-DISTRIBUTIONS = ("none", "data")
-LORA_TARGETS = ("query", "key", "value")
-LORA_STYLES = ("matrix", "per-head")
-BASELINES = ("logistic-regression", "gradient-boosting")
-#: Keys of every epoch's logs: training loss and accuracy, then the evaluator's on validation.
-EPOCH_LOG_KEYS = ("loss", "accuracy", "val_loss", *(f"val_{m}" for m in METRICS))
-
-
-def protocol_label(protocol: str) -> str:
-    """The protocol's name as reports show it: the leaky one says LEAKY."""
-    return f"{protocol} (LEAKY)" if protocol in LEAKY else protocol
-
-
-# --- checks shared by both configurations -------------------------------------------------------
-
-
-def _number(name: str, value, *, low=None, high=None, low_open=False, integer=False,
-            allow_none=False):
-    """Check one numeric option; return it. ``name`` is the command-line option."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} must be a number, got {value!r}")
-    if integer and (not float(value).is_integer()):
-        raise InputError(f"{name} must be a whole number, got {value!r}")
-    if not math.isfinite(value):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise InputError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value:g}")
-    if high is not None and value > high:
-        raise InputError(f"{name} must be <= {high:g}, got {value:g}")
-    return int(value) if integer else value
-
-
-def _seeds(seeds) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise InputError("--seeds is empty: give one or more integers, e.g. --seeds 0,1,2")
-    for s in seeds:
-        _number("--seeds", s, low=0, integer=True)
-    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
-    if duplicates:
-        raise InputError(f"--seeds repeats {', '.join(map(str, duplicates))}: each seed once")
-    return tuple(int(s) for s in seeds)
+from project.settings import number
 
 
 def _common(config) -> None:
-    """Checks of the options both experiments share."""
-    _seeds(config.seeds)
-    _number("--epochs", config.epochs, low=1, integer=True)
-    _number("--batch-size", config.batch_size, low=1, integer=True)
-    _number("--patience", config.patience, low=1, integer=True, allow_none=True)
-    _number("--grad-accum", config.grad_accum, low=1, integer=True)
-    if config.monitor not in EPOCH_LOG_KEYS:
-        raise InputError(
-            f"--monitor {config.monitor!r} is not logged; choose one of {', '.join(EPOCH_LOG_KEYS)}"
-        )
-    if config.monitor_mode not in (None, "max", "min"):
-        raise InputError(f"--monitor-mode must be max or min, got {config.monitor_mode!r}")
-    if config.precision not in PRECISIONS:
-        raise InputError(
-            f"unknown --precision {config.precision!r}: choose one of {', '.join(PRECISIONS)}"
-        )
-    if config.distribute not in DISTRIBUTIONS:
-        raise InputError(
-            f"unknown --distribute {config.distribute!r}: choose one of {', '.join(DISTRIBUTIONS)}"
-        )
+    """Checks of the settings both experiments share."""
+    settings.seeds(config.seeds)
+    number("epochs", config.epochs, low=1, integer=True)
+    number("batch_size", config.batch_size, low=1, integer=True)
+    number("patience", config.patience, low=1, integer=True, allow_none=True)
+    number("grad_accum", config.grad_accum, low=1, integer=True)
+    settings.choice("monitor", config.monitor, settings.EPOCH_LOG_KEYS)
+    settings.monitor_mode(config.monitor, config.monitor_mode)
+    settings.choice("precision", config.precision, settings.PRECISIONS)
+    settings.choice("distribute", config.distribute, settings.DISTRIBUTIONS)
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise InputError(
-            "--tensorboard needs the tensorboard package: pip install 'project[tensorboard]'"
-        )
+        raise SettingError("{tensorboard} needs the tensorboard package: pip install "
+                           "'project[tensorboard]'")
 
 
 # --- fraud -------------------------------------------------------------------------------------
@@ -112,7 +53,7 @@ class FraudConfig:
 
     Attributes:
         data: ``creditcard.csv`` (plain or gzipped); default the bundled synthetic sample.
-        protocols: which of :data:`PROTOCOLS` to run, in order.
+        protocols: which of :data:`project.settings.PROTOCOLS` to run, in order.
         seeds: one run per seed and protocol (weights, data order, dropout, ADASYN).
         epochs, batch_size, learning_rate: the report's 46, 360 and Adam 1e-4 by default.
         stratify: stratified 60/20/20 split (the report's is not).
@@ -129,39 +70,31 @@ class FraudConfig:
     data: str = str(asset("creditcard_sample.csv.gz"))
     protocols: tuple = ("none",)
     seeds: tuple = (0,)
-    epochs: int = 46
-    batch_size: int = 360
-    learning_rate: float = 1e-4
+    epochs: int = settings.FRAUD_EPOCHS
+    batch_size: int = settings.FRAUD_BATCH_SIZE
+    learning_rate: float = settings.FRAUD_LEARNING_RATE
     stratify: bool = False
-    monitor: str = "val_average_precision"
+    monitor: str = settings.FRAUD_MONITOR
     monitor_mode: str | None = None
     patience: int | None = None
-    threshold: float | str = 0.5
-    adasyn_k: int = 5
-    adasyn_beta: float = 1.0
+    threshold: float | str = settings.THRESHOLD
+    adasyn_k: int = settings.ADASYN_K
+    adasyn_beta: float = settings.ADASYN_BETA
     baselines: bool = True
     precision: str = "float32"
     distribute: str = "none"
     grad_accum: int = 1
     tensorboard: bool = False
 
-    #: The report's settings (Table II and its training section).
-    PAPER_EPOCHS = 46
-
     def validate(self) -> FraudConfig:
-        """Check every value; return self. Raises InputError naming the option."""
+        """Check every value; return self. Raises SettingError naming the setting."""
         _common(self)
-        unknown = [p for p in self.protocols if p not in PROTOCOLS]
-        if unknown or not self.protocols:
-            raise InputError(
-                f"unknown --protocol {', '.join(unknown) or '(none)'}: choose from "
-                f"{', '.join(PROTOCOLS)} or all"
-            )
-        _number("--learning-rate", self.learning_rate, low=0, low_open=True)
+        settings.several("protocols", self.protocols, settings.PROTOCOLS)
+        number("learning_rate", self.learning_rate, low=0, low_open=True)
         if self.threshold != "val-f1":
-            _number("--threshold", self.threshold, low=0, high=1)
-        _number("--adasyn-k", self.adasyn_k, low=1, integer=True)
-        _number("--adasyn-beta", self.adasyn_beta, low=0, low_open=True)
+            number("threshold", self.threshold, low=0, high=1)
+        number("adasyn_k", self.adasyn_k, low=1, integer=True)
+        number("adasyn_beta", self.adasyn_beta, low=0, low_open=True)
         return self
 
     def to_dict(self) -> dict:
@@ -169,30 +102,6 @@ class FraudConfig:
 
 
 # --- QQP ---------------------------------------------------------------------------------------
-
-#: The two settings the project reproduces. Explicit options override them.
-QQP_PROFILES = {
-    # The course report (REPORT.md): Hugging Face Trainer defaults, no warm-up, no weight decay,
-    # gradient clipping at 1.0 (the Trainer's max_grad_norm), length by the max+max+10 rule,
-    # validation 10% of the (balanced, 1%) data, LoRA on q/k/v.
-    "report": dict(
-        lr_full=1e-6, lr_lora=1e-4, epochs=10, batch_size=16, warmup_ratio=0.0,
-        weight_decay=0.0, clip_norm=1.0, sequence_length=None, val_fraction=0.1,
-        targets=("query", "key", "value"),
-    ),
-    # The LoRA paper (Hu et al. 2021), RoBERTa-large on QQP: LoRA on W_q and W_v, batch 4,
-    # lr 3e-4, 20 epochs, linear schedule with 6% warm-up, weight decay 0.1, length 512. Full
-    # fine-tuning at 1e-5 (RoBERTa's GLUE range; 3e-4 would wreck it).
-    "paper": dict(
-        lr_full=1e-5, lr_lora=3e-4, epochs=20, batch_size=4, warmup_ratio=0.06,
-        weight_decay=0.1, clip_norm=1.0, sequence_length=512, val_fraction=0.1,
-        targets=("query", "value"),
-    ),
-}
-#: The bundled tiny RoBERTa has random weights: at the report's rates (1e-6 / 1e-4) it learns
-#: nothing and ends at the majority class. Without a preset these rates are the default instead.
-TINY_MODEL_RATES = dict(lr_full=1e-3, lr_lora=5e-3)
-
 
 @dataclasses.dataclass(frozen=True)
 class QQPConfig:
@@ -203,8 +112,9 @@ class QQPConfig:
             validation file (e.g. GLUE's dev.tsv).
         preset: a keras-hub preset, a local preset folder or a Hugging Face directory; None: the
             tiny random RoBERTa bundled for offline runs.
-        modes: which of :data:`MODES` to train.
-        profile: "report" or "paper" (:data:`QQP_PROFILES`); None fields below take its values.
+        modes: which of :data:`project.settings.MODES` to train.
+        profile: "report" or "paper" (:data:`project.settings.QQP_PROFILES`); the None fields
+            below take its values.
         epochs, batch_size, lr_full, lr_lora, weight_decay, warmup_ratio, clip_norm: training
             (AdamW, linear schedule; ``clip_norm`` 0 turns clipping off).
         sequence_length: padded pair length (None: the report's max+max+10 rule).
@@ -219,7 +129,7 @@ class QQPConfig:
     data: str = str(asset("qqp_sample.csv.gz"))
     dev: str | None = None
     preset: str | None = None
-    modes: tuple = MODES
+    modes: tuple = settings.MODES
     profile: str = "report"
     epochs: int | None = None
     batch_size: int | None = None
@@ -234,12 +144,12 @@ class QQPConfig:
     fraction: float | None = None
     balance: bool = False
     lora_style: str = "matrix"
-    rank: int = 8
-    alpha: float = 16.0
-    lora_dropout: float = 0.05
+    rank: int = settings.LORA_RANK
+    alpha: float = settings.LORA_ALPHA
+    lora_dropout: float = settings.LORA_DROPOUT
     targets: tuple | None = None
     seeds: tuple = (0,)
-    monitor: str = "val_accuracy"
+    monitor: str = settings.QQP_MONITOR
     monitor_mode: str | None = None
     patience: int | None = None
     precision: str = "float32"
@@ -250,13 +160,12 @@ class QQPConfig:
     def resolve(self) -> QQPConfig:
         """Fill every None from the profile (and, for the tiny model, learning rates that learn);
         validate; return the resolved configuration."""
-        if self.profile not in QQP_PROFILES:
-            raise InputError(
-                f"unknown --profile {self.profile!r}: choose one of {', '.join(QQP_PROFILES)}"
-            )
-        filled = {k: v for k, v in QQP_PROFILES[self.profile].items() if getattr(self, k) is None}
+        settings.choice("profile", self.profile, tuple(settings.QQP_PROFILES))
+        filled = {k: v for k, v in settings.QQP_PROFILES[self.profile].items()
+                  if getattr(self, k) is None}
         if self.preset is None:
-            filled.update({k: v for k, v in TINY_MODEL_RATES.items() if getattr(self, k) is None})
+            filled.update({k: v for k, v in settings.TINY_MODEL_RATES.items()
+                           if getattr(self, k) is None})
         return dataclasses.replace(self, **filled).validate()
 
     @property
@@ -264,8 +173,8 @@ class QQPConfig:
         """Plain sentences about choices the run made for the user (for report.md)."""
         notes = []
         if self.preset is None and (self.lr_full, self.lr_lora) == tuple(
-                TINY_MODEL_RATES.values()):
-            profile = QQP_PROFILES[self.profile]
+                settings.TINY_MODEL_RATES.values()):
+            profile = settings.QQP_PROFILES[self.profile]
             notes.append(
                 f"Learning rates {self.lr_full:g} (full) and {self.lr_lora:g} (LoRA) instead of "
                 f"the {self.profile} profile's {profile['lr_full']:g} / {profile['lr_lora']:g}: "
@@ -276,33 +185,22 @@ class QQPConfig:
     def validate(self) -> QQPConfig:
         """Check every value of a resolved configuration; return self."""
         _common(self)
-        unknown = [m for m in self.modes if m not in MODES]
-        if unknown or not self.modes:
-            raise InputError(f"unknown --mode {', '.join(unknown) or '(none)'}: full, lora or both")
-        for name, value in (("--lr-full", self.lr_full), ("--lr-lora", self.lr_lora)):
-            _number(name, value, low=0, low_open=True)
-        _number("--weight-decay", self.weight_decay, low=0)
-        _number("--warmup-ratio", self.warmup_ratio, low=0, high=0.999999)
-        _number("--clip-norm", self.clip_norm, low=0)
-        _number("--sequence-length", self.sequence_length, low=4, integer=True, allow_none=True)
-        _number("--val-fraction", self.val_fraction, low=0, high=0.9, low_open=True)
-        _number("--test-fraction", self.test_fraction, low=0, high=0.9, low_open=True,
-                allow_none=True)
+        settings.several("modes", self.modes, settings.MODES)
+        for name in ("lr_full", "lr_lora"):
+            number(name, getattr(self, name), low=0, low_open=True)
+        number("weight_decay", self.weight_decay, low=0)
+        number("warmup_ratio", self.warmup_ratio, low=0, high=0.999999)
+        number("clip_norm", self.clip_norm, low=0)
+        number("sequence_length", self.sequence_length, low=settings.MIN_SEQUENCE_LENGTH,
+               integer=True, allow_none=True)
+        number("val_fraction", self.val_fraction, low=0, high=0.9, low_open=True)
+        number("test_fraction", self.test_fraction, low=0, high=0.9, low_open=True,
+               allow_none=True)
         if self.val_fraction + (self.test_fraction or 0) >= 0.95:
-            raise InputError("--val-fraction plus --test-fraction leave no training data")
-        _number("--fraction", self.fraction, low=0, high=1, low_open=True, allow_none=True)
-        if self.lora_style not in LORA_STYLES:
-            raise InputError(
-                f"unknown --lora-style {self.lora_style!r}: choose one of {', '.join(LORA_STYLES)}"
-            )
-        _number("--rank", self.rank, low=1, integer=True)
-        _number("--alpha", self.alpha, low=0, low_open=True)
-        _number("--lora-dropout", self.lora_dropout, low=0, high=0.999999)
-        bad = [t for t in self.targets if t not in LORA_TARGETS]
-        if bad or not self.targets:
-            raise InputError(
-                f"unknown --targets {','.join(bad) or '(none)'}: choose from {','.join(LORA_TARGETS)}"
-            )
+            raise SettingError("{val_fraction} plus {test_fraction} leave no training data")
+        number("fraction", self.fraction, low=0, high=1, low_open=True, allow_none=True)
+        settings.lora_settings(self.rank, self.alpha, self.lora_dropout, self.targets,
+                               self.lora_style)
         return self
 
     def to_dict(self) -> dict:

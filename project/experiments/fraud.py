@@ -24,10 +24,16 @@ import keras
 import numpy as np
 
 from project.backend import seed_everything
-from project.data.creditcard import FEATURES, is_bundled_sample, load_creditcard, split_and_scale
-from project.errors import InputError
+from project.data.creditcard import (
+    CLASS_NAMES,
+    FEATURES,
+    is_bundled_sample,
+    load_creditcard,
+    split_and_scale,
+)
+from project.errors import InputError, SettingError, literal
 from project.experiments.compare import compare, summarize_runs
-from project.experiments.config import FraudConfig, protocol_label
+from project.experiments.config import FraudConfig
 from project.experiments.rundir import (
     CHECKPOINT_FILE,
     RunContext,
@@ -38,13 +44,13 @@ from project.experiments.rundir import (
     run_parts,
     save_part,
 )
-from project.io import remove, write_json
+from project.io import write_json
 from project.models import convnet
-from project.models.baselines import NAMES as BASELINES
 from project.models.baselines import fit_baseline
-from project.reporting.plots import plot_confusion_matrix, plot_history
+from project.models.saving import save_model
 from project.sampling.protocols import protocol_split
-from project.training import scaling
+from project.settings import BASELINES, protocol_label
+from project.training.distribution import Scaling, setup
 from project.training.loop import Progress, TrainingResult, train
 from project.training.metrics import (
     Evaluation,
@@ -53,7 +59,6 @@ from project.training.metrics import (
     evaluate_scores,
 )
 
-CLASS_NAMES = ("normal", "fraud")
 SPLITS = ("val", "test")
 
 
@@ -189,10 +194,10 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
             raise InputError(f"{config.data}: {where} has {frauds} frauds in {len(ys)} rows; "
                              "ADASYN needs both classes")
         if frauds <= config.adasyn_k:
-            raise InputError(
-                f"{config.data}: {where} has {frauds} frauds; ADASYN with --adasyn-k "
-                f"{config.adasyn_k} needs more than {config.adasyn_k} (lower --adasyn-k)"
-            )
+            raise SettingError(
+                literal(f"{config.data}: {where} has {frauds} frauds; ADASYN with ") + "{adasyn_k} "
+                + literal(f"{config.adasyn_k} needs more than {config.adasyn_k} (lower ")
+                + "{adasyn_k})")
         try:
             ADASYN(n_neighbors=config.adasyn_k, beta=config.adasyn_beta).fit(xs, ys)
         except ValueError as err:
@@ -255,14 +260,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         clean_test=clean_test, leaked_rows=leaked,
         directory=str(folder.relative_to(run.path)),
     )
-    title = f"ConvNet, {part.label}, seed {seed}"
-    synthetic = " (synthetic data)" if is_bundled_sample(config.data) else ""
-    plot_history(training.history, folder / "history.png", title + synthetic,
-                 metrics=("loss", "accuracy", "average_precision"), best_epoch=training.best_epoch)
-    for name, ev in (("val", val), ("test", test)):
-        plot_confusion_matrix(ev.confusion_matrix, CLASS_NAMES, folder / f"confusion_{name}.png",
-                              f"{title}: {name}{synthetic}")
-    model_path = scaling.save_model(model, folder / "model.keras")  # float32 policies
+    model_path = save_model(model, folder / "model.keras")  # float32 policies
     write_json(folder / "model.json", {
         "task": "fraud", "run_id": run.run_id, "part": protocol, "seed": seed,
         "model_sha256": file_sha256(model_path), "features": FEATURES,
@@ -271,7 +269,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         "adasyn_beta": config.adasyn_beta, "threshold": threshold,
     })
     save_part(folder, part.to_dict(), part.evaluations())
-    remove(folder / CHECKPOINT_FILE)
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
     return part
 
 
@@ -287,6 +285,8 @@ class FraudResult:
             seeds, for the ConvNet (``split``: val, test) and the baselines
             (``baseline:<name>:<split>``).
         comparisons: each protocol against ``none`` on the same untouched test rows.
+        chief: whether this process writes the run folder (process 0 of several, or the only
+            one).
     """
 
     config: FraudConfig
@@ -296,6 +296,7 @@ class FraudResult:
     runs: list
     summary: dict
     comparisons: list
+    chief: bool = True
 
     @property
     def synthetic(self) -> bool:
@@ -349,20 +350,20 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
 
     Returns:
         A :class:`FraudResult`; every part's files are written; metrics.json and report.md are
-        the caller's (:func:`project.reporting.fraud.write_fraud_outputs`).
+        the caller's (:func:`project.reporting.fraud.write_fraud_outputs`, in the chief
+        process).
     """
-    plan = scaling.setup(config)  # before any data: precision, devices, other processes
+    plan = setup(config)  # before any data: precision, devices, other processes
     if resume is None:
-        RunDirectory.check_writable(out)  # before any data is read
+        RunDirectory.check_writable(out, plan.chief)  # before any data is read
     df = load_creditcard(config.data)
     check_adasyn_can_run(df, config)
     backend = keras.backend.backend()
-    run_dir = resume or RunDirectory.create(out, "fraud", config.to_dict(), backend,
-                                            data_files=[config.data],
-                                            devices={"devices": plan.devices,
-                                                     "processes": plan.processes})
+    run_dir = resume.for_process(plan.chief) if resume else RunDirectory.create(
+        out, "fraud", config.to_dict(), backend, data_files=[config.data],
+        devices={"devices": plan.devices, "processes": plan.processes}, chief=plan.chief)
     raw_x = df[FEATURES].to_numpy(np.float32)
-    if plan != scaling.Scaling(backend):
+    if plan != Scaling(backend):
         log(plan.describe())
     context = RunContext(run_dir, plan, Progress(len(config.seeds) * len(config.protocols)
                                                  * config.epochs), verbose, log)
@@ -380,5 +381,5 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
     return FraudResult(
         config=config, run_id=run_dir.run_id, environment=run_dir.record["environment"],
         data=data, runs=parts, summary=summarize_runs(parts, "protocol"),
-        comparisons=compare_with_none(parts),
+        comparisons=compare_with_none(parts), chief=plan.chief,
     )

@@ -24,8 +24,9 @@ import keras
 import numpy as np
 
 from project.backend import seed_everything
-from project.data import qqp
-from project.errors import InputError
+from project.data.qqp import CLASS_NAMES, LABEL
+from project.data.qqp_length import LengthChoice, choose_sequence_length, tokenize_pairs
+from project.data.qqp_splits import QQPData, load_qqp
 from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import QQPConfig
 from project.experiments.rundir import (
@@ -38,16 +39,14 @@ from project.experiments.rundir import (
     run_parts,
     save_part,
 )
-from project.io import remove, write_json
+from project.interop import load_classifier
+from project.io import write_json
 from project.models import lora
-from project.models.roberta import (
-    build_classifier,
-    build_preprocessor,
-    detached_preprocessor,
-    fine_tuning_optimizer,
-)
-from project.stats import METRICS
-from project.training import scaling
+from project.models.adapters import save_adapter
+from project.models.roberta import build_preprocessor, detached_preprocessor
+from project.models.saving import save_model
+from project.settings import METRICS
+from project.training.distribution import Scaling, setup
 from project.training.loop import Progress, TrainingResult, train
 from project.training.metrics import (
     Evaluation,
@@ -55,6 +54,7 @@ from project.training.metrics import (
     positive_scores,
     softmax_cross_entropy,
 )
+from project.training.optimizer import fine_tuning_optimizer
 
 LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
 
@@ -73,7 +73,7 @@ def evaluate(model, features: dict, labels, n_boot: int | None = None, seed: int
 
     Args:
         model: a RoBERTa pair classifier with 2 logits.
-        features: tokenised pairs (:func:`project.data.qqp.tokenize_pairs`).
+        features: tokenised pairs (:func:`project.data.qqp_length.tokenize_pairs`).
         labels: ``is_duplicate`` in {0, 1}.
         n_boot: bootstrap replicates for the intervals (None: the default 1,000; 0: none).
         seed: the bootstrap's seed.
@@ -83,58 +83,16 @@ def evaluate(model, features: dict, labels, n_boot: int | None = None, seed: int
     """
     logits = predict_logits(model, features, batch_size)
     kwargs = {} if n_boot is None else {"n_boot": n_boot}
-    return evaluate_scores(labels, positive_scores(logits), 0.5, qqp.CLASS_NAMES,
+    return evaluate_scores(labels, positive_scores(logits), 0.5, CLASS_NAMES,
                            loss=softmax_cross_entropy(labels, logits), seed=seed, **kwargs)
-
-
-def load_classifier(path, adapter=None):
-    """A pair classifier from wherever it is, with its preprocessor, and optionally an adapter.
-
-    Args:
-        path: a ``.keras`` file (Keras safe mode), a Hugging Face transformers folder
-            (``RobertaForSequenceClassification.save_pretrained``) or a keras-hub preset folder.
-        adapter: a LoRA adapter to put on it: ours (``adapter.safetensors``, made for this very
-            base) or a PEFT adapter folder (``adapter_config.json``).
-
-    Raises:
-        InputError: not a model we can read, no preprocessor, not two classes, or an adapter
-            that does not fit (the model is then left as loaded).
-    """
-    from project.interop import (
-        is_hf_checkpoint,
-        is_peft_adapter,
-        load_hf_classifier,
-        load_peft_adapter,
-    )
-    from project.io import load_model
-
-    path = Path(path)
-    if path.is_dir():
-        model = (load_hf_classifier(path)[0] if is_hf_checkpoint(path)
-                 else build_classifier(preset=str(path)))
-    elif path.suffix != ".keras":
-        raise InputError(f"{path}: expected a .keras file or a model folder")
-    else:
-        model = load_model(path)
-    if getattr(model, "preprocessor", None) is None:
-        raise InputError(f"{path}: not a QQP classifier with a preprocessor (tokenizer)")
-    if getattr(model, "num_classes", None) != 2:
-        raise InputError(f"{path}: the model has {getattr(model, 'num_classes', '?')} outputs; "
-                         "a duplicate probability needs 2 classes")
-    if adapter is not None:
-        if is_peft_adapter(adapter):
-            load_peft_adapter(model, adapter)
-        else:
-            lora.load_adapter(model, adapter)
-    return model
 
 
 @dataclasses.dataclass
 class PreparedData:
     """The pairs of one run, tokenised: what every seed and mode trains and is scored on."""
 
-    data: qqp.QQPData
-    length: qqp.LengthChoice
+    data: QQPData
+    length: LengthChoice
     features: dict  # {"train", "validation", "test"}: tokenised pairs (test may be None)
     labels: dict
     max_length: int
@@ -146,23 +104,23 @@ class PreparedData:
 
 def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
     """Read, balance, subsample and split the pairs; choose the length; tokenise once."""
-    data = qqp.load_qqp(config.data, config.dev, fraction=config.fraction, balance=config.balance,
+    data = load_qqp(config.data, config.dev, fraction=config.fraction, balance=config.balance,
                         validation_fraction=config.val_fraction,
                         test_fraction=config.test_fraction, seed=data_seed)
-    probe = build_classifier(config.preset, dropout=0.1)
+    probe = load_classifier(config.preset)
     max_length = probe.backbone.max_sequence_length
     requested = config.sequence_length
     if requested is not None and requested == (QQPConfig(profile=config.profile).resolve()
                                                .sequence_length):
         requested = min(requested, max_length)  # a profile's length (the paper's 512), capped
     frames = [f for f in (data.train, data.validation, data.test) if f is not None]
-    length = qqp.choose_sequence_length(probe.preprocessor.tokenizer, frames, max_length,
+    length = choose_sequence_length(probe.preprocessor.tokenizer, frames, max_length,
                                         requested)
     preprocessor = build_preprocessor(probe.preprocessor.tokenizer, length.sequence_length)
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
-    features = {k: None if f is None else qqp.tokenize_pairs(preprocessor, f)
+    features = {k: None if f is None else tokenize_pairs(preprocessor, f)
                 for k, f in splits.items()}
-    labels = {k: None if f is None else f[qqp.LABEL].to_numpy() for k, f in splits.items()}
+    labels = {k: None if f is None else f[LABEL].to_numpy() for k, f in splits.items()}
     b = probe.backbone
     description = (f"`{config.preset}`" if config.preset else "tiny RoBERTa, random weights") + (
         f" ({b.num_layers} layers, {b.num_heads} heads, hidden {b.hidden_dim}, vocabulary "
@@ -226,7 +184,7 @@ def _load_part(folder: Path) -> ModeRun:
 def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
     """A fresh classifier for ``mode``; the same seed gives full and LoRA the same start."""
     seed_everything(seed)
-    model = build_classifier(config.preset, sequence_length=sequence_length, dropout=0.1)
+    model = load_classifier(config.preset, sequence_length=sequence_length)
     if mode == "lora":
         lora.enable_lora(model, config.rank, config.alpha, config.lora_dropout,
                          targets=config.targets, style=config.lora_style, seed=seed)
@@ -275,7 +233,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
     adapter_bytes = merge_diff = settings = None
     if mode == "lora":
         settings = lora.lora_config(model)
-        adapter = lora.save_adapter(model, folder / "adapter.safetensors")
+        adapter = save_adapter(model, folder / "adapter.safetensors")
         adapter_bytes = adapter.stat().st_size
         before = predict_logits(model, features["validation"])
         lora.merge_lora(model)
@@ -284,7 +242,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate, epsilon=1e-8),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    model_path = scaling.save_model(model, folder / "model.keras")  # float32 policies
+    model_path = save_model(model, folder / "model.keras")  # float32 policies
     data = prepared.data
     write_json(folder / "model.json", {
         "task": "qqp", "run_id": run.run_id, "part": mode, "seed": seed,
@@ -303,7 +261,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
         directory=str(folder.relative_to(run.path)),
     )
     save_part(folder, part.to_dict(), part.evaluations())
-    remove(folder / CHECKPOINT_FILE)
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
     return part
 
 
@@ -318,6 +276,9 @@ class QQPResult:
         runs: one :class:`ModeRun` per (seed, mode), seeds outermost.
         summary: ``summary[mode][split][metric] = {mean, std, median, ci95, n}`` over seeds.
         comparisons: LoRA − full on the same validation (and test) pairs.
+        lengths: the token counts behind the pair length (for the report's histogram).
+        chief: whether this process writes the run folder (process 0 of several, or the only
+            one).
     """
 
     config: QQPConfig
@@ -328,6 +289,8 @@ class QQPResult:
     runs: list
     summary: dict
     comparisons: list
+    lengths: LengthChoice | None = None
+    chief: bool = True
 
     @property
     def synthetic(self) -> bool:
@@ -379,9 +342,9 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
         A :class:`QQPResult`; metrics.json, report.md and the plots are the caller's
         (:func:`project.reporting.qqp.write_qqp_outputs`).
     """
-    plan = scaling.setup(config)  # before any data: precision, devices, other processes
+    plan = setup(config)  # before any data: precision, devices, other processes
     if resume is None:
-        RunDirectory.check_writable(out)  # before any data is read
+        RunDirectory.check_writable(out, plan.chief)  # before any data is read
     prepared = prepare(config)
     data = prepared.data
     log(f"{data.source}: {data.rows_read:,} rows, dropped {data.dropped_missing} with an empty "
@@ -389,17 +352,14 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
         + (f", {len(data.test):,} test" if data.test is not None else "") + " pairs; pair length "
         f"{prepared.length.sequence_length}")
     backend = keras.backend.backend()
-    run_dir = resume or RunDirectory.create(out, "qqp", config.to_dict(), backend,
-                                            data_files=[config.data, config.dev],
-                                            devices={"devices": plan.devices,
-                                                     "processes": plan.processes})
-    title = "Tokens per question" + (" (synthetic data)" if data.synthetic else "")
-    if plan != scaling.Scaling(backend):
+    run_dir = resume.for_process(plan.chief) if resume else RunDirectory.create(
+        out, "qqp", config.to_dict(), backend, data_files=[config.data, config.dev],
+        devices={"devices": plan.devices, "processes": plan.processes}, chief=plan.chief)
+    if plan != Scaling(backend):
         log(plan.describe())
     context = RunContext(run_dir, plan, Progress(len(config.seeds) * len(config.modes)
                                                  * config.epochs), verbose, log)
     with run_dir.writing(), plan.scope():
-        qqp.save_length_histogram(prepared.length, run_dir.path / "lengths.png", title)
         parts = run_parts(
             context, config.seeds, config.modes, config.epochs,
             lambda mode, seed, folder: _train_part(prepared, mode, seed, folder, config,
@@ -414,5 +374,5 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
                "description": prepared.model_description,
                "max_sequence_length": prepared.max_length},
         runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
-        comparisons=compare_modes(parts),
+        comparisons=compare_modes(parts), lengths=prepared.length, chief=plan.chief,
     )

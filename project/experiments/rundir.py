@@ -30,20 +30,14 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from project.errors import InputError
-from project.io import (
-    RunLock,
-    atomic_path,
-    is_writer,
-    remove_stale_temporaries,
-    set_writer,
-    write_json,
-)
+from project.errors import InputError, SettingError, literal
+from project.io import RunLock, atomic_path, remove_stale_temporaries, write_json
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -111,69 +105,67 @@ class RunDirectory:
             ``data_sha256``, ``environment``, ``created``.
     """
 
-    def __init__(self, path, record: dict, source=None):
+    def __init__(self, path, record: dict, source=None, private=None):
         self.path, self.record = Path(path), record
         self.source = None if source is None else Path(source)
+        self._private = private  # the TemporaryDirectory behind a private path, if any
 
-    def for_this_process(self) -> RunDirectory:
-        """This run as this process sees it: itself in process 0 (or a single process); in the
-        other processes of a multi-process run, a private folder of the process (removed when
-        it ends), where it writes, while the run folder (:attr:`source`) is only read: process
-        0 alone writes it (see :func:`project.io.set_writer`)."""
-        from project.training.scaling import is_chief
-
-        if is_chief() or self.source is not None:
+    def for_process(self, chief: bool) -> RunDirectory:
+        """This run as one process sees it: itself in process 0 (``chief``, or a single
+        process); in the other processes of a multi-process run, a private folder of the
+        process (removed when this object goes, at the latest when the process ends), where it
+        writes, while the run folder (:attr:`source`) is only read: process 0 alone writes it.
+        """
+        if chief or self.source is not None:
             return self
-        private = _private_folder() / uuid.uuid4().hex[:12]
-        private.mkdir()
-        return RunDirectory(private, self.record, source=self.path)
+        private = tempfile.TemporaryDirectory(prefix=f"project-process-{os.getpid()}-")
+        return RunDirectory(private.name, self.record, source=self.path, private=private)
 
     @property
     def run_id(self) -> str:
         return self.record["run_id"]
 
     @classmethod
-    def check_writable(cls, path) -> Path:
+    def check_writable(cls, path, chief: bool = True) -> Path:
         """Refuse an ``--out`` that cannot hold a new run, before any work is done. Nothing is
         created here (:meth:`create` makes the folder), so a run refused later, for its data
         say, leaves no empty folder behind.
 
-        In a multi-process run only process 0 checks (and later writes): the others leave the
-        folder alone (:func:`project.training.scaling.is_chief`)."""
-        from project.training.scaling import is_chief
-
+        In a multi-process run only process 0 (``chief``) checks (and later writes): the others
+        leave the folder alone."""
         path = Path(path)
-        if not is_chief():
+        if not chief:
             return path
         if path.exists() and not path.is_dir():
-            raise InputError(f"--out {path}: exists and is not a folder")
+            raise SettingError.about("out", f"{path}: exists and is not a folder")
         if (path / CONFIG_FILE).exists():
-            raise InputError(
-                f"--out {path}: already holds a run; continue it with --resume {path}, or choose "
-                "another --out"
-            )
+            raise SettingError("{out} " + literal(path) + ": already holds a run; continue it "
+                               "with {resume} " + literal(path) + ", or choose another {out}")
         existing = path
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir():
-            raise InputError(f"--out {path}: cannot create it ({existing} is not a folder)")
+            raise SettingError.about("out", f"{path}: cannot create it ({existing} is not a "
+                                            "folder)")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise InputError(f"--out {path}: not writable" + ("" if existing == path else
-                                                              f" ({existing} is read-only)"))
+            raise SettingError.about("out", f"{path}: not writable" + (
+                "" if existing == path else f" ({existing} is read-only)"))
         return path
 
     @classmethod
     def create(cls, path, experiment: str, config: dict, backend: str,
-               data_files=(), devices: dict | None = None) -> RunDirectory:
+               data_files=(), devices: dict | None = None, chief: bool = True) -> RunDirectory:
         """Start a new run in ``path`` (which must not hold one): write ``config.json``.
 
-        ``devices`` (e.g. ``{"devices": 2, "processes": 1}``) joins the recorded environment."""
-        path = cls.check_writable(path)
+        ``devices`` (e.g. ``{"devices": 2, "processes": 1}``) joins the recorded environment.
+        In a run of several processes, process 0 (``chief``) alone writes ``path``; the others
+        get a private folder (:meth:`for_process`)."""
+        path = cls.check_writable(path, chief)
         try:
-            if is_writer():  # in a run of several processes, process 0 alone writes
+            if chief:
                 path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise InputError(f"--out {path}: cannot create it ({err.strerror})") from None
+            raise SettingError.about("out", f"{path}: cannot create it ({err.strerror})") from None
         record = {
             "experiment": experiment,
             "run_id": uuid.uuid4().hex[:12],
@@ -182,7 +174,7 @@ class RunDirectory:
             "environment": {**environment(backend), **(devices or {})},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        run = cls(path, record).for_this_process()
+        run = cls(path, record).for_process(chief)
         write_json(run.path / CONFIG_FILE, record)
         return run
 
@@ -192,18 +184,19 @@ class RunDirectory:
         path = Path(path)
         config_file = path / CONFIG_FILE
         if not path.is_dir():
-            raise InputError(f"--resume {path}: no such folder")
+            raise SettingError.about("resume", f"{path}: no such folder")
         if not config_file.is_file():
-            raise InputError(f"--resume {path}: not a run folder (no {CONFIG_FILE})")
+            raise SettingError.about("resume", f"{path}: not a run folder (no {CONFIG_FILE})")
         try:
             record = json.loads(config_file.read_text(encoding="utf-8"))
             kind = record["experiment"]
             record["config"], record["run_id"]  # noqa: B018 - both must be there
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise InputError(f"--resume {path}: {CONFIG_FILE} is damaged ({err})") from None
+            raise SettingError.about("resume", f"{path}: {CONFIG_FILE} is damaged ({err})") from None
         if kind != experiment:
-            raise InputError(f"--resume {path}: that is a {kind} run, not a {experiment} run")
-        return cls(path, record).for_this_process()
+            raise SettingError.about("resume", f"{path}: that is a {kind} run, not a {experiment} "
+                                               "run")
+        return cls(path, record)
 
     def check_resumable(self, given: dict, backend: str) -> None:
         """Refuse to resume with options that differ from the run's, another backend, or data
@@ -211,22 +204,23 @@ class RunDirectory:
         saved = self.record["config"]
         for key, value in given.items():
             if key in saved and _normal(saved[key]) != _normal(value):
-                option = "--" + key.replace("_", "-")
-                raise InputError(
-                    f"--resume {self.path}: {option} {_show(value)} differs from the run's "
-                    f"{_show(saved[key])}; drop the option to continue the run as it was"
-                )
+                raise SettingError(
+                    "{resume} " + literal(self.path) + ": {" + key + "} " + literal(
+                        f"{_show(value)} differs from the run's {_show(saved[key])}; drop it "
+                        "to continue the run as it was"))
         was = self.record["environment"]["backend"]
         if was != backend:
-            raise InputError(
-                f"--resume {self.path}: the run used the {was} backend, not {backend}; resume "
-                f"with --backend {was} (checkpoints are exact only on the same backend)"
-            )
+            raise SettingError(
+                "{resume} " + literal(f"{self.path}: the run used the {was} backend, not "
+                                      f"{backend}; resume with ") + "{backend} " + literal(
+                    f"{was} (checkpoints are exact only on the same backend)"))
         for file, digest in self.record.get("data_sha256", {}).items():
             if not Path(file).is_file():
-                raise InputError(f"--resume {self.path}: the run's data file {file} is missing")
+                raise SettingError.about("resume", f"{self.path}: the run's data file {file} is "
+                                                   "missing")
             if file_sha256(file) != digest:
-                raise InputError(f"--resume {self.path}: {file} changed since the run started")
+                raise SettingError.about("resume", f"{self.path}: {file} changed since the run "
+                                                   "started")
 
     @contextlib.contextmanager
     def writing(self):
@@ -255,24 +249,6 @@ class RunDirectory:
         return folder
 
 
-_PRIVATE: Path | None = None
-
-
-def _private_folder() -> Path:
-    """This process's private folder (made once, removed when the process ends); from then on
-    the process writes nothing outside it."""
-    global _PRIVATE
-    if _PRIVATE is None:
-        import atexit
-        import shutil
-        import tempfile
-
-        _PRIVATE = Path(tempfile.mkdtemp(prefix=f"project-process-{os.getpid()}-"))
-        atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
-        set_writer(False, _PRIVATE)
-    return _PRIVATE
-
-
 def _link(source: Path, target: Path) -> None:
     """``target`` shows ``source`` (a symbolic link, else a copy); nothing if there is none."""
     target.unlink(missing_ok=True)
@@ -291,9 +267,9 @@ class RunContext:
     """What every part of a run shares.
 
     Attributes:
-        run: the run folder; plan: its :class:`~project.training.scaling.Scaling` (precision,
-        devices); progress: the epoch counter behind "time left"; verbose, log: progress
-        display and where its lines go.
+        run: the run folder; plan: its :class:`~project.training.distribution.Scaling`
+        (precision, devices, which process writes); progress: the epoch counter behind "time
+        left"; verbose, log: progress display and where its lines go.
     """
 
     run: RunDirectory

@@ -31,7 +31,7 @@ never read).
 Example:
 
 >>> import pathlib, tempfile, keras, numpy as np, pandas as pd
->>> from project.data.qqp import tokenize_pairs
+>>> from project.data.qqp_length import tokenize_pairs
 >>> from project.models.roberta import build_classifier
 >>> ours = build_classifier(sequence_length=16)               # the bundled tiny RoBERTa
 >>> folder = save_hf_classifier(ours, pathlib.Path(tempfile.mkdtemp()) / "hf")
@@ -50,11 +50,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras_hub
 import numpy as np
 
 from project.errors import InputError
+from project.interop import names
 from project.interop.tokenizer import read_hf_tokenizer, write_hf_tokenizer
+from project.io import write_json
+from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON, RobertaBackbone
+from project.models.roberta import build_preprocessor, build_tokenizer, init_head
 from project.models.tensor_files import SafetensorsReader, write_safetensors
+from project.settings import sequence_length as checked_length
 
 #: transformers' RobertaConfig defaults, for keys a config.json leaves out.
 HF_DEFAULTS = dict(
@@ -68,8 +74,7 @@ HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": 
 _EXPORT_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}
 _REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
              "intermediate_size")
-HEAD_KEYS = ("classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
-             "classifier.out_proj.bias")
+HEAD_KEYS = tuple(w.hf for w in names.head_weights(1, 1))
 
 
 def _read_config(folder: Path) -> dict:
@@ -83,17 +88,6 @@ def _read_config(folder: Path) -> dict:
     if not isinstance(config, dict):
         raise InputError(f"{path}: not a JSON object")
     return config
-
-
-def is_hf_checkpoint(path) -> bool:
-    """Whether ``path`` is a folder whose config.json is a transformers one (``model_type``;
-    keras-hub presets have ``class_name`` instead)."""
-    path = Path(path)
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and "model_type" in config and "class_name" not in config
 
 
 def hf_settings(folder) -> dict:
@@ -206,29 +200,13 @@ class _Checkpoint:
 
 def _expected_shapes(settings: dict, prefix: str, with_head: bool) -> dict:
     b = settings["backbone"]
-    h, inner, layers = b["hidden_dim"], b["intermediate_dim"], b["num_layers"]
-    shapes = {
-        f"{prefix}embeddings.word_embeddings.weight": (b["vocabulary_size"], h),
-        f"{prefix}embeddings.position_embeddings.weight":
-            (b["max_sequence_length"] + settings["position_offset"], h),
-        f"{prefix}embeddings.token_type_embeddings.weight": (settings["type_vocab_size"], h),
-        f"{prefix}embeddings.LayerNorm.weight": (h,),
-        f"{prefix}embeddings.LayerNorm.bias": (h,),
-    }
-    for i in range(layers):
-        p = f"{prefix}encoder.layer.{i}."
-        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
-                     "attention.output.dense"):
-            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (h, h), (h,)
-        shapes[p + "intermediate.dense.weight"] = (inner, h)
-        shapes[p + "intermediate.dense.bias"] = (inner,)
-        shapes[p + "output.dense.weight"] = (h, inner)
-        shapes[p + "output.dense.bias"] = (h,)
-        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
-            shapes[p + norm + ".weight"], shapes[p + norm + ".bias"] = (h,), (h,)
+    h = b["hidden_dim"]
+    shapes = {prefix + w.hf: w.hf_shape for w in names.encoder_weights(b)}
+    shapes[f"{prefix}embeddings.position_embeddings.weight"] = (
+        b["max_sequence_length"] + settings["position_offset"], h)
+    shapes[f"{prefix}embeddings.token_type_embeddings.weight"] = (settings["type_vocab_size"], h)
     if with_head:
-        c = settings["num_labels"]
-        shapes.update(dict(zip(HEAD_KEYS, ((h, h), (h,), (c, h), (c,)))))
+        shapes.update({w.hf: w.hf_shape for w in names.head_weights(h, settings["num_labels"])})
     return shapes
 
 
@@ -265,43 +243,17 @@ def _check_checkpoint(folder: Path, checkpoint: _Checkpoint, settings: dict):
 
 
 def _assign_backbone(backbone, checkpoint: _Checkpoint, prefix: str, offset: int) -> None:
-    h = backbone.hidden_dim
-    heads = backbone.num_heads
-
-    def get(name):
-        return checkpoint.get(prefix + name)
-
-    def linear(name):  # PyTorch (out, in) -> Keras (in, out)
-        return get(name + ".weight").T
-
-    backbone.token_embedding.embeddings.assign(get("embeddings.word_embeddings.weight"))
-    positions = get("embeddings.position_embeddings.weight")
-    token_type = get("embeddings.token_type_embeddings.weight")[0]
+    dims = dict(vocabulary_size=backbone.vocabulary_size, num_layers=backbone.num_layers,
+                num_heads=backbone.num_heads, hidden_dim=backbone.hidden_dim,
+                intermediate_dim=backbone.intermediate_dim)
+    for weight in names.encoder_weights(dims):
+        names.value(backbone, weight).assign(weight.to_keras(checkpoint.get(prefix + weight.hf)))
+    positions = checkpoint.get(f"{prefix}embeddings.position_embeddings.weight")
+    token_type = checkpoint.get(f"{prefix}embeddings.token_type_embeddings.weight")[0]
     length = backbone.max_sequence_length
     backbone.embeddings.position_embedding.position_embeddings.assign(
         positions[offset:offset + length] + token_type
     )
-    backbone.embeddings_layer_norm.gamma.assign(get("embeddings.LayerNorm.weight"))
-    backbone.embeddings_layer_norm.beta.assign(get("embeddings.LayerNorm.bias"))
-    for i, layer in enumerate(backbone.transformer_layers):
-        p = f"encoder.layer.{i}."
-        attention = layer._self_attention_layer
-        for hf_name, dense in (("query", attention._query_dense), ("key", attention._key_dense),
-                               ("value", attention._value_dense)):
-            name = p + "attention.self." + hf_name
-            dense._kernel.assign(linear(name).reshape(h, heads, h // heads))
-            dense.bias.assign(get(name + ".bias").reshape(heads, h // heads))
-        out = attention._output_dense
-        out._kernel.assign(linear(p + "attention.output.dense").reshape(heads, h // heads, h))
-        out.bias.assign(get(p + "attention.output.dense.bias"))
-        layer._self_attention_layer_norm.gamma.assign(get(p + "attention.output.LayerNorm.weight"))
-        layer._self_attention_layer_norm.beta.assign(get(p + "attention.output.LayerNorm.bias"))
-        layer._feedforward_intermediate_dense.kernel.assign(linear(p + "intermediate.dense"))
-        layer._feedforward_intermediate_dense.bias.assign(get(p + "intermediate.dense.bias"))
-        layer._feedforward_output_dense.kernel.assign(linear(p + "output.dense"))
-        layer._feedforward_output_dense.bias.assign(get(p + "output.dense.bias"))
-        layer._feedforward_layer_norm.gamma.assign(get(p + "output.LayerNorm.weight"))
-        layer._feedforward_layer_norm.beta.assign(get(p + "output.LayerNorm.bias"))
 
 
 def load_hf_classifier(path, sequence_length: int | None = None, dropout: float | None = None,
@@ -333,16 +285,6 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
 
     (A folder written by :func:`save_hf_classifier` works too: see the module's example.)
     """
-    import keras_hub
-
-    from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON, RobertaBackbone
-    from project.models.roberta import (
-        _check_length,
-        _init_head,
-        build_preprocessor,
-        build_tokenizer,
-    )
-
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise InputError(f"{folder}: no such directory")
@@ -362,7 +304,7 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
         if has_head and classes != settings["num_labels"]:
             raise InputError(f"{folder}: the checkpoint's head has {settings['num_labels']} "
                              f"labels, {classes} were asked for")
-        length = _check_length(sequence_length, settings["backbone"]["max_sequence_length"])
+        length = checked_length(sequence_length, settings["backbone"]["max_sequence_length"])
         backbone_args = settings["backbone"]
         if (backbone_args["layer_norm_epsilon"] == DEFAULT_EPSILON
                 and backbone_args["activation"] == DEFAULT_ACTIVATION):
@@ -379,14 +321,10 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
             dropout=settings["classifier_dropout"] if dropout is None else float(dropout),
         )
         if has_head:
-            model.get_layer("pooled_dense").kernel.assign(
-                checkpoint.get("classifier.dense.weight").T)
-            model.get_layer("pooled_dense").bias.assign(checkpoint.get("classifier.dense.bias"))
-            model.get_layer("logits").kernel.assign(
-                checkpoint.get("classifier.out_proj.weight").T)
-            model.get_layer("logits").bias.assign(checkpoint.get("classifier.out_proj.bias"))
+            for weight in names.head_weights(backbone.hidden_dim, classes):
+                names.value(model, weight).assign(weight.to_keras(checkpoint.get(weight.hf)))
         else:
-            _init_head(model, stddev=settings["initializer_range"])
+            init_head(model, stddev=settings["initializer_range"])
     finally:
         checkpoint.close()
     return model, preprocessor
@@ -396,47 +334,26 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
 
 
 def _export_tensors(model, offset: int) -> dict:
-    """Our classifier's weights under transformers' names, PyTorch layouts, float32."""
+    """Our classifier's weights under transformers' names, PyTorch layouts, float32 (a LoRA
+    projection's kernel with its delta: :func:`project.interop.names.value`)."""
     from keras import ops
 
     def np32(x):
         return np.asarray(ops.convert_to_numpy(x), dtype=np.float32)
 
     backbone = model.backbone
+    dims = dict(vocabulary_size=backbone.vocabulary_size, num_layers=backbone.num_layers,
+                num_heads=backbone.num_heads, hidden_dim=backbone.hidden_dim,
+                intermediate_dim=backbone.intermediate_dim)
+    tensors = {"roberta." + w.hf: w.to_hf(np32(names.value(model, w)))
+               for w in names.encoder_weights(dims)}
+    tensors.update({w.hf: w.to_hf(np32(names.value(model, w)))
+                    for w in names.head_weights(backbone.hidden_dim, int(model.num_classes))})
     h = backbone.hidden_dim
     positions = np32(backbone.embeddings.position_embedding.position_embeddings)
-    tensors = {
-        "roberta.embeddings.word_embeddings.weight": np32(backbone.token_embedding.embeddings),
-        "roberta.embeddings.position_embeddings.weight":
-            np.concatenate([np.zeros((offset, h), np.float32), positions]),
-        "roberta.embeddings.token_type_embeddings.weight": np.zeros((1, h), np.float32),
-        "roberta.embeddings.LayerNorm.weight": np32(backbone.embeddings_layer_norm.gamma),
-        "roberta.embeddings.LayerNorm.bias": np32(backbone.embeddings_layer_norm.beta),
-    }
-    for i, layer in enumerate(backbone.transformer_layers):
-        p = f"roberta.encoder.layer.{i}."
-        attention = layer._self_attention_layer
-        for hf_name, dense in (("query", attention._query_dense), ("key", attention._key_dense),
-                               ("value", attention._value_dense)):
-            # ``kernel`` is the effective kernel: LoRA's delta included when it is not merged.
-            tensors[p + f"attention.self.{hf_name}.weight"] = np32(dense.kernel).reshape(h, h).T
-            tensors[p + f"attention.self.{hf_name}.bias"] = np32(dense.bias).reshape(h)
-        out = attention._output_dense
-        tensors[p + "attention.output.dense.weight"] = np32(out.kernel).reshape(h, h).T
-        tensors[p + "attention.output.dense.bias"] = np32(out.bias)
-        for hf_name, norm in (("attention.output.LayerNorm", layer._self_attention_layer_norm),
-                              ("output.LayerNorm", layer._feedforward_layer_norm)):
-            tensors[p + hf_name + ".weight"] = np32(norm.gamma)
-            tensors[p + hf_name + ".bias"] = np32(norm.beta)
-        for hf_name, dense in (("intermediate.dense", layer._feedforward_intermediate_dense),
-                               ("output.dense", layer._feedforward_output_dense)):
-            tensors[p + hf_name + ".weight"] = np32(dense.kernel).T
-            tensors[p + hf_name + ".bias"] = np32(dense.bias)
-    pooled, logits = model.get_layer("pooled_dense"), model.get_layer("logits")
-    tensors["classifier.dense.weight"] = np32(pooled.kernel).T
-    tensors["classifier.dense.bias"] = np32(pooled.bias)
-    tensors["classifier.out_proj.weight"] = np32(logits.kernel).T
-    tensors["classifier.out_proj.bias"] = np32(logits.bias)
+    tensors["roberta.embeddings.position_embeddings.weight"] = np.concatenate(
+        [np.zeros((offset, h), np.float32), positions])
+    tensors["roberta.embeddings.token_type_embeddings.weight"] = np.zeros((1, h), np.float32)
     return {k: np.ascontiguousarray(v) for k, v in tensors.items()}
 
 
@@ -467,9 +384,6 @@ def save_hf_classifier(model, path) -> Path:
     >>> (folder / "model.safetensors").is_file(), (folder / "tokenizer.json").is_file()
     (True, True)
     """
-    from project.io import write_json
-    from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON
-
     preprocessor = getattr(model, "preprocessor", None)
     if preprocessor is None:
         raise InputError("the model has no preprocessor: there is no tokenizer to export")

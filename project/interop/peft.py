@@ -40,17 +40,28 @@ import re
 from pathlib import Path
 
 import numpy as np
+from keras import ops
 
 from project.errors import InputError
+from project.interop import names
+from project.io import write_json
+from project.models.adapters import (
+    adapter_shapes,
+    adapter_variables,
+    apply_adapter,
+    check_tensors,
+    check_unmerged,
+    head_variables,
+)
+from project.models.lora import lora_config
 from project.models.tensor_files import read_safetensors, write_safetensors
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
-_HEAD = {"classifier.dense.weight": ("pooled_dense", "kernel"),
-         "classifier.dense.bias": ("pooled_dense", "bias"),
-         "classifier.out_proj.weight": ("logits", "kernel"),
-         "classifier.out_proj.bias": ("logits", "bias")}
+#: Our adapter's head names by Hugging Face's (``classifier.dense.weight`` ->
+#: ``head.pooled_dense.kernel``).
+_HEAD = {w.hf: "head.{}.{}".format(*w.place[1:]) for w in names.head_weights(1, 1)}
 #: Options whose value we read or that do not change the computation.
 _UNDERSTOOD = {
     "peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules",
@@ -70,15 +81,13 @@ def is_peft_adapter(path) -> bool:
 
 def _module_names(num_layers: int) -> list[str]:
     """The names of the modules PEFT could target in ``RobertaForSequenceClassification``."""
-    names = ["roberta.embeddings.word_embeddings", "roberta.embeddings.position_embeddings",
-             "roberta.embeddings.token_type_embeddings", "classifier.dense",
-             "classifier.out_proj"]
-    for i in range(num_layers):
-        p = f"roberta.encoder.layer.{i}."
-        names += [p + "attention.self.query", p + "attention.self.key",
-                  p + "attention.self.value", p + "attention.output.dense",
-                  p + "intermediate.dense", p + "output.dense"]
-    return names
+    dims = dict(vocabulary_size=1, num_layers=num_layers, num_heads=1, hidden_dim=1,
+                intermediate_dim=1)
+    modules = ["roberta.embeddings.position_embeddings", "roberta.embeddings.token_type_embeddings"]
+    modules += ["roberta." + w.hf.removesuffix(".weight") for w in names.encoder_weights(dims)
+                if w.place[2] in ("kernel", "embeddings")]
+    return modules + [w.hf.removesuffix(".weight") for w in names.head_weights(1, 1)
+                      if w.place[2] == "kernel"]
 
 
 def _targeted(targets, name: str) -> bool:
@@ -190,16 +199,6 @@ def load_peft_adapter(model, path):
 
     (Runnable: the module's example.)
     """
-    from keras import ops
-
-    from project.models.lora import (
-        _adapter_shapes,
-        _is_merged,
-        apply_adapter,
-        check_tensors,
-        lora_config,
-    )
-
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: no such adapter folder")
@@ -209,7 +208,7 @@ def load_peft_adapter(model, path):
     settings = _settings(path, _read_config(path), backbone.num_layers)
     weights = path / WEIGHTS_FILE
     tensors, _ = read_safetensors(weights, what="adapter")
-    ours, expected = {}, {}
+    ours = {}
     hidden = backbone.hidden_dim
     for name, value in tensors.items():
         short = name[len(_PREFIX):] if name.startswith(_PREFIX) else name
@@ -230,29 +229,23 @@ def load_peft_adapter(model, path):
                                  f"{settings['rank']}")
             ours[f"layer_{index}.{target}.lora_{which.lower()}"] = np.asarray(value).T
         elif short in _HEAD and settings["head"]:
-            layer, kind = _HEAD[short]
-            ours[f"head.{layer}.{kind}"] = np.asarray(value).T
+            ours[_HEAD[short]] = np.asarray(value).T
         else:
             raise InputError(f"{weights}: unexpected tensor {name}")
     if not settings["head"]:  # PEFT keeps the base's head: so do we
-        for layer in ("pooled_dense", "logits"):
-            for kind in ("kernel", "bias"):
-                variable = getattr(model.get_layer(layer), kind)
-                ours[f"head.{layer}.{kind}"] = np.asarray(ops.convert_to_numpy(variable),
-                                                          dtype=np.float32)
+        for name, variable in head_variables(model).items():
+            ours[name] = np.asarray(ops.convert_to_numpy(variable), dtype=np.float32)
     head = ours.get("head.logits.kernel")
     if head is not None and head.ndim == 2 and head.shape[1] != model.num_classes:
         raise InputError(f"{weights}: the adapter's head has {head.shape[1]} classes, "
                          f"the model {model.num_classes}")
     ours = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in ours.items()}
     peft_settings = {k: settings[k] for k in ("style", "rank", "alpha", "dropout", "targets")}
-    expected = _adapter_shapes(model, peft_settings)
-    check_tensors(weights, ours, expected, what="PEFT adapter")
+    check_tensors(weights, ours, adapter_shapes(model, peft_settings), what="PEFT adapter")
     current = lora_config(model)
     if current is not None and current["style"] != "matrix":
         raise InputError(f"{path}: the model has per-head LoRA; merge_lora first")
-    if current is not None and _is_merged(model):
-        raise InputError("LoRA is merged into the kernels: call unmerge_lora first")
+    check_unmerged(model)
     apply_adapter(model, peft_settings, ours)
     return model
 
@@ -281,28 +274,22 @@ def save_peft_adapter(model, path, base_model_name_or_path: str | None = None) -
 
     (Runnable: the module's example.)
     """
-    from project.io import write_json
-    from project.models.lora import _adapter_variables, _is_merged, lora_config
-
     config = lora_config(model)
     if config is None:
         raise InputError("the model has no LoRA enabled: nothing to save as an adapter")
     if config["style"] != "matrix":
         raise InputError("PEFT adapters hold the paper's LoRA only, not per-head LoRA")
-    if _is_merged(model):
-        raise InputError("LoRA is merged into the kernels: call unmerge_lora first")
-    from keras import ops
-
+    check_unmerged(model)
+    heads = {ours: hf for hf, ours in _HEAD.items()}
     tensors = {}
-    for name, variable in _adapter_variables(model).items():
+    for name, variable in adapter_variables(model).items():
         value = np.asarray(ops.convert_to_numpy(variable), dtype=np.float32).T
-        if name.startswith("head."):
-            _, layer, kind = name.split(".")
-            hf = next(k for k, v in _HEAD.items() if v == (layer, kind))
+        if name in heads:
+            hf = heads[name]
         else:
             layer, target, which = name.split(".")
-            hf = (f"roberta.encoder.layer.{layer.split('_')[1]}.attention.self.{target}."
-                  f"lora_{which[-1].upper()}.weight")
+            module = names.projection_module(int(layer.split("_")[1]), target)
+            hf = f"roberta.{module}.lora_{which[-1].upper()}.weight"
         tensors[_PREFIX + hf] = np.ascontiguousarray(value)
     alpha = config["alpha"]
     peft_config = {

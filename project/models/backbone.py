@@ -1,4 +1,5 @@
-"""keras-hub's RoBERTa backbone, plus what keras-hub's configuration cannot say.
+"""keras-hub's RoBERTa backbone, plus what keras-hub's configuration cannot say, and the walk
+over its attention projections.
 
 ``keras_hub.models.RobertaBackbone`` saves only its sizes; loading rebuilds every layer from
 them, with layer-norm epsilon 1e-5, exact GELU and plain ``EinsumDense`` attention projections.
@@ -9,19 +10,21 @@ three more configuration entries, so that a ``.keras`` file rebuilds the model t
 * ``activation``: the feed-forward activation, one of :data:`ACTIVATIONS` (Hugging Face's
   ``hidden_act``: ``gelu``, ``gelu_new`` / ``gelu_pytorch_tanh`` = ``gelu_tanh``, ``relu``,
   ``silu``);
-* ``lora_layers``: the LoRA projections (:class:`project.models.lora.LoraEinsumDense`) by place,
-  ``{"transformer_layer_3/query": <serialized layer>, ...}``; the constructor puts them back in
-  the attention layers and freezes everything else in the backbone, as
+* ``lora_layers``: the LoRA projections (:class:`~project.models.lora_layer.LoraEinsumDense`)
+  by place, ``{"transformer_layer_3/query": <serialized layer>, ...}``; the constructor puts
+  them back and freezes everything else in the backbone, as
   :func:`project.models.lora.enable_lora` does.
 
 The defaults are keras-hub's, so a keras-hub backbone and this class with default settings are
 the same network. :func:`project.models.roberta.build_classifier` uses keras-hub's class unless a
-setting differs (a plain keras-hub ``.keras`` file then loads without this package);
-:func:`project.models.lora.enable_lora` switches a backbone to this class (see its module for
-why), and ``merge_lora`` switches it back.
+setting differs (a plain keras-hub ``.keras`` file then loads without this package).
 
-Loading a ``.keras`` file that uses it needs the class registered: import ``project.models.lora``
-(or ``project.models.roberta``) first.
+Why a model with LoRA has this class: Keras names a saved object by its class, and the classifier
+is a functional graph built around its very backbone object, so :func:`~project.models.lora.
+enable_lora` switches that object to this class in place (a new backbone would mean a new
+classifier, and twice the memory at RoBERTa-large). The subclass adds no state of its own (its
+extra settings default, at class level, to keras-hub's values), so the switch changes only what
+``get_config`` writes; ``merge_lora(model, unload=True)`` switches it back.
 
 Example:
 
@@ -30,6 +33,8 @@ Example:
 ...                            layer_norm_epsilon=1e-3, activation="relu")
 >>> backbone.get_config()["layer_norm_epsilon"]
 0.001
+>>> [(i, target) for i, target, _, _ in projections(backbone, ("query", "value"))]
+[(0, 'query'), (0, 'value')]
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from __future__ import annotations
 import keras
 import keras_hub
 
-from project.errors import InputError
+from project import keras_internals
+from project.errors import SettingError
+from project.models.lora_layer import LoraEinsumDense, build_like
+from project.settings import LORA_TARGETS
 
 #: Feed-forward activations by name (Hugging Face's ``gelu`` is the exact, erf-based one).
 ACTIVATIONS = {
@@ -62,7 +70,7 @@ class RobertaBackbone(keras_hub.models.RobertaBackbone):
         lora_layers: ``{"transformer_layer_{i}/{query|key|value}": serialized LoRA layer}``.
 
     Raises:
-        InputError: an unknown activation or a non-positive epsilon.
+        SettingError: an unknown activation or a non-positive epsilon.
     """
 
     # Class-level defaults (keras-hub's): a keras-hub backbone switched to this class by
@@ -79,11 +87,11 @@ class RobertaBackbone(keras_hub.models.RobertaBackbone):
         **kwargs,
     ):
         if activation not in ACTIVATIONS:
-            raise InputError(
-                f"unsupported activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
-            )
+            raise SettingError.about("activation", f"{activation!r} is not supported: choose "
+                                                   f"one of {', '.join(ACTIVATIONS)}")
         if not float(layer_norm_epsilon) > 0:
-            raise InputError(f"layer_norm_epsilon must be positive, got {layer_norm_epsilon!r}")
+            raise SettingError.about("layer_norm_epsilon",
+                                     f"must be positive, got {layer_norm_epsilon!r}")
         super().__init__(*args, **kwargs)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.activation = activation
@@ -92,17 +100,13 @@ class RobertaBackbone(keras_hub.models.RobertaBackbone):
         self.embeddings_layer_norm.epsilon = self.layer_norm_epsilon
         for layer in self.transformer_layers:
             layer.layer_norm_epsilon = self.layer_norm_epsilon
-            layer._self_attention_layer_norm.epsilon = self.layer_norm_epsilon
-            layer._feedforward_layer_norm.epsilon = self.layer_norm_epsilon
-            layer._feedforward_intermediate_dense.activation = ACTIVATIONS[activation]
+            for norm in keras_internals.layer_norms(layer):
+                norm.epsilon = self.layer_norm_epsilon
+            keras_internals.feedforward(layer)[0].activation = ACTIVATIONS[activation]
         if lora_layers:
-            from project.models.lora import install_lora_layers  # lora imports this module
-
             install_lora_layers(self, lora_layers)
 
     def get_config(self):
-        from project.models.lora import lora_layer_configs
-
         config = super().get_config()
         config.update(
             layer_norm_epsilon=self.layer_norm_epsilon,
@@ -119,3 +123,54 @@ def is_default(backbone) -> bool:
         getattr(backbone, "layer_norm_epsilon", DEFAULT_EPSILON) == DEFAULT_EPSILON
         and getattr(backbone, "activation", DEFAULT_ACTIVATION) == DEFAULT_ACTIVATION
     )
+
+
+def attention(backbone, index: int):
+    """The self-attention layer of transformer layer ``index``."""
+    return keras_internals.self_attention(backbone.get_layer(f"transformer_layer_{index}"))
+
+
+def projections(backbone, targets=LORA_TARGETS) -> list:
+    """``[(index, target, attention layer, projection layer), ...]`` for every transformer
+    layer and target (query, key, value), in that order."""
+    found = []
+    for index in range(backbone.num_layers):
+        layer = attention(backbone, index)
+        found += [(index, t, layer, getattr(layer, f"{t}_dense")) for t in targets]
+    return found
+
+
+def lora_projections(backbone) -> list:
+    """``[(index, target, layer)]`` for every matrix-style LoRA layer of ``backbone``."""
+    return [(i, t, layer) for i, t, _, layer in projections(backbone)
+            if isinstance(layer, LoraEinsumDense)]
+
+
+def lora_layer_configs(backbone) -> dict:
+    """``{"transformer_layer_{i}/{target}": serialized LoraEinsumDense}`` (for saving)."""
+    return {
+        f"transformer_layer_{i}/{target}": keras.saving.serialize_keras_object(layer)
+        for i, target, layer in lora_projections(backbone)
+    }
+
+
+def install_lora_layers(backbone, configs: dict) -> None:
+    """Put serialized LoRA layers (:func:`lora_layer_configs`) into ``backbone`` and freeze all
+    its other weights (what loading a saved LoRA backbone does)."""
+    for place, config in configs.items():
+        layer_name, target = place.split("/")
+        layer = attention(backbone, int(layer_name.rsplit("_", 1)[1]))
+        config = dict(config)
+        config.pop("build_config", None)
+        lora = keras.saving.deserialize_keras_object(config)
+        build_like(lora, getattr(layer, f"{target}_dense"))
+        keras_internals.replace_projection(layer, target, lora)
+    freeze_all_but_lora(backbone)
+
+
+def freeze_all_but_lora(backbone) -> None:
+    """Every backbone weight frozen except LoRA's A and B."""
+    lora = {id(v) for _, _, layer in lora_projections(backbone)
+            for v in (layer.lora_a, layer.lora_b)}
+    for variable in backbone.weights:
+        variable.trainable = id(variable) in lora

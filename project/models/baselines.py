@@ -20,11 +20,11 @@ Example:
 
 from __future__ import annotations
 
-NAMES = ("logistic-regression", "gradient-boosting")
+from project.settings import BASELINES
 
 
 def make_baseline(name: str, seed: int = 0):
-    """An unfitted baseline classifier by name (see :data:`NAMES`)."""
+    """An unfitted baseline classifier by name (see :data:`project.settings.BASELINES`)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -32,7 +32,7 @@ def make_baseline(name: str, seed: int = 0):
         return LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
     if name == "gradient-boosting":
         return HistGradientBoostingClassifier(random_state=seed)
-    raise ValueError(f"unknown baseline {name!r}: choose one of {', '.join(NAMES)}")
+    raise ValueError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}")
 
 
 def fit_baseline(name: str, x, y, seed: int = 0):

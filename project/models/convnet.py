@@ -22,9 +22,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-LEARNING_RATE = 1e-4
-BATCH_SIZE = 360
-EPOCHS = 46
+from project.settings import FRAUD_LEARNING_RATE
 
 
 def build_convnet(input_length: int = 29) -> keras.Model:
@@ -55,8 +53,8 @@ def build_convnet(input_length: int = 29) -> keras.Model:
     return keras.Model(inputs, outputs, name="fraud_convnet")
 
 
-def compile_convnet(model: keras.Model, learning_rate: float = LEARNING_RATE, grad_accum: int = 1,
-                    **compile_kwargs):
+def compile_convnet(model: keras.Model, learning_rate: float = FRAUD_LEARNING_RATE,
+                    grad_accum: int = 1, **compile_kwargs):
     """Compile with the report's optimiser (Adam) and loss (binary cross-entropy).
 
     The only metric updated every step is accuracy, which is cheap. Precision, recall, F1,

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from project.experiments.config import FraudConfig, protocol_label
+from project.data.creditcard import CLASS_NAMES
 from project.io import write_json, write_text
 from project.reporting import LEAKY_NOTE, SYNTHETIC_NOTE, scaling_note
-from project.reporting.plots import plot_pr_curves
+from project.reporting.plots import plot_confusion_matrix, plot_history, plot_pr_curves
 from project.reporting.published import REAL_CREDITCARD, REPORT_FRAUD, REPORT_FRAUD_SLIP
 from project.reporting.tables import markdown_table, stat_cell, value_cell
+from project.settings import FRAUD_EPOCHS, protocol_label
 
 _METRICS = [("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
             ("f1", "F1"), ("average_precision", "Avg precision"), ("roc_auc", "ROC-AUC")]
@@ -88,8 +89,8 @@ def fraud_report(result) -> str:
     ]
     if result.synthetic:
         lines += [SYNTHETIC_NOTE, ""]
-    epochs_note = "" if config.epochs >= FraudConfig.PAPER_EPOCHS else (
-        f" (**fewer than the paper's {FraudConfig.PAPER_EPOCHS}**)")
+    epochs_note = "" if config.epochs >= FRAUD_EPOCHS else (
+        f" (**fewer than the paper's {FRAUD_EPOCHS}**)")
     threshold_rule = ("the best F1 on validation" if config.threshold == "val-f1"
                       else f"fixed at {config.threshold:g}")
     seeds = ", ".join(map(str, config.seeds))
@@ -175,9 +176,24 @@ def fraud_report(result) -> str:
     return "\n".join(lines)
 
 
+def write_part_plots(result, out) -> None:
+    """Each part's ``history.png`` (the restored epoch marked) and confusion matrices."""
+    synthetic = " (synthetic data)" if result.synthetic else ""
+    for run in result.runs:
+        folder, title = Path(out) / run.directory, f"ConvNet, {run.label}, seed {run.seed}"
+        plot_history(run.training.history, folder / "history.png", title + synthetic,
+                     metrics=("loss", "accuracy", "average_precision"),
+                     best_epoch=run.training.best_epoch)
+        for name, ev in (("val", run.val), ("test", run.test)):
+            plot_confusion_matrix(ev.confusion_matrix, CLASS_NAMES,
+                                  folder / f"confusion_{name}.png", f"{title}: {name}{synthetic}")
+
+
 def write_fraud_outputs(result, out) -> Path:
-    """Write ``pr_curves.png``, ``metrics.json`` and ``report.md`` (last) under ``out``."""
+    """Write every part's plots, ``pr_curves.png``, ``metrics.json`` and ``report.md`` (last)
+    under ``out``."""
     out = Path(out)
+    write_part_plots(result, out)
     first_seed = result.config.seeds[0]
     curves = {r.label: (r.test.y_true, r.test.scores) for r in result.runs
               if r.seed == first_seed}

@@ -85,3 +85,20 @@ def plot_pr_curves(curves: dict, path, title: str) -> None:
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     save_figure(fig, path)
+
+
+def plot_length_histogram(choice, path, title: str = "Tokens per question") -> None:
+    """Histograms of question1 and question2 token counts of a
+    :class:`~project.data.qqp_length.LengthChoice`, with the chosen length in the title."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    top = int(max(choice.question1_tokens.max(), choice.question2_tokens.max()))
+    bins = np.arange(0, top + 2) if top <= 80 else 60
+    ax.hist(choice.question1_tokens, bins=bins, alpha=0.55, label="question1")
+    ax.hist(choice.question2_tokens, bins=bins, alpha=0.55, label="question2")
+    ax.set_xlabel("tokens (no special tokens)")
+    ax.set_ylabel("questions")
+    how = f"max+max+10 = {choice.rule_length}, cap {choice.max_length}"
+    how = "given" if choice.explicit else how
+    ax.set_title(f"{title}; pair length {choice.sequence_length} ({how})", fontsize=9)
+    ax.legend()
+    save_figure(fig, path)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from project.experiments.config import QQP_PROFILES
 from project.io import write_json, write_text
 from project.reporting import SYNTHETIC_NOTE, scaling_note
-from project.reporting.plots import plt, save_figure
+from project.reporting.plots import plot_length_histogram, plt, save_figure
 from project.reporting.published import PAPER_QQP, REPORT_QQP
 from project.reporting.tables import markdown_table, stat_cell, value_cell
+from project.settings import QQP_PROFILES
 
 LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
 
@@ -226,8 +226,12 @@ def qqp_report(result) -> str:
 
 
 def write_qqp_outputs(result, out) -> Path:
-    """Write ``curves.png``, ``metrics.json`` and ``report.md`` (last) under ``out``."""
+    """Write ``lengths.png``, ``curves.png``, ``metrics.json`` and ``report.md`` (last) under
+    ``out``."""
     out = Path(out)
+    if result.lengths is not None:
+        plot_length_histogram(result.lengths, out / "lengths.png", "Tokens per question" + (
+            " (synthetic data)" if result.synthetic else ""))
     first_seed = result.config.seeds[0]
     title = "QQP training curves" + (" (synthetic data)" if result.synthetic else "")
     plot_curves([r for r in result.runs if r.seed == first_seed], out / "curves.png", title)

@@ -23,9 +23,8 @@ import numpy as np
 import pandas as pd
 
 from project.data.creditcard import FraudSplit, features_and_labels, split_and_scale
-from project.errors import InputError
-from project.experiments.config import PROTOCOLS  # the names, defined once with the settings
 from project.sampling.adasyn import ADASYN
+from project.settings import PROTOCOLS, choice
 
 
 def protocol_split(
@@ -49,8 +48,7 @@ def protocol_split(
     Returns:
         A :class:`~project.data.creditcard.FraudSplit`; synthetic rows have row id -1.
     """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    choice("protocol", protocol, PROTOCOLS)
     sampler = ADASYN(n_neighbors=n_neighbors, beta=beta, random_state=seed)
 
     if protocol == "none":

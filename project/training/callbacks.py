@@ -3,7 +3,8 @@
 :func:`project.training.loop.train` runs one ``model.fit`` per epoch and then calls these:
 
 * :class:`BestEpoch` remembers the best epoch by a monitored metric, in the right direction
-  (:func:`monitor_mode`: ``loss``-like metrics are minimised, the rest maximised);
+  (:func:`project.settings.monitor_mode`: ``loss``-like metrics are minimised, the rest
+  maximised);
 * :func:`write_history` rewrites ``history.csv`` atomically (epochs counted from 1), so a kill at
   any moment leaves a complete file for the epochs done;
 * :class:`TensorBoardLog` writes the same numbers as TensorBoard scalars (``--tensorboard``);
@@ -26,31 +27,8 @@ import math
 import time
 from pathlib import Path
 
-from project.errors import InputError
 from project.io import write_text
-
-MODES = ("max", "min")
-
-
-def monitor_mode(monitor: str, mode: str | None = None) -> str:
-    """``"min"`` for loss-like metrics (``loss``, ``val_loss``, ``*_error``), else ``"max"``;
-    an explicit ``mode`` wins.
-
-    Raises:
-        InputError: ``mode`` is not "max", "min" or None.
-    """
-    if mode is not None:
-        if mode not in MODES:
-            raise InputError(f"--monitor-mode must be max or min, got {mode!r}")
-        return mode
-    return "min" if ("loss" in monitor or monitor.endswith("error")) else "max"
-
-
-def check_monitor(monitor: str, known) -> str:
-    """Return ``monitor`` if it is one of the ``known`` epoch-log keys, else raise InputError."""
-    if monitor not in known:
-        raise InputError(f"--monitor {monitor!r} is not logged; choose one of {', '.join(known)}")
-    return monitor
+from project.settings import monitor_mode
 
 
 class BestEpoch:
@@ -58,7 +36,8 @@ class BestEpoch:
 
     Args:
         monitor: an epoch-log key, e.g. ``"val_accuracy"`` or ``"val_loss"``.
-        mode: "max", "min", or None to infer it from the name (:func:`monitor_mode`).
+        mode: "max", "min", or None to infer it from the name
+            (:func:`project.settings.monitor_mode`).
     """
 
     def __init__(self, monitor: str, mode: str | None = None, epoch=None, value=None):

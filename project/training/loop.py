@@ -34,12 +34,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from project.errors import InputError
-from project.io import is_writer
+from project.errors import InputError, SettingError
 from project.training.callbacks import BestEpoch, TensorBoardLog, progress_line, write_history
 from project.training.checkpoint import load_checkpoint, save_checkpoint
+from project.training.distribution import Scaling
 from project.training.memory import PeakMemory
-from project.training.scaling import Scaling
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -85,7 +84,7 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
     ``(seed, epoch)`` and ``shuffle=False``, global generators seeded by :class:`SeedEpoch`, so
     nothing depends on a data pipeline's or a generator's hidden state. ``batch_size`` is the
     global batch of one step (all devices and processes together); ``plan`` is the run's
-    :class:`~project.training.scaling.Scaling` (None: one device).
+    :class:`~project.training.distribution.Scaling` (None: one device).
     """
     plan = plan or Scaling(keras.backend.backend())
     first = next(iter(x.values())) if isinstance(x, dict) else x
@@ -208,7 +207,7 @@ def train(
         tensorboard_dir: also write TensorBoard scalars there.
         verbose: ``"auto"``, 0, 1 or 2 (see :func:`keras_verbose`); 0 prints nothing.
         log: where progress lines go.
-        plan: the run's :class:`~project.training.scaling.Scaling` (None: one device).
+        plan: the run's :class:`~project.training.distribution.Scaling` (None: one device).
 
     Returns:
         A :class:`TrainingResult`; the model holds the best epoch's weights.
@@ -233,7 +232,7 @@ def train(
         progress.skip(resumed_from)
     # In a multi-process run only process 0 writes (checkpoints, history, TensorBoard); the
     # others read its checkpoint when the run is resumed.
-    writer = is_writer()
+    writer = plan is None or plan.chief
     tensorboard = TensorBoardLog(tensorboard_dir) if tensorboard_dir and writer else None
     n_samples = len(next(iter(x.values())) if isinstance(x, dict) else x)
 
@@ -246,7 +245,8 @@ def train(
             fit_seconds = time.perf_counter() - start
             logs.update(validate(model))
             if monitor not in logs:
-                raise InputError(f"--monitor {monitor!r} is not logged ({', '.join(logs)})")
+                raise SettingError.about("monitor", f"{monitor!r} is not logged "
+                                                    f"({', '.join(logs)})")
             logs["epoch_seconds"] = fit_seconds
             logs["samples_per_second"] = n_samples / max(fit_seconds, 1e-9)
             for key, value in logs.items():

@@ -1,4 +1,5 @@
-"""Peak memory of a block of code: host RSS (sampled) and, on a GPU, the backend's own peak.
+"""Peak memory of a block of code: host RSS (sampled) and, on an accelerator, the backend's own
+peak (:func:`project.training.devices.device_peak_mb`).
 
 Example:
 
@@ -15,6 +16,8 @@ import os
 import threading
 
 import keras
+
+from project.training.devices import device_peak_mb, reset_device_peak
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -44,7 +47,7 @@ class PeakMemory:
             self.peak_rss_mb = max(self.peak_rss_mb, rss_mb())
 
     def __enter__(self):
-        self._reset_device_peak()
+        reset_device_peak(keras.backend.backend())
         self.peak_rss_mb = rss_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -55,32 +58,5 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self.peak_rss_mb = max(self.peak_rss_mb, rss_mb())
-        self.peak_device_mb = self._device_peak()
+        self.peak_device_mb = device_peak_mb(keras.backend.backend())
         return False
-
-    @staticmethod
-    def _reset_device_peak():
-        if keras.backend.backend() == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
-        elif keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            if tf.config.list_physical_devices("GPU"):
-                tf.config.experimental.reset_memory_stats("GPU:0")
-
-    @staticmethod
-    def _device_peak() -> float | None:
-        if keras.backend.backend() == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                return torch.cuda.max_memory_allocated() / 2**20
-        elif keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            if tf.config.list_physical_devices("GPU"):
-                return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-        return None

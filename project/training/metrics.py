@@ -25,7 +25,8 @@ import dataclasses
 
 import numpy as np
 
-from project.stats import METRICS, N_BOOT, bootstrap_intervals
+from project.settings import METRICS
+from project.stats import N_BOOT, bootstrap_intervals
 
 _EPS = 1e-7  # Keras's epsilon for probabilities in binary cross-entropy
 

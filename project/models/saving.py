@@ -1,0 +1,110 @@
+"""Saving and loading ``.keras`` models: atomic, portable across precisions and backends, and
+safe for files we did not write.
+
+* :func:`save_model` writes atomically (temporary name, then rename) with float32 dtype policies
+  and unsynchronised batch normalisation (:func:`portable`), so a model trained in bfloat16 or
+  on several devices evaluates in float32 on any backend;
+* :func:`load_model` reads in Keras's safe mode (no code from the file runs), with sizes checked
+  before Keras reads anything. It registers the project's serialisable classes (the LoRA
+  layer and the LoRA-aware backbone) when a file names them, so a saved LoRA model loads.
+
+Example:
+
+>>> import tempfile, pathlib
+>>> from project.models.convnet import build_convnet
+>>> path = save_model(build_convnet(), pathlib.Path(tempfile.mkdtemp()) / "model.keras")
+>>> load_model(path).count_params()
+33505
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+
+from project import keras_internals
+from project.errors import InputError
+from project.io import MAX_CONFIG_BYTES, atomic_path
+
+
+@contextlib.contextmanager
+def portable(model):
+    """Inside the block the model's layers carry float32 policies and unsynchronised batch
+    normalisation: what a ``.keras`` file written there records, so that it loads and
+    evaluates in float32 on any backend (and the model itself predicts in float32 there).
+    Everything is put back afterwards."""
+    changed = []
+    for layer in keras_internals.all_layers(model):
+        policy = layer.dtype_policy
+        if policy.quantization_mode is None and policy.compute_dtype != policy.variable_dtype \
+                and policy.variable_dtype == "float32":
+            changed.append((layer, "dtype_policy", policy))
+            layer.dtype_policy = "float32"
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized:
+            changed.append((layer, "synchronized", True))
+            layer.synchronized = False
+    if changed:
+        keras_internals.forget_traced_functions(model)
+    try:
+        yield model
+    finally:
+        for layer, name, value in reversed(changed):
+            setattr(layer, name, value)
+        if changed:
+            keras_internals.forget_traced_functions(model)
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """``model.save`` to a ``.keras`` path atomically, with float32 policies (:func:`portable`);
+    returns the path."""
+    with portable(model), atomic_path(path) as tmp:
+        model.save(tmp)
+    return Path(path)
+
+
+
+def load_model(path: str | os.PathLike, compile: bool = False):
+    """Load a ``.keras`` file in Keras's safe mode (no code from the file runs).
+
+    Before Keras reads anything, the archive must be a zip holding ``config.json``, that file
+    and ``metadata.json`` at most ``MAX_CONFIG_BYTES`` uncompressed (Keras reads them whole into
+    memory), and every member must pass its CRC check.
+
+    Raises:
+        InputError: the file is missing, is not a ``.keras`` archive, has an oversized
+            configuration, or is truncated/corrupt.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a Keras model (expected a .keras archive)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise ValueError("no config.json inside")
+            for name in ("config.json", "metadata.json"):
+                size = archive.getinfo(name).file_size if name in names else 0
+                if size > MAX_CONFIG_BYTES:
+                    raise InputError(
+                        f"{path}: its {name} is {size / 2**20:,.0f} MiB, more than the "
+                        f"{MAX_CONFIG_BYTES // 2**20} MiB a model configuration may take; not "
+                        "loading it"
+                    )
+            bad = archive.testzip()
+            ours = b'"module": "project' in archive.read("config.json")
+        if bad is not None:
+            raise ValueError(f"damaged entry {bad}")
+        if ours:  # our classes, registered on import (keras-hub is slow to import: only then)
+            from project.models import backbone  # noqa: F401
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except (InputError, ImportError):
+        raise
+    except Exception as err:  # Keras raises many types for a damaged file
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path}: cannot load as a Keras model ({reason})") from None

@@ -1,0 +1,315 @@
+"""Devices and processes: what the backend computes on, its memory peak, and the processes of a
+run on several hosts (the environment's description, the coordinator, joining).
+
+* :func:`device_info`, :func:`float16_support`: the accelerator (or CPU) each backend uses;
+* :func:`reset_device_peak`, :func:`device_peak_mb`: the accelerator's memory peak;
+* :func:`process_group`: the processes of a multi-process run, from Keras's own variables (what
+  ``keras.distribution.initialize`` reads) or ``TF_CONFIG``; light (reads the environment only)::
+
+      KERAS_DISTRIBUTION_JOB_ADDRESSES=10.0.0.1:1234   # the coordinator (process 0), or all
+      KERAS_DISTRIBUTION_NUM_PROCESSES=2
+      KERAS_DISTRIBUTION_PROCESS_ID=0                   # 1 on the second host
+      PROJECT_DISTRIBUTION_TIMEOUT=300                  # seconds to wait for the others
+
+* :func:`join`: this process joins the others (JAX), within that timeout.
+
+Example:
+
+>>> process_group({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+...                "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+...                "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234"}).index
+1
+>>> process_group({}) is None
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+from project.errors import InputError
+
+#: Keras's own variables for a multi-process run (``keras.distribution.initialize`` reads them).
+ENV_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
+ENV_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+ENV_PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
+#: Seconds a process waits for the coordinator and for the others to join.
+ENV_TIMEOUT = "PROJECT_DISTRIBUTION_TIMEOUT"
+DEFAULT_TIMEOUT = 300.0
+#: The smallest CUDA compute capability with float16 arithmetic.
+FLOAT16_CAPABILITY = (5, 3)
+
+
+# --- the accelerator ---------------------------------------------------------------------------
+
+
+def device_info(backend: str) -> dict:
+    """The device the backend computes on: ``{"platform": "gpu" | "cpu", "name", "count",
+    "capability"}`` (capability: CUDA compute capability as a tuple, or None)."""
+    from project.machine import cpu_model
+
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return {"platform": "gpu", "name": torch.cuda.get_device_name(0),
+                    "count": torch.cuda.device_count(),
+                    "capability": tuple(torch.cuda.get_device_capability())}
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return {"platform": "mps", "name": "MPS", "count": 1, "capability": None}
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform in ("gpu", "cuda", "rocm"):
+            capability = getattr(device, "compute_capability", None)
+            if capability and device.platform != "rocm":
+                capability = tuple(int(p) for p in str(capability).split(".")[:2])
+            else:
+                capability = None
+            return {"platform": "gpu", "name": device.device_kind,
+                    "count": len(jax.devices()), "capability": capability}
+        if device.platform != "cpu":
+            return {"platform": device.platform, "name": device.device_kind,
+                    "count": len(jax.devices()), "capability": None}
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            capability = details.get("compute_capability")
+            return {"platform": "gpu", "name": details.get("device_name", "GPU"),
+                    "count": len(gpus), "capability": tuple(capability) if capability else None}
+    return {"platform": "cpu", "name": cpu_model(), "count": 1, "capability": None}
+
+
+def float16_support(backend: str) -> tuple[bool, str]:
+    """Whether the device Keras computes on has float16 arithmetic, and what it is."""
+    device = device_info(backend)
+    capability = device["capability"]
+    where = device["platform"].upper() + (f" {capability[0]}.{capability[1]}" if capability
+                                          else "")
+    if device["platform"] == "mps":
+        return True, where
+    if device["platform"] != "gpu":
+        return False, where
+    return capability is None or capability >= FLOAT16_CAPABILITY, where
+
+
+def reset_device_peak(backend: str) -> None:
+    """Start a new accelerator memory peak (torch, TensorFlow; JAX counts from its start)."""
+    try:
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                tf.config.experimental.reset_memory_stats("GPU:0")
+    except Exception:  # memory statistics are optional everywhere
+        pass
+
+
+def device_peak_mb(backend: str) -> float | None:
+    """The accelerator's peak allocation in MiB: since :func:`reset_device_peak` (torch,
+    TensorFlow) or since the process started (JAX); None on a CPU or where unknown."""
+    try:
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.max_memory_allocated() / 2**20
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        elif backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform == "gpu":
+                return device.memory_stats()["peak_bytes_in_use"] / 2**20
+    except Exception:  # memory statistics are optional everywhere
+        return None
+    return None
+
+
+# --- the processes of a run --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessGroup:
+    """The processes of a multi-process run, as the environment describes them.
+
+    Attributes:
+        count: number of processes; index: this one (0 is the coordinator and the writer).
+        coordinator: ``host:port`` of process 0 (None under ``TF_CONFIG``, which lists all).
+        source: the variables it came from, for messages.
+    """
+
+    count: int
+    index: int
+    coordinator: str | None
+    source: str
+
+
+def _int_variable(environ, name: str):
+    text = environ.get(name)
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{name}={text!r} is not a whole number") from None
+
+
+def process_group(environ=None) -> ProcessGroup | None:
+    """The multi-process setting of this process, or None for a single process.
+
+    Reads Keras's ``KERAS_DISTRIBUTION_*`` variables, else ``TF_CONFIG``. Raises InputError for
+    a setting that cannot be right (a process id out of range, a count below 1, a malformed
+    address or ``TF_CONFIG``).
+    """
+    environ = os.environ if environ is None else environ
+    count = _int_variable(environ, ENV_PROCESSES)
+    index = _int_variable(environ, ENV_PROCESS_ID)
+    addresses = (environ.get(ENV_ADDRESSES) or "").strip()
+    if count is not None or index is not None or addresses:
+        listed = [a.strip() for a in addresses.split(",") if a.strip()]
+        if count is None:
+            count = len(listed) if len(listed) > 1 else None
+        if count is None or index is None or not listed:
+            raise InputError(
+                f"a multi-process run needs {ENV_ADDRESSES} (the coordinator's host:port), "
+                f"{ENV_PROCESSES} and {ENV_PROCESS_ID}; set all three or none"
+            )
+        if count < 1:
+            raise InputError(f"{ENV_PROCESSES}={count}: must be at least 1")
+        if not 0 <= index < count:
+            raise InputError(f"{ENV_PROCESS_ID}={index}: must be in 0..{count - 1} "
+                             f"({ENV_PROCESSES}={count})")
+        if len(listed) > 1 and len(listed) != count:
+            raise InputError(f"{ENV_ADDRESSES} lists {len(listed)} addresses for {count} "
+                             f"processes ({ENV_PROCESSES})")
+        _host_port(listed[0], ENV_ADDRESSES)
+        if count == 1:
+            return None
+        return ProcessGroup(count, index, listed[0], "KERAS_DISTRIBUTION_*")
+    text = environ.get("TF_CONFIG")
+    if text:
+        try:
+            tf_config = json.loads(text)
+            workers = list(tf_config["cluster"].get("worker", []))
+            chiefs = list(tf_config["cluster"].get("chief", []))
+            task = tf_config["task"]
+            kind, task_index = task["type"], int(task["index"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InputError("TF_CONFIG is not a valid cluster description (JSON with "
+                             "cluster.worker and task.type/index)") from None
+        count = len(workers) + len(chiefs)
+        index = task_index if kind == "chief" else task_index + len(chiefs)
+        if count <= 1:
+            return None
+        return ProcessGroup(count, index, None, "TF_CONFIG")
+    return None
+
+
+def _host_port(address: str, where: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{where}: {address!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def join_timeout(environ=None) -> float:
+    """Seconds to wait for the coordinator and the other processes (``ENV_TIMEOUT``)."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(ENV_TIMEOUT)
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise InputError(f"{ENV_TIMEOUT}={text!r}: give a number of seconds > 0")
+    return value
+
+
+def wait_for(address: str, timeout: float, where: str = ENV_ADDRESSES) -> None:
+    """Wait until ``host:port`` accepts a TCP connection, at most ``timeout`` seconds.
+
+    Raises:
+        InputError: no answer in time (one line naming the address and the variable).
+    """
+    host, port = _host_port(address, where)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            socket.create_connection((host, port), timeout=max(min(left, 2.0), 0.1)).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise InputError(
+                f"no answer from the coordinator {address} within {timeout:g} s ({where}; "
+                f"start process 0 first, or raise {ENV_TIMEOUT})"
+            )
+        time.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
+
+
+def join(group: ProcessGroup) -> None:
+    """Join the other processes of ``group`` (JAX), once per process, within the timeout.
+
+    What ``keras.distribution.initialize`` does (``jax.distributed.initialize`` with the
+    coordinator, count and id), plus a bounded wait: a process that is not coordinator first
+    waits for the coordinator's port; then a watchdog ends the process with one line and exit
+    code 2 if not every process joins in time (JAX itself would abort with a core dump). A
+    process that has joined already (JAX keeps that state) is checked against ``group``.
+    """
+    import jax
+
+    if jax.distributed.is_initialized():
+        if (jax.process_count(), jax.process_index()) != (group.count, group.index):
+            raise InputError("this process already joined another multi-process run")
+        return
+    timeout = join_timeout()
+    if group.index != 0:
+        wait_for(group.coordinator, timeout)
+    # CPU devices exchange gradients through gloo (GPUs use NCCL; this setting leaves them be).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    done = threading.Event()
+
+    def watchdog():
+        if not done.wait(timeout):
+            print(f"error: process {group.index} of {group.count}: the processes did not all "
+                  f"join within {timeout:g} s (coordinator {group.coordinator}, "
+                  f"{ENV_PROCESSES}={group.count}; {ENV_TIMEOUT} sets the wait)",
+                  file=sys.stderr, flush=True)
+            os._exit(2)
+
+    threading.Thread(target=watchdog, daemon=True, name="project-join-watchdog").start()
+    try:
+        jax.distributed.initialize(
+            coordinator_address=group.coordinator, num_processes=group.count,
+            process_id=group.index, initialization_timeout=int(timeout) + 60,
+        )
+    except Exception as err:  # jax raises RuntimeError / XlaRuntimeError with a long text
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0]
+        raise InputError(f"process {group.index} of {group.count} cannot join the run at "
+                         f"{group.coordinator}: {reason}") from None
+    finally:
+        done.set()

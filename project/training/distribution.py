@@ -1,0 +1,322 @@
+"""How a run uses precision and devices: one :class:`Scaling` plan per run, from :func:`setup`
+(called first by both experiments, before any data is read), passed explicitly to everything
+that trains, evaluates or writes.
+
+* **precision**: :mod:`project.training.precision`.
+* **data parallelism** (``--distribute data``): under JAX a ``keras.distribution.DataParallel``
+  over every device (global batch split along the batch axis; batch-norm statistics and
+  gradients are those of the whole batch, so N devices train the same model as one); under
+  TensorFlow a ``tf.distribute.MirroredStrategy`` over the local GPUs (or logical CPUs), with
+  synchronised batch normalisation for the same reason. ``--batch-size`` is the global batch
+  of one step; it must divide by the device count. Under JAX the last, partial batch of an
+  epoch is cut to a multiple of the device count (at most N-1 rows of that epoch's order are
+  skipped that epoch; TensorFlow splits uneven batches itself), and predictions run on
+  replicated inputs (every device sees the whole batch), which accepts any batch size.
+  The torch backend has no Keras data parallelism: one clear line says what to use.
+* **several hosts** (JAX; :mod:`project.training.devices` for the environment): each process
+  feeds its slice of every global batch; process 0 (:attr:`Scaling.chief`) alone writes the run
+  folder, the others compute the same things and write nothing there (on ``--resume`` they read
+  process 0's checkpoints, so the run folder must be visible to every host). TensorFlow's
+  ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``) is refused with one line: Keras 3's
+  TensorFlow trainer cannot fit with it (keras-team/keras#20585).
+* **gradient accumulation** (``--grad-accum K``): the optimizer's
+  ``gradient_accumulation_steps``; each update averages the gradients of K steps of
+  ``--batch-size`` rows, so K x B follows batch K·B (same data, same learning-rate schedule:
+  :class:`project.training.optimizer.LinearWarmupDecay` counts updates). Exceptions: batch
+  normalisation normalises each step's B rows, and Keras counts steps across ``fit`` calls,
+  so when an epoch's steps do not divide by K the last update of the epoch also takes the first
+  steps of the next.
+
+Example:
+
+>>> plan = Scaling(backend="jax", precision="mixed_bfloat16", distribute="data", devices=4)
+>>> plan.summary()["devices"], plan.chief
+(4, True)
+>>> rows, step = shard_rows(range(10), batch_size=4, devices=2, processes=2, process_id=1)
+>>> rows.tolist(), step                      # process 1's half of every global batch of 4
+([2, 3, 6, 7, 9], 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+
+from project import keras_internals, settings
+from project.errors import SettingError
+from project.training import precision as precisions
+from project.training.devices import ProcessGroup, join, process_group
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """What a run does with precision and devices (see the module docstring).
+
+    Attributes:
+        backend: the Keras backend.
+        precision: a Keras dtype policy name (:data:`project.settings.PRECISIONS`).
+        distribute: ``"none"`` or ``"data"``.
+        grad_accum: steps whose gradients make one update.
+        devices: devices that share each batch (all processes together).
+        processes: processes of the run; process_id: this one's.
+        engine: the backend's data-parallel object (JAX DataParallel, TF MirroredStrategy),
+            made by :func:`setup`; None on one device.
+    """
+
+    backend: str
+    precision: str = "float32"
+    distribute: str = "none"
+    grad_accum: int = 1
+    devices: int = 1
+    processes: int = 1
+    process_id: int = 0
+    engine: object = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def chief(self) -> bool:
+        """Whether this process writes the run folder."""
+        return self.process_id == 0
+
+    def summary(self) -> dict:
+        """What ``metrics.json`` records about it."""
+        return {"precision": self.precision, "distribute": self.distribute,
+                "grad_accum": self.grad_accum, "devices": self.devices,
+                "processes": self.processes}
+
+    def describe(self) -> str:
+        """One line for the log."""
+        where = (f"data parallel over {self.devices} device(s)"
+                 + (f" in {self.processes} processes" if self.processes > 1 else "")
+                 if self.distribute == "data" else "one device")
+        accumulation = (f", gradients accumulated over {self.grad_accum} steps"
+                        if self.grad_accum > 1 else "")
+        return f"precision {self.precision}, {where}{accumulation}"
+
+    @contextlib.contextmanager
+    def scope(self):
+        """The run's scope: under JAX data parallelism, the distribution's.
+
+        Example:
+
+        >>> from project.experiments.config import FraudConfig
+        >>> plan = setup(FraudConfig(), backend="tensorflow")
+        >>> with plan.scope():                # e.g. train every part of the run
+        ...     plan.describe()
+        'precision float32, one device'
+        """
+        if self.backend == "jax" and self.engine is not None:
+            with self.engine.scope():
+                yield self
+        else:
+            yield self
+
+    @contextlib.contextmanager
+    def model_scope(self):
+        """Build and compile the model inside this block: the plan's dtype policy, and under
+        TensorFlow data parallelism the strategy's scope (the model then trains on its replicas).
+
+        Example:
+
+        >>> import keras
+        >>> from project.models.convnet import build_convnet, compile_convnet
+        >>> plan = Scaling(backend=keras.backend.backend(), precision="mixed_bfloat16")
+        >>> with plan.model_scope():
+        ...     model = compile_convnet(plan.prepare(build_convnet()), grad_accum=2)
+        >>> model.get_layer("conv1").compute_dtype, model.get_layer("conv1").kernel.dtype
+        ('bfloat16', 'float32')
+        >>> outputs = model(keras.ops.zeros((2, 29)))   # the output layer computes in float32
+        >>> keras.backend.standardize_dtype(outputs.dtype)
+        'float32'
+        """
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(precisions.dtype_policy(self.precision))
+            if self.backend == "tensorflow" and self.engine is not None:
+                stack.enter_context(self.engine.scope())
+            yield
+
+    def prepare(self, model):
+        """Adapt a freshly built model to the plan; returns it.
+
+        * mixed precision: the output layer computes in float32
+          (:func:`project.training.precision.prepare`);
+        * TensorFlow data parallelism over several replicas: batch normalisation is
+          synchronised, so its statistics are the global batch's, as on one device.
+        """
+        import keras
+
+        precisions.prepare(model, self.precision)
+        if self.backend == "tensorflow" and self.distribute == "data" and self.devices > 1:
+            for layer in keras_internals.all_layers(model):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
+        return model
+
+    def epoch_rows(self, order, batch_size: int):
+        """An epoch's rows and per-step batch as this process feeds them: :func:`shard_rows`
+        under JAX data parallelism, unchanged otherwise."""
+        if self.distribute != "data" or self.backend != "jax":
+            return order, batch_size
+        return shard_rows(order, batch_size, self.devices, self.processes, self.process_id)
+
+    def fit_inputs(self, x):
+        """``x`` as ``fit`` takes it: under TensorFlow data parallelism, boolean arrays (e.g. a
+        padding mask) become int32, because Keras averages the first batch across replicas
+        before training and TensorFlow cannot add booleans."""
+        if self.backend != "tensorflow" or self.distribute != "data":
+            return x
+        import numpy as np
+
+        def cast(a):
+            return a.astype(np.int32) if np.asarray(a).dtype == bool else a
+        return {k: cast(v) for k, v in x.items()} if isinstance(x, dict) else cast(x)
+
+    @contextlib.contextmanager
+    def training_inputs(self):
+        """Inside the block (``fit``), JAX data parallelism splits inputs along the batch axis;
+        outside it, inputs are replicated (predictions)."""
+        if self.backend != "jax" or self.engine is None:
+            yield
+            return
+        self.engine.shard_inputs = True
+        try:
+            yield
+        finally:
+            self.engine.shard_inputs = False
+
+
+def setup(config, backend: str | None = None) -> Scaling:
+    """Check a configuration's precision and distribution against this machine and backend,
+    join the other processes of a multi-process run, and return the run's :class:`Scaling`.
+
+    Call it first in a run, before reading data: every refusal is one line.
+
+    Args:
+        config: anything with ``precision``, ``distribute``, ``grad_accum``, ``batch_size``
+            (a :class:`~project.experiments.config.FraudConfig` or resolved ``QQPConfig``).
+        backend: the Keras backend (default: the one Keras runs).
+
+    Raises:
+        SettingError: unknown precision or distribution; float16 without a GPU that has it;
+            data parallelism the backend cannot do; a batch that does not divide by the
+            devices; a multi-process environment without ``distribute="data"``.
+        InputError: a coordinator that does not answer in time.
+    """
+    import keras
+
+    backend = backend or keras.backend.backend()
+    precision = settings.choice("precision", config.precision, settings.PRECISIONS)
+    distribute = settings.choice("distribute", config.distribute, settings.DISTRIBUTIONS)
+    group = process_group()
+    if group is not None and distribute != "data":
+        raise SettingError(
+            f"this process is {group.index} of {group.count} ({group.source}) but "
+            "{distribute} is none: give {distribute} data in every process, or unset those "
+            "variables")
+    if distribute == "data":
+        _check_backend_can_distribute(backend, group)
+    if precision == "mixed_float16":
+        precisions.check_float16(backend)
+    processes, process_id, devices, engine = 1, 0, 1, None
+    if distribute == "data":
+        if group is not None:
+            join(group)
+            processes, process_id = group.count, group.index
+        engine = _make_engine(backend)
+        devices = len(_engine_devices(backend))
+    if config.batch_size % devices:
+        raise SettingError(
+            f"{{batch_size}} {config.batch_size} does not divide by the {devices} devices of "
+            f"{{distribute}} data: it is the global batch, give a multiple of {devices}")
+    return Scaling(backend=backend, precision=precision, distribute=distribute,
+                   grad_accum=int(config.grad_accum), devices=devices, processes=processes,
+                   process_id=process_id, engine=engine)
+
+
+def _check_backend_can_distribute(backend: str, group: ProcessGroup | None) -> None:
+    if backend == "torch":
+        raise SettingError("{distribute} data is not available with the torch backend (Keras "
+                           "has no torch data parallelism): use {backend} jax or {backend} "
+                           "tensorflow")
+    if backend == "tensorflow" and group is not None:
+        raise SettingError(
+            f"several processes ({group.source}) need " + "{backend} jax: Keras 3's TensorFlow "
+            "trainer cannot train with MultiWorkerMirroredStrategy (keras-team/keras#20585)")
+
+
+def _engine_devices(backend: str) -> list:
+    """The devices data parallelism uses: every GPU (or TPU) of the run, else every CPU."""
+    if backend == "jax":
+        import keras
+
+        return keras.distribution.list_devices()
+    import tensorflow as tf
+
+    return [d.name for d in (tf.config.list_logical_devices("GPU")
+                             or tf.config.list_logical_devices("CPU"))]
+
+
+def _make_engine(backend: str):
+    """The backend's data-parallel object over every local device."""
+    if backend == "tensorflow":
+        return _mirrored_strategy(tuple(_engine_devices("tensorflow")))
+    import jax
+    import keras
+
+    class DataParallel(keras.distribution.DataParallel):
+        """Keras's DataParallel whose inputs are split along the batch only while training
+        (:meth:`Scaling.training_inputs`); predictions run on replicated inputs, which accept any
+        batch size and, with several processes, give every process every prediction."""
+
+        shard_inputs = False
+
+        def get_data_layout(self, data_shape):
+            if self.shard_inputs:
+                return super().get_data_layout(data_shape)
+            return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
+
+    # Each process feeds its own slice of every global batch (see fit_epoch / shard_rows).
+    return DataParallel(devices=keras.distribution.list_devices(),
+                        auto_shard_dataset=jax.process_count() == 1)
+
+
+@functools.cache
+def _mirrored_strategy(devices: tuple):
+    """One ``MirroredStrategy`` per device set and process. TensorFlow numbers a strategy's
+    collectives (group and instance keys) from the same start in every new strategy over the
+    same devices, and caches each instance's shapes: a second strategy in the process meets
+    the first one's ("Shape mismatch in the collective instance"). So runs in one process
+    share it; it holds no setting of ours."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(devices=list(devices))
+
+
+def shard_rows(order, batch_size: int, devices: int = 1, processes: int = 1,
+               process_id: int = 0):
+    """An epoch's row order as one process feeds it under data parallelism.
+
+    The last, partial global batch is cut to a multiple of ``devices`` (a batch split over
+    devices must divide evenly); with several processes, each takes its slice of every global
+    batch (process ``i`` the ``i``-th of ``processes`` equal parts).
+
+    Args:
+        order: the epoch's row order (:func:`project.training.loop.epoch_order`).
+        batch_size: the global batch (a multiple of ``devices``).
+        devices, processes, process_id: the run's layout.
+
+    Returns:
+        ``(rows, step_batch)``: this process's rows in feeding order, and its rows per step.
+    """
+    import numpy as np
+
+    order = np.asarray(order)
+    full = len(order) // batch_size * batch_size
+    rest = (len(order) - full) // devices * devices
+    order = order[:full + rest]
+    if processes == 1:
+        return order, batch_size
+    local = batch_size // processes
+    mine = order[:full].reshape(-1, batch_size)[:, process_id * local:(process_id + 1) * local]
+    tail = order[full:].reshape(processes, -1)[process_id] if rest else order[:0]
+    return np.concatenate([mine.reshape(-1), tail]), local
