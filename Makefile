@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BACKENDS ?= tensorflow torch jax
 
-.PHONY: install demo test bench lint samples clean
+.PHONY: install demo test test-oldest bench lint samples clean
 
 install: $(STAMP)
 
@@ -42,6 +42,31 @@ test: $(STAMP)
 	  fi; \
 	  first=0; \
 	done
+	@$(MAKE) --no-print-directory test-oldest
+
+# The oldest keras and keras-hub that pyproject.toml allows, tested on a focused subset (tests
+# marked oldest_versions: the LoRA layer, merge / unmerge, save / reload, Hugging Face and PEFT
+# parity, one short run of each experiment) under every backend. Only those two wheels go into
+# .venv-oldest, laid first on PYTHONPATH over .venv: no second TensorFlow.
+OLDEST_KERAS     ?= 3.10.0
+OLDEST_KERAS_HUB ?= 0.22.0
+OLDEST       := .venv-oldest
+OLDEST_STAMP := $(OLDEST)/.keras-$(OLDEST_KERAS)-hub-$(OLDEST_KERAS_HUB)
+OLDEST_PATH  := $(CURDIR)/$(OLDEST):$(CURDIR)
+
+$(OLDEST_STAMP): $(STAMP)
+	rm -rf $(OLDEST)
+	$(PY) -m pip install -q --no-deps --target $(OLDEST) keras==$(OLDEST_KERAS) keras-hub==$(OLDEST_KERAS_HUB)
+	touch $@
+
+test-oldest: $(OLDEST_STAMP)
+	@set -e; for b in $(BACKENDS); do \
+	  echo "=== keras $(OLDEST_KERAS), keras-hub $(OLDEST_KERAS_HUB), KERAS_BACKEND=$$b ==="; \
+	  PYTHONPATH=$(OLDEST_PATH) KERAS_BACKEND=$$b TF_CPP_MIN_LOG_LEVEL=3 $(PY) -c "import keras, keras_hub; \
+	    v = (keras.__version__, keras_hub.__version__); \
+	    assert v == ('$(OLDEST_KERAS)', '$(OLDEST_KERAS_HUB)'), v"; \
+	  PYTHONPATH=$(OLDEST_PATH) KERAS_BACKEND=$$b $(PYTEST) tests -m oldest_versions; \
+	done
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py --suite all --json runs/bench.json
@@ -53,4 +78,4 @@ samples: $(STAMP)
 	$(PY) scripts/make_samples.py --out assets
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache $(OLDEST)

@@ -49,7 +49,9 @@ def run_python(code: str, *args, backend: str = OTHER_BACKEND, timeout: int = 30
     """Run ``python -c code args...`` from the repository root in a fresh interpreter under
     ``backend`` (default: the other one, for cross-backend checks); returns the
     CompletedProcess."""
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT))
+    # The checkout first, then whatever was on the path (make test-oldest's older keras).
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=path)
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

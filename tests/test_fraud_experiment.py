@@ -41,6 +41,7 @@ def fraud_run(tmp_path_factory, config):
     return out, result
 
 
+@pytest.mark.oldest_versions
 def test_outputs_and_recorded_configuration(fraud_run, tiny_creditcard):
     out, result = fraud_run
     metrics = read_metrics(out)
@@ -170,6 +171,7 @@ def test_evaluate_reproduces_the_test_metrics(fraud_run, tiny_creditcard, tmp_pa
     assert got["confusion_matrix"] == saved.confusion_matrix
 
 
+@pytest.mark.oldest_versions
 def test_model_saved_here_evaluates_the_same_under_the_other_backend(fraud_run, tiny_creditcard,
                                                                      tmp_path):
     out, result = fraud_run

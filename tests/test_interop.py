@@ -71,6 +71,7 @@ def copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.oldest_versions
 def test_classifier_in_matches_transformers(hf, ref, tmp_path):
     model, preprocessor = load_hf_classifier(hf / "cls", sequence_length=LENGTH)
     assert model.preprocessor is preprocessor and model.num_classes == 3
@@ -110,6 +111,7 @@ def test_load_classifier_reads_a_hf_folder(hf, ref):
         load_classifier(str(hf / "cls"), sequence_length=20)
 
 
+@pytest.mark.oldest_versions
 @pytest.mark.parametrize("adapter", ["peft_qv", "peft_qkv"])
 def test_peft_adapter_in_matches_peft(hf, ref, adapter):
     model, _ = load_hf_classifier(hf / "cls", sequence_length=LENGTH)
@@ -141,6 +143,7 @@ def _our_models(hf, ref):
     return {"full": full, "imported": imported, "lora": lora}
 
 
+@pytest.mark.oldest_versions
 def test_exports_match_transformers_and_peft(hf, ref, tmp_path):
     models = _our_models(hf, ref)
     x = inputs(ref)

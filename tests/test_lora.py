@@ -91,6 +91,7 @@ def train_one_epoch(model, data, features, batch_size=16):
     return history.history["loss"][-1]
 
 
+@pytest.mark.oldest_versions
 @pytest.mark.parametrize("rank", [1, 4])
 def test_matrix_counts_by_formula(rank):
     model = build_classifier(**TINY, sequence_length=16)
@@ -142,6 +143,7 @@ def test_roberta_large_dimensions_train_peft_counts(large, targets, trainable):
     assert count_params(large) == (355_358_722, 355_358_722)
 
 
+@pytest.mark.oldest_versions
 def test_starts_equal_to_base_then_only_lora_and_head_train(data, features):
     model = build_classifier(sequence_length=40)
     base = logits(model, features)
@@ -158,6 +160,7 @@ def test_starts_equal_to_base_then_only_lora_and_head_train(data, features):
     assert model.preprocessor is not None  # put back after training
 
 
+@pytest.mark.oldest_versions
 def test_merge_is_w0_plus_scaled_ab(features):
     model = build_classifier(sequence_length=40, backbone_dropout=0.0)
     randomize_head(model)  # a head of scale 0.5, not the initial one: the branch shows in the logits
@@ -181,6 +184,7 @@ def test_merge_is_w0_plus_scaled_ab(features):
     assert type(model.backbone) is type(build_classifier(sequence_length=8).backbone)
 
 
+@pytest.mark.oldest_versions
 def test_merge_without_unload_then_unmerge_at_every_step(data, features):
     model = build_classifier(sequence_length=40, **QUIET)
     enable_lora(model, rank=4, alpha=8, dropout=0.0, seed=0)
@@ -230,6 +234,7 @@ def test_per_head_trains_and_merges(features):
     assert count_params(model)[0] == n_params(model)
 
 
+@pytest.mark.oldest_versions
 def test_per_head_branch_is_scaled_by_alpha_over_rank():
     """keras-hub's per-head LoRA takes its scale from ``lora_alpha`` (Keras 3.10 and later; an
     older Keras ignores the attribute and scales by 1)."""
@@ -244,6 +249,7 @@ def test_per_head_branch_is_scaled_by_alpha_over_rank():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(dense(x)), expected, atol=1e-4)
 
 
+@pytest.mark.oldest_versions
 def test_unmerged_lora_model_through_keras_file(data, features, tmp_path):
     """Saved with LoRA on, reloaded in safe mode: LoRA still on, same counts and outputs, and
     training continues exactly as it would have in the original model."""
@@ -260,6 +266,7 @@ def test_unmerged_lora_model_through_keras_file(data, features, tmp_path):
     np.testing.assert_allclose(logits(loaded, features), logits(model, features), atol=1e-4)
 
 
+@pytest.mark.oldest_versions
 def test_unmerged_lora_model_loads_in_the_other_backend(features, tmp_path):
     other = OTHER_BACKEND
     model = build_classifier(sequence_length=40, **QUIET)
@@ -350,6 +357,7 @@ def test_per_head_adapter_round_trip(features, tmp_path):
     np.testing.assert_allclose(logits(base, features), logits(model, features), atol=1e-6)
 
 
+@pytest.mark.oldest_versions
 def test_two_adapters_switch_on_one_base(features, tmp_path):
     base = build_classifier(sequence_length=40)
     tasks = {}
@@ -370,6 +378,7 @@ def test_two_adapters_switch_on_one_base(features, tmp_path):
     assert base.backbone.token_embedding.embeddings is embeddings  # the base was not rebuilt
 
 
+@pytest.mark.oldest_versions
 def test_merge_unmerge_gives_the_exact_base_so_another_adapter_still_loads(features, tmp_path):
     """W0 + delta - delta is not W0 in float32: unmerge must give the stored base back bit for
     bit, or the base fingerprint changes and the base's other adapters are refused. Also after

@@ -46,6 +46,7 @@ def test_resolved_configuration_and_profiles():
     assert QQPConfig(clip_norm=0).resolve().clip_norm == 0
 
 
+@pytest.mark.oldest_versions
 def test_outputs_side_by_side(qqp_run, config):
     out, result = qqp_run
     metrics = read_metrics(out)
@@ -110,6 +111,7 @@ def test_paired_comparison_on_the_same_pairs(qqp_run):
     assert mcn["a_only"] == int(np.sum(right_l & ~right_f))
 
 
+@pytest.mark.oldest_versions
 def test_saved_models_reproduce_their_numbers(qqp_run, config):
     out, result = qqp_run
     data = load_qqp(fraction=config.fraction, validation_fraction=config.val_fraction,

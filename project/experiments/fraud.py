@@ -7,20 +7,23 @@ on validation and test with the one evaluator of this task (:func:`evaluate`), f
 baselines on the same rows, and save the part (model, its record, history, plots). Then
 summarise over seeds and compare every protocol with ``none`` on the same untouched test rows.
 
-Example:
+Example (``run(FraudConfig(...).validate(), "runs/x")`` runs the whole experiment; here, the
+task's evaluator on a baseline):
 
->>> from project.experiments.config import FraudConfig
->>> config = FraudConfig(protocols=("none",), epochs=1).validate()
->>> result = run(config, "runs/fraud-example")                # doctest: +SKIP
->>> result.runs[0].test.average_precision                     # doctest: +SKIP
+>>> from project.data.creditcard import BUNDLED_SAMPLE
+>>> split = split_and_scale(load_creditcard(BUNDLED_SAMPLE))
+>>> model = fit_baseline("logistic-regression", split.x_train, split.y_train)
+>>> scores = evaluate(model, split.x_test, split.y_test, n_boot=0)
+>>> scores.n, 0.5 < scores.roc_auc <= 1
+(6400, True)
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
-import keras
 import numpy as np
 
 from project.backend import seed_everything
@@ -32,26 +35,17 @@ from project.data.creditcard import (
     split_and_scale,
 )
 from project.errors import InputError, SettingError, literal
+from project.experiments import rundir
 from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import FraudConfig
-from project.experiments.rundir import (
-    CHECKPOINT_FILE,
-    RunContext,
-    RunDirectory,
-    array_digest,
-    file_sha256,
-    read_part,
-    run_parts,
-    save_part,
-)
 from project.io import write_json
 from project.models import convnet
 from project.models.baselines import fit_baseline
 from project.models.saving import save_model
 from project.sampling.protocols import protocol_split
 from project.settings import BASELINES, protocol_label
-from project.training.distribution import Scaling, setup
-from project.training.loop import Progress, TrainingResult, train
+from project.training.distribution import setup
+from project.training.loop import TrainingResult, train
 from project.training.metrics import (
     Evaluation,
     binary_cross_entropy,
@@ -158,7 +152,7 @@ class ProtocolRun:
 
 def _load_part(folder: Path) -> ProtocolRun:
     """A finished part read back (for --resume): nothing is recomputed."""
-    data, ev = read_part(folder)
+    data, ev = rundir.read_part(folder)
     return ProtocolRun(
         protocol=data["protocol"], seed=data["seed"], counts=data["counts"],
         synthetic_rows=data["synthetic_rows"],
@@ -206,7 +200,7 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
 
 
 def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: FraudConfig,
-                context: RunContext) -> ProtocolRun:
+                context: rundir.RunContext) -> ProtocolRun:
     run, plan, log = context.run, context.plan, context.log
     split = protocol_split(df, protocol, seed=seed, stratify=config.stratify,
                            n_neighbors=config.adasyn_k, beta=config.adasyn_beta)
@@ -225,8 +219,8 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         model, split.x_train, y_train, validate=validate, epochs=config.epochs,
         batch_size=config.batch_size, seed=seed, monitor=config.monitor,
         mode=config.monitor_mode, patience=config.patience,
-        checkpoint=folder / CHECKPOINT_FILE,
-        data_id=array_digest(split.x_train, y_train, split.x_val, split.y_val),
+        checkpoint=folder / rundir.CHECKPOINT_FILE,
+        data_id=rundir.array_digest(split.x_train, y_train, split.x_val, split.y_val),
         where=f"seed {seed} · {protocol}", progress=context.progress,
         tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
         verbose=context.verbose, log=log, plan=plan,
@@ -263,59 +257,25 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
     model_path = save_model(model, folder / "model.keras")  # float32 policies
     write_json(folder / "model.json", {
         "task": "fraud", "run_id": run.run_id, "part": protocol, "seed": seed,
-        "model_sha256": file_sha256(model_path), "features": FEATURES,
+        "model_sha256": rundir.file_sha256(model_path), "features": FEATURES,
         "mean": split.scaler.mean_, "scale": split.scaler.scale_, "protocol": protocol,
         "stratify": config.stratify, "adasyn_k": config.adasyn_k,
         "adasyn_beta": config.adasyn_beta, "threshold": threshold,
     })
-    save_part(folder, part.to_dict(), part.evaluations())
-    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    rundir.save_part(folder, part.to_dict(), part.evaluations())
+    (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
     return part
 
 
 @dataclasses.dataclass
-class FraudResult:
-    """A whole fraud run: every protocol for every seed, and what they say together.
+class FraudResult(rundir.RunResult):
+    """A whole fraud run (:class:`~project.experiments.rundir.RunResult`): one
+    :class:`ProtocolRun` per (seed, protocol); ``summary`` covers the ConvNet (``split``: val,
+    test) and the baselines (``baseline:<name>:<split>``); ``comparisons``: each protocol against
+    ``none`` on the same untouched test rows."""
 
-    Attributes:
-        config: the configuration; run_id, environment: from the run's ``config.json``.
-        data: the data file, its SHA-256, rows, frauds, and whether it is the synthetic sample.
-        runs: one :class:`ProtocolRun` per (seed, protocol), seeds outermost.
-        summary: ``summary[protocol][split][metric] = {mean, std, median, ci95, n}`` over
-            seeds, for the ConvNet (``split``: val, test) and the baselines
-            (``baseline:<name>:<split>``).
-        comparisons: each protocol against ``none`` on the same untouched test rows.
-        chief: whether this process writes the run folder (process 0 of several, or the only
-            one).
-    """
-
-    config: FraudConfig
-    run_id: str
-    environment: dict
-    data: dict
-    runs: list
-    summary: dict
-    comparisons: list
-    chief: bool = True
-
-    @property
-    def synthetic(self) -> bool:
-        return self.data["synthetic"]
-
-    def runs_of(self, protocol: str) -> list:
-        return [r for r in self.runs if r.protocol == protocol]
-
-    def to_dict(self) -> dict:
-        """``metrics.json``."""
-        return {
-            "experiment": "fraud", "run_id": self.run_id,
-            "config": {**self.config.to_dict(), **self.environment,
-                       "data_sha256": self.data["sha256"]},
-            "data": self.data,
-            "runs": [r.to_dict() for r in self.runs],
-            "summary": self.summary,
-            "comparisons": self.comparisons,
-        }
+    experiment: ClassVar[str] = "fraud"
+    part_key: ClassVar[str] = "protocol"
 
 
 def compare_with_none(runs: list) -> list:
@@ -337,14 +297,15 @@ def compare_with_none(runs: list) -> list:
     return comparisons
 
 
-def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose="auto",
-        log=print) -> FraudResult:
+def run(config: FraudConfig, out, *, resume: rundir.RunDirectory | None = None,
+        verbose="auto", log=print) -> FraudResult:
     """Run (or, with ``resume``, continue) the fraud experiment under ``out``.
 
     Args:
         config: a validated :class:`FraudConfig`.
         out: the run folder (must not hold a run, unless ``resume`` is given).
-        resume: the run to continue (from :meth:`RunDirectory.read`, checked by the caller).
+        resume: the run to continue (:meth:`~project.experiments.rundir.RunDirectory.read`,
+            checked by the caller).
         verbose: progress display (see :func:`project.training.loop.keras_verbose`).
         log: where progress lines go.
 
@@ -355,31 +316,23 @@ def run(config: FraudConfig, out, *, resume: RunDirectory | None = None, verbose
     """
     plan = setup(config)  # before any data: precision, devices, other processes
     if resume is None:
-        RunDirectory.check_writable(out, plan.chief)  # before any data is read
+        rundir.RunDirectory.check_writable(out, plan.chief)  # before any data is read
     df = load_creditcard(config.data)
     check_adasyn_can_run(df, config)
-    backend = keras.backend.backend()
-    run_dir = resume.for_process(plan.chief) if resume else RunDirectory.create(
-        out, "fraud", config.to_dict(), backend, data_files=[config.data],
-        devices={"devices": plan.devices, "processes": plan.processes}, chief=plan.chief)
+    context = rundir.start("fraud", config, out, plan, config.protocols, resume=resume,
+                    data_files=[config.data], verbose=verbose, log=log)
     raw_x = df[FEATURES].to_numpy(np.float32)
-    if plan != Scaling(backend):
-        log(plan.describe())
-    context = RunContext(run_dir, plan, Progress(len(config.seeds) * len(config.protocols)
-                                                 * config.epochs), verbose, log)
-    with run_dir.writing(), plan.scope():
-        parts = run_parts(
-            context, config.seeds, config.protocols, config.epochs,
-            lambda protocol, seed, folder: _train_part(df, raw_x, protocol, seed, folder, config,
-                                                       context),
-            _load_part, label=protocol_label)
+    parts = rundir.run_parts(
+        context, config.protocols,
+        lambda protocol, seed, folder: _train_part(df, raw_x, protocol, seed, folder, config,
+                                                   context),
+        _load_part, label=protocol_label)
     data = {
-        "path": str(config.data), "sha256": run_dir.record["data_sha256"].get(str(config.data)),
+        "path": str(config.data),
+        "sha256": context.run.record["data_sha256"].get(str(config.data)),
         "synthetic": is_bundled_sample(config.data), "rows": len(df),
         "frauds": int(df["Class"].sum()),
     }
-    return FraudResult(
-        config=config, run_id=run_dir.run_id, environment=run_dir.record["environment"],
-        data=data, runs=parts, summary=summarize_runs(parts, "protocol"),
-        comparisons=compare_with_none(parts), chief=plan.chief,
-    )
+    return FraudResult.of(context, data=data, runs=parts,
+                          summary=summarize_runs(parts, "protocol"),
+                          comparisons=compare_with_none(parts))

@@ -7,18 +7,20 @@ every seed and mode (full fine-tuning, LoRA) build the classifier, train it with
 of this task (:func:`evaluate`) and save it. Finally summarise over seeds and compare LoRA with
 full fine-tuning on the same validation (and test) pairs.
 
-Example:
+Example (``run(QQPConfig(...).resolve(), "runs/x")`` runs the whole experiment; here, the
+data it trains on):
 
 >>> from project.experiments.config import QQPConfig
->>> config = QQPConfig(epochs=1).resolve()
->>> result = run(config, "runs/qqp-example")                   # doctest: +SKIP
->>> result.runs[1].val.accuracy                                # doctest: +SKIP
+>>> prepared = prepare(QQPConfig().resolve())          # the bundled sample, tiny RoBERTa
+>>> prepared.features["train"]["token_ids"].shape[0], prepared.length.sequence_length > 10
+(2157, True)
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -27,18 +29,9 @@ from project.backend import seed_everything
 from project.data.qqp import CLASS_NAMES, LABEL
 from project.data.qqp_length import LengthChoice, choose_sequence_length, tokenize_pairs
 from project.data.qqp_splits import QQPData, load_qqp
+from project.experiments import rundir
 from project.experiments.compare import compare, summarize_runs
 from project.experiments.config import QQPConfig
-from project.experiments.rundir import (
-    CHECKPOINT_FILE,
-    RunContext,
-    RunDirectory,
-    array_digest,
-    file_sha256,
-    read_part,
-    run_parts,
-    save_part,
-)
 from project.interop import load_classifier
 from project.io import write_json
 from project.models import lora
@@ -46,8 +39,8 @@ from project.models.adapters import save_adapter
 from project.models.roberta import build_preprocessor, detached_preprocessor
 from project.models.saving import save_model
 from project.settings import METRICS
-from project.training.distribution import Scaling, setup
-from project.training.loop import Progress, TrainingResult, train
+from project.training.distribution import setup
+from project.training.loop import TrainingResult, train
 from project.training.metrics import (
     Evaluation,
     evaluate_scores,
@@ -173,7 +166,7 @@ class ModeRun:
 
 def _load_part(folder: Path) -> ModeRun:
     """A finished part read back (for --resume): nothing is recomputed."""
-    data, ev = read_part(folder)
+    data, ev = rundir.read_part(folder)
     kept = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(ModeRun)}}
     kept.update(training=TrainingResult(history=data["history"], **data["training"]),
                 val=ev("val", data["val"]),
@@ -192,7 +185,7 @@ def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
 
 
 def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, config: QQPConfig,
-                context: RunContext) -> ModeRun:
+                context: rundir.RunContext) -> ModeRun:
     run, plan, log = context.run, context.plan, context.log
     features, labels = prepared.features, prepared.labels
     learning_rate = config.lr_full if mode == "full" else config.lr_lora
@@ -218,8 +211,8 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
             model, features["train"], labels["train"], validate=validate, epochs=config.epochs,
             batch_size=config.batch_size, seed=seed, monitor=config.monitor,
             mode=config.monitor_mode, patience=config.patience,
-            checkpoint=folder / CHECKPOINT_FILE,
-            data_id=array_digest(features["train"]["token_ids"], labels["train"],
+            checkpoint=folder / rundir.CHECKPOINT_FILE,
+            data_id=rundir.array_digest(features["train"]["token_ids"], labels["train"],
                                  features["validation"]["token_ids"]),
             where=f"seed {seed} · {mode}", progress=context.progress,
             tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
@@ -246,7 +239,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
     data = prepared.data
     write_json(folder / "model.json", {
         "task": "qqp", "run_id": run.run_id, "part": mode, "seed": seed,
-        "model_sha256": file_sha256(model_path),
+        "model_sha256": rundir.file_sha256(model_path),
         "sequence_length": prepared.length.sequence_length,
         "data": {"path": data.source, "dev": config.dev, "balance": config.balance,
                  "fraction": config.fraction, "val_fraction": config.val_fraction,
@@ -260,55 +253,33 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
         merge_max_abs_diff=merge_diff, lora=settings,
         directory=str(folder.relative_to(run.path)),
     )
-    save_part(folder, part.to_dict(), part.evaluations())
-    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    rundir.save_part(folder, part.to_dict(), part.evaluations())
+    (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
     return part
 
 
 @dataclasses.dataclass
-class QQPResult:
-    """A whole QQP run: every mode for every seed, and what they say together.
+class QQPResult(rundir.RunResult):
+    """A whole QQP run (:class:`~project.experiments.rundir.RunResult`): one :class:`ModeRun`
+    per (seed, mode); ``data`` also holds the splits, duplicate rates and the length choice;
+    ``comparisons``: LoRA − full on the same validation (and test) pairs.
 
     Attributes:
-        config: the resolved configuration; run_id, environment: from ``config.json``.
-        data: the data summary (rows, drops, splits, duplicate rates, the length choice).
         model: the model description and maximum length.
-        runs: one :class:`ModeRun` per (seed, mode), seeds outermost.
-        summary: ``summary[mode][split][metric] = {mean, std, median, ci95, n}`` over seeds.
-        comparisons: LoRA − full on the same validation (and test) pairs.
         lengths: the token counts behind the pair length (for the report's histogram).
-        chief: whether this process writes the run folder (process 0 of several, or the only
-            one).
     """
 
-    config: QQPConfig
-    run_id: str
-    environment: dict
-    data: dict
-    model: dict
-    runs: list
-    summary: dict
-    comparisons: list
+    model: dict | None = None
     lengths: LengthChoice | None = None
-    chief: bool = True
 
-    @property
-    def synthetic(self) -> bool:
-        return self.data["synthetic"]
-
-    def runs_of(self, mode: str) -> list:
-        return [r for r in self.runs if r.mode == mode]
+    experiment: ClassVar[str] = "qqp"
+    part_key: ClassVar[str] = "mode"
 
     def to_dict(self) -> dict:
         """``metrics.json``."""
-        return {
-            "experiment": "qqp", "run_id": self.run_id,
-            "config": {**self.config.to_dict(), **self.environment,
-                       "data_sha256": self.data.get("sha256"), "notes": self.config.notes},
-            "data": self.data, "model": self.model,
-            "runs": [r.to_dict() for r in self.runs],
-            "summary": self.summary, "comparisons": self.comparisons,
-        }
+        data = super().to_dict()
+        data["config"]["notes"] = self.config.notes
+        return {**data, "model": self.model}
 
 
 def compare_modes(runs: list) -> list:
@@ -328,14 +299,15 @@ def compare_modes(runs: list) -> list:
     return comparisons
 
 
-def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="auto",
-        log=print) -> QQPResult:
+def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
+        verbose="auto", log=print) -> QQPResult:
     """Run (or, with ``resume``, continue) the QQP experiment under ``out``.
 
     Args:
         config: a resolved :class:`QQPConfig` (:meth:`QQPConfig.resolve`).
         out: the run folder (must not hold a run, unless ``resume`` is given).
-        resume: the run to continue (from :meth:`RunDirectory.read`, checked by the caller).
+        resume: the run to continue (:meth:`~project.experiments.rundir.RunDirectory.read`,
+            checked by the caller).
         verbose: progress display; log: where progress lines go.
 
     Returns:
@@ -344,35 +316,25 @@ def run(config: QQPConfig, out, *, resume: RunDirectory | None = None, verbose="
     """
     plan = setup(config)  # before any data: precision, devices, other processes
     if resume is None:
-        RunDirectory.check_writable(out, plan.chief)  # before any data is read
+        rundir.RunDirectory.check_writable(out, plan.chief)  # before any data is read
     prepared = prepare(config)
     data = prepared.data
     log(f"{data.source}: {data.rows_read:,} rows, dropped {data.dropped_missing} with an empty "
         f"question; {len(data.train):,} training, {len(data.validation):,} validation"
         + (f", {len(data.test):,} test" if data.test is not None else "") + " pairs; pair length "
         f"{prepared.length.sequence_length}")
-    backend = keras.backend.backend()
-    run_dir = resume.for_process(plan.chief) if resume else RunDirectory.create(
-        out, "qqp", config.to_dict(), backend, data_files=[config.data, config.dev],
-        devices={"devices": plan.devices, "processes": plan.processes}, chief=plan.chief)
-    if plan != Scaling(backend):
-        log(plan.describe())
-    context = RunContext(run_dir, plan, Progress(len(config.seeds) * len(config.modes)
-                                                 * config.epochs), verbose, log)
-    with run_dir.writing(), plan.scope():
-        parts = run_parts(
-            context, config.seeds, config.modes, config.epochs,
-            lambda mode, seed, folder: _train_part(prepared, mode, seed, folder, config,
-                                                   context),
-            _load_part, label=LABELS.get)
-    data_summary = {**prepared.summary(),
-                    "sha256": run_dir.record["data_sha256"].get(str(config.data))}
-    return QQPResult(
-        config=config, run_id=run_dir.run_id, environment=run_dir.record["environment"],
-        data=data_summary,
+    context = rundir.start("qqp", config, out, plan, config.modes, resume=resume,
+                    data_files=[config.data, config.dev], verbose=verbose, log=log)
+    parts = rundir.run_parts(
+        context, config.modes,
+        lambda mode, seed, folder: _train_part(prepared, mode, seed, folder, config, context),
+        _load_part, label=LABELS.get)
+    return QQPResult.of(
+        context, data={**prepared.summary(),
+                       "sha256": context.run.record["data_sha256"].get(str(config.data))},
         model={"preset": config.preset, "random_weights": config.preset is None,
                "description": prepared.model_description,
                "max_sequence_length": prepared.max_length},
         runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
-        comparisons=compare_modes(parts), lengths=prepared.length, chief=plan.chief,
+        comparisons=compare_modes(parts), lengths=prepared.length,
     )

@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from project.errors import InputError, SettingError, literal
 from project.io import RunLock, atomic_path, remove_stale_temporaries, write_json
@@ -192,7 +193,8 @@ class RunDirectory:
             kind = record["experiment"]
             record["config"], record["run_id"]  # noqa: B018 - both must be there
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise SettingError.about("resume", f"{path}: {CONFIG_FILE} is damaged ({err})") from None
+            raise SettingError.about("resume",
+                                     f"{path}: {CONFIG_FILE} is damaged ({err})") from None
         if kind != experiment:
             raise SettingError.about("resume", f"{path}: that is a {kind} run, not a {experiment} "
                                                "run")
@@ -267,11 +269,13 @@ class RunContext:
     """What every part of a run shares.
 
     Attributes:
+        config: the run's configuration.
         run: the run folder; plan: its :class:`~project.training.distribution.Scaling`
         (precision, devices, which process writes); progress: the epoch counter behind "time
         left"; verbose, log: progress display and where its lines go.
     """
 
+    config: object
     run: RunDirectory
     plan: object
     progress: object
@@ -279,26 +283,96 @@ class RunContext:
     log: Callable[[str], None] = print
 
 
-def run_parts(context: RunContext, seeds, names, epochs: int, train_part, load_part,
-              label=str) -> list:
-    """Every (seed, name) part of a run, seeds outermost: a finished part (its ``result.json``
-    exists) is read back with ``load_part(folder)``, any other trained with
-    ``train_part(name, seed, folder)`` (which resumes from the part's checkpoint, if any).
+def start(experiment: str, config, out, plan, names, *, resume: RunDirectory | None = None,
+          data_files=(), verbose="auto", log=print) -> RunContext:
+    """The run folder of a new run in ``out`` (or ``resume``'s, as this process sees it) and
+    the context its parts (``names`` for every seed) share; the plan is logged when it is not
+    one float32 device."""
+    from project.training.distribution import Scaling
+    from project.training.loop import Progress
+
+    run = resume.for_process(plan.chief) if resume else RunDirectory.create(
+        out, experiment, config.to_dict(), plan.backend, data_files=data_files,
+        devices={"devices": plan.devices, "processes": plan.processes}, chief=plan.chief)
+    if plan != Scaling(plan.backend):
+        log(plan.describe())
+    progress = Progress(len(config.seeds) * len(names) * config.epochs)
+    return RunContext(config, run, plan, progress, verbose, log)
+
+
+def run_parts(context: RunContext, names, train_part, load_part, label=str) -> list:
+    """Every (seed, name) part of a run, seeds outermost, holding the run's lock, in the plan's
+    scope: a finished part (its ``result.json`` exists) is read back with
+    ``load_part(folder)``, any other trained with ``train_part(name, seed, folder)`` (which
+    resumes from the part's checkpoint, if any).
 
     Returns:
         The parts' results, in order.
     """
     parts = []
-    for seed in seeds:
-        for name in names:
-            folder = context.run.part(name, seed)
-            if (folder / RESULT_FILE).is_file():
-                parts.append(load_part(folder))
-                context.progress.skip(epochs)
-                context.log(f"== seed {seed} · {label(name)}: finished earlier, kept ==")
-            else:
-                parts.append(train_part(name, seed, folder))
+    with context.run.writing(), context.plan.scope():
+        for seed in context.config.seeds:
+            for name in names:
+                folder = context.run.part(name, seed)
+                if (folder / RESULT_FILE).is_file():
+                    parts.append(load_part(folder))
+                    context.progress.skip(context.config.epochs)
+                    context.log(f"== seed {seed} · {label(name)}: finished earlier, kept ==")
+                else:
+                    parts.append(train_part(name, seed, folder))
     return parts
+
+
+@dataclasses.dataclass
+class RunResult:
+    """A whole run: every part for every seed, and what they say together.
+
+    Attributes:
+        config: the configuration; run_id, environment: from the run's ``config.json``.
+        data: what was read (path, SHA-256, sizes, whether it is a bundled synthetic sample).
+        runs: one part per (seed, name), seeds outermost.
+        summary: ``summary[name][split][metric] = {mean, std, median, ci95, n}`` over seeds.
+        comparisons: the paired comparisons of the parts.
+        chief: whether this process writes the run folder (process 0 of several, or the only
+            one).
+    """
+
+    config: object
+    run_id: str
+    environment: dict
+    data: dict
+    runs: list
+    summary: dict
+    comparisons: list
+    chief: bool = True
+
+    #: The experiment's name, and the part attribute that names a part (protocol, mode).
+    experiment: ClassVar[str] = ""
+    part_key: ClassVar[str] = ""
+
+    @classmethod
+    def of(cls, context: RunContext, **fields):
+        """The result of the run of ``context``."""
+        return cls(config=context.config, run_id=context.run.run_id,
+                   environment=context.run.record["environment"], chief=context.plan.chief,
+                   **fields)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data["synthetic"]
+
+    def runs_of(self, name: str) -> list:
+        return [r for r in self.runs if getattr(r, self.part_key) == name]
+
+    def to_dict(self) -> dict:
+        """``metrics.json``."""
+        return {
+            "experiment": self.experiment, "run_id": self.run_id,
+            "config": {**self.config.to_dict(), **self.environment,
+                       "data_sha256": self.data.get("sha256")},
+            "data": self.data, "runs": [r.to_dict() for r in self.runs],
+            "summary": self.summary, "comparisons": self.comparisons,
+        }
 
 
 def save_part(folder, record: dict, evaluations: dict) -> None:
