@@ -68,33 +68,48 @@ def sizes(quick: bool):
 
 
 def make_batch(dims: dict, batch: int, length: int, seed: int = 0):
-    """Random token ids (no special tokens) and binary labels, int32."""
+    """Random token ids (no special tokens, no padding) as our classifier's inputs, and binary
+    labels, int32."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, dims["vocabulary_size"], (batch, length)).astype("int32")
     labels = rng.integers(0, 2, batch).astype("int32")
-    return ids, labels
+    return {"token_ids": ids, "padding_mask": np.ones_like(ids, dtype=bool)}, labels
 
 
-def prepare_keras(kind: str, dims: dict, batch: int, length: int, jit_compile="auto",
-                  dropout: float = DROPOUT) -> Prepared:
-    """Our keras-hub classifier under this process's backend: ``kind`` full, lora or per-head."""
+def keras_classifier(dims: dict, kind: str = "full", precision: str = "float32",
+                     jit_compile="auto", dropout: float = DROPOUT):
+    """Our compiled keras-hub classifier, random weights, under this process's backend: ``kind``
+    full, lora or per-head; ``precision`` a Keras dtype policy (float32, mixed_bfloat16)."""
     import keras
 
-    from project.models.lora import count_params, enable_lora
+    from project.models.lora import enable_lora
     from project.models.roberta import build_classifier
 
-    keras.utils.set_random_seed(0)
-    model = build_classifier(**dims, vocabulary=None)
-    if kind != "full":
-        enable_lora(model, RANK, ALPHA, 0.0 if kind == "per-head" else dropout, seed=0,
-                    style="per-head" if kind == "per-head" else "matrix")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        model = build_classifier(**dims, vocabulary=None)
+        if kind != "full":
+            enable_lora(model, RANK, ALPHA, 0.0 if kind == "per-head" else dropout, seed=0,
+                        style="per-head" if kind == "per-head" else "matrix")
+    finally:
+        keras.config.set_dtype_policy(previous)
     model.compile(
         optimizer=keras.optimizers.AdamW(LR, epsilon=1e-8),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )
-    ids, labels = make_batch(dims, batch, length)
-    x = {"token_ids": ids, "padding_mask": np.ones_like(ids, dtype=bool)}
+    return model
+
+
+def prepare_keras(kind: str, dims: dict, batch: int, length: int, jit_compile="auto",
+                  dropout: float = DROPOUT, precision: str = "float32") -> Prepared:
+    """One ``train_on_batch`` of :func:`keras_classifier` per call."""
+    from project.models.lora import count_params
+
+    model = keras_classifier(dims, kind, precision, jit_compile, dropout)
+    x, labels = make_batch(dims, batch, length)
     return Prepared(lambda: model.train_on_batch(x, labels),
                     {"trainable": count_params(model)[0]})
 
@@ -122,9 +137,9 @@ def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, eps=1e-8)
-    ids, labels = make_batch(dims, batch, length)
-    ids, labels = torch.from_numpy(ids).long(), torch.from_numpy(labels).long()
-    mask = torch.ones_like(ids)
+    x, labels = make_batch(dims, batch, length)
+    ids, labels = torch.from_numpy(x["token_ids"]).long(), torch.from_numpy(labels).long()
+    mask = torch.from_numpy(x["padding_mask"]).long()
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -136,24 +151,26 @@ def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
     return Prepared(step, {"trainable": sum(p.numel() for p in params)})
 
 
-def prepare_matmul(framework: str, n: int) -> Prepared:
-    """One n x n x n float32 matmul in ``framework``'s own op (torch, tensorflow or jax)."""
+def prepare_matmul(framework: str, n: int, dtype: str = "float32") -> Prepared:
+    """One n x n x n matmul (``dtype`` float32 or bfloat16) in ``framework``'s own op (torch,
+    tensorflow or jax), on the GPU where there is one (torch: CUDA; the others: their default)."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     if framework == "torch":
         import torch
 
-        t = torch.from_numpy(a)
+        t = torch.from_numpy(a).to("cuda" if torch.cuda.is_available() else "cpu",
+                                   getattr(torch, dtype))
         step = lambda: float((t @ t)[0, 0])  # noqa: E731
     elif framework == "tensorflow":
         import tensorflow as tf
 
-        t = tf.constant(a)
+        t = tf.cast(tf.constant(a), dtype)
         step = lambda: float(tf.linalg.matmul(t, t)[0, 0])  # noqa: E731
     elif framework == "jax":
         import jax
         import jax.numpy as jnp
 
-        t = jnp.asarray(a)
+        t = jnp.asarray(a, dtype=dtype)
         mm = jax.jit(jnp.matmul)
         step = lambda: mm(t, t).block_until_ready()  # noqa: E731
     else:

@@ -1,5 +1,5 @@
-"""scripts/device_check.py: a --quick run on the CPU (without TensorFlow where the backend allows),
-the largest-batch search, and bad input."""
+"""scripts/device_check.py (its measurements: benchmarks/device.py): a --quick run on the CPU
+(without TensorFlow where the backend allows), the largest-batch search, and bad input."""
 
 import json
 import os
@@ -12,7 +12,7 @@ from tests.conftest import BACKEND, ROOT, call_script, run_script
 
 sys.path.insert(0, str(ROOT))
 
-from scripts.device_check import search_largest  # noqa: E402
+from benchmarks.device import search_largest  # noqa: E402
 
 # A sitecustomize that makes TensorFlow look uninstalled (find_spec None, import fails), as on a
 # machine with only torch or JAX.
