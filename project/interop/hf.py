@@ -1,32 +1,21 @@
 """Hugging Face transformers RoBERTa checkpoints <-> our keras-hub classifier.
 
-:func:`load_hf_classifier` reads a ``save_pretrained`` directory of
-``RobertaForSequenceClassification`` (or ``RobertaModel`` / ``RobertaForMaskedLM``: the head is
-then new, initialised as Hugging Face does: normal(0, ``initializer_range``), zero biases):
-``config.json``, ``model.safetensors`` (or a sharded ``model.safetensors.index.json``), and
-``tokenizer.json`` or ``vocab.json`` + ``merges.txt``. :func:`save_hf_classifier` writes our
-classifier (fully fine-tuned, or with LoRA: the deltas are folded into the exported kernels) as
-such a directory, with its tokenizer.
+:func:`load_hf_classifier` reads a ``save_pretrained`` folder of ``RobertaForSequenceClassification``
+(or ``RobertaModel`` / ``RobertaForMaskedLM``: the head is then new, initialised as Hugging Face
+does) with its tokenizer; :func:`save_hf_classifier` writes one (LoRA deltas folded into the
+kernels). What differs between the two implementations (layouts: :mod:`project.interop.names`):
 
-What differs between the two implementations, and how it is bridged:
-
-* Positions: Hugging Face numbers real tokens from ``pad_token_id + 1`` (2 for RoBERTa); its
-  table has ``max_position_embeddings`` rows, keras-hub's ``max_position_embeddings - 2``, the
-  rows real tokens use. (keras-hub pads on the right, so token i is at row i + 2 in both.)
+* Positions: Hugging Face numbers real tokens from ``pad_token_id + 1`` (2 for RoBERTa), so its
+  table has that many more rows than keras-hub's (both pad on the right).
 * Token types: RoBERTa's tokenizer gives none, so Hugging Face adds row 0 of
   ``token_type_embeddings`` to every token; keras-hub has no such table, so that row is folded
   into the position embeddings (exported back with a zero token-type row).
-* ``layer_norm_eps`` and ``hidden_act``: keras-hub fixes 1e-5 and exact GELU; other values use
-  :class:`project.models.backbone.RobertaBackbone`, which saves them in its configuration.
-* Dropout: ``hidden_dropout_prob`` becomes the backbone's dropout (keras-hub uses one rate for
-  attention too; dropout changes nothing at inference), ``classifier_dropout`` the head's.
-* Linear weights are stored (out, in) by PyTorch, (in, out) by Keras; the attention kernels are
-  (hidden, heads, head_dim) and (heads, head_dim, hidden) in keras-hub.
+* ``layer_norm_eps`` / ``hidden_act`` other than keras-hub's 1e-5 / exact GELU need
+  :class:`project.models.backbone.RobertaBackbone`. ``hidden_dropout_prob`` becomes the
+  backbone's dropout (keras-hub uses one rate for attention too), ``classifier_dropout`` the head's.
 
-Configurations keras-hub cannot express are refused with one line: another ``model_type``,
-relative position embeddings, a decoder or cross-attention, an unknown activation, a hidden size
-not divisible by the number of heads. Weights must be safetensors (pickled ``.bin`` files are
-never read).
+What keras-hub cannot express is refused with one line (:func:`hf_settings`); weights must be
+safetensors (pickled ``.bin`` files are never read).
 
 Example:
 
@@ -55,7 +44,7 @@ import numpy as np
 
 from project.errors import InputError
 from project.interop import names
-from project.interop.tokenizer import read_hf_tokenizer, write_hf_tokenizer
+from project.interop.tokenizer import load_json, read_hf_tokenizer, write_hf_tokenizer
 from project.io import write_json
 from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON, RobertaBackbone
 from project.models.roberta import build_preprocessor, build_tokenizer, init_head
@@ -77,17 +66,9 @@ _REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_he
 HEAD_KEYS = tuple(w.hf for w in names.head_weights(1, 1))
 
 
-def _read_config(folder: Path) -> dict:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise InputError(f"{folder}: not a Hugging Face checkpoint (no config.json)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: unreadable JSON ({str(err).splitlines()[0]})") from None
-    if not isinstance(config, dict):
-        raise InputError(f"{path}: not a JSON object")
-    return config
+def _dims(backbone) -> dict:
+    keys = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim")
+    return {k: getattr(backbone, k) for k in keys}
 
 
 def hf_settings(folder) -> dict:
@@ -99,11 +80,15 @@ def hf_settings(folder) -> dict:
         ``initializer_range``.
 
     Raises:
-        InputError: one line for anything keras-hub cannot express (see the module docstring).
+        InputError: one line for anything keras-hub cannot express: another ``model_type``,
+            relative positions, a decoder or cross-attention, an unknown activation, a hidden
+            size not divisible by the number of heads.
     """
     folder = Path(folder)
-    config = _read_config(folder)
     where = folder / "config.json"
+    if not where.is_file():
+        raise InputError(f"{folder}: not a Hugging Face checkpoint (no config.json)")
+    config = load_json(where, object_only=True)
     if config.get("model_type") != "roberta":
         raise InputError(f"{where}: model_type {config.get('model_type')!r} is not RoBERTa "
                          "('roberta')")
@@ -148,10 +133,8 @@ def hf_settings(folder) -> dict:
             dropout=dropout, layer_norm_epsilon=float(eps),
             activation=HF_ACTIVATIONS[config["hidden_act"]],
         ),
-        num_labels=num_labels,
-        pad_token_id=config["pad_token_id"],
-        type_vocab_size=config["type_vocab_size"],
-        position_offset=offset,
+        num_labels=num_labels, pad_token_id=config["pad_token_id"],
+        type_vocab_size=config["type_vocab_size"], position_offset=offset,
         classifier_dropout=float(config.get("classifier_dropout", dropout)),
         initializer_range=float(config["initializer_range"]),
     )
@@ -243,17 +226,13 @@ def _check_checkpoint(folder: Path, checkpoint: _Checkpoint, settings: dict):
 
 
 def _assign_backbone(backbone, checkpoint: _Checkpoint, prefix: str, offset: int) -> None:
-    dims = dict(vocabulary_size=backbone.vocabulary_size, num_layers=backbone.num_layers,
-                num_heads=backbone.num_heads, hidden_dim=backbone.hidden_dim,
-                intermediate_dim=backbone.intermediate_dim)
-    for weight in names.encoder_weights(dims):
+    for weight in names.encoder_weights(_dims(backbone)):
         names.value(backbone, weight).assign(weight.to_keras(checkpoint.get(prefix + weight.hf)))
     positions = checkpoint.get(f"{prefix}embeddings.position_embeddings.weight")
     token_type = checkpoint.get(f"{prefix}embeddings.token_type_embeddings.weight")[0]
     length = backbone.max_sequence_length
     backbone.embeddings.position_embedding.position_embeddings.assign(
-        positions[offset:offset + length] + token_type
-    )
+        positions[offset:offset + length] + token_type)
 
 
 def load_hf_classifier(path, sequence_length: int | None = None, dropout: float | None = None,
@@ -270,14 +249,12 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
             checkpoint has a head.
 
     Returns:
-        ``(classifier, preprocessor)``; ``classifier.preprocessor`` is ``preprocessor``. Its
-        logits equal transformers' on the same token ids (to float32 rounding), and the
-        preprocessor gives transformers' token ids for the same question pairs.
+        ``(classifier, preprocessor)`` (``classifier.preprocessor``), giving transformers' token
+        ids and logits (to float32 rounding) for the same question pairs.
 
     Raises:
         InputError: one line: not a folder, not a RoBERTa checkpoint, a configuration keras-hub
-            cannot express, no tokenizer, missing / mis-shaped / non-finite tensors. No model is
-            returned half-loaded.
+            cannot express, no tokenizer, missing / mis-shaped / non-finite tensors.
 
     Example:
 
@@ -304,15 +281,13 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
         if has_head and classes != settings["num_labels"]:
             raise InputError(f"{folder}: the checkpoint's head has {settings['num_labels']} "
                              f"labels, {classes} were asked for")
-        length = checked_length(sequence_length, settings["backbone"]["max_sequence_length"])
-        backbone_args = settings["backbone"]
-        if (backbone_args["layer_norm_epsilon"] == DEFAULT_EPSILON
-                and backbone_args["activation"] == DEFAULT_ACTIVATION):
-            backbone_args = {k: v for k, v in backbone_args.items()
-                             if k not in ("layer_norm_epsilon", "activation")}
-            backbone = keras_hub.models.RobertaBackbone(**backbone_args)
+        args = settings["backbone"]
+        length = checked_length(sequence_length, args["max_sequence_length"])
+        extra = {k: args.pop(k) for k in ("layer_norm_epsilon", "activation")}
+        if extra == dict(layer_norm_epsilon=DEFAULT_EPSILON, activation=DEFAULT_ACTIVATION):
+            backbone = keras_hub.models.RobertaBackbone(**args)
         else:
-            backbone = RobertaBackbone(**backbone_args)
+            backbone = RobertaBackbone(**args, **extra)
         _assign_backbone(backbone, checkpoint, prefix, settings["position_offset"])
         tokenizer = build_tokenizer(vocabulary, merges)
         preprocessor = build_preprocessor(tokenizer, length)
@@ -334,19 +309,16 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
 
 
 def _export_tensors(model, offset: int) -> dict:
-    """Our classifier's weights under transformers' names, PyTorch layouts, float32 (a LoRA
-    projection's kernel with its delta: :func:`project.interop.names.value`)."""
+    """Our classifier's weights under transformers' names, PyTorch layouts, float32 (LoRA
+    deltas folded in)."""
     from keras import ops
 
     def np32(x):
         return np.asarray(ops.convert_to_numpy(x), dtype=np.float32)
 
     backbone = model.backbone
-    dims = dict(vocabulary_size=backbone.vocabulary_size, num_layers=backbone.num_layers,
-                num_heads=backbone.num_heads, hidden_dim=backbone.hidden_dim,
-                intermediate_dim=backbone.intermediate_dim)
     tensors = {"roberta." + w.hf: w.to_hf(np32(names.value(model, w)))
-               for w in names.encoder_weights(dims)}
+               for w in names.encoder_weights(_dims(backbone))}
     tensors.update({w.hf: w.to_hf(np32(names.value(model, w)))
                     for w in names.head_weights(backbone.hidden_dim, int(model.num_classes))})
     h = backbone.hidden_dim
@@ -359,11 +331,9 @@ def _export_tensors(model, offset: int) -> dict:
 
 def save_hf_classifier(model, path) -> Path:
     """Write our RoBERTa classifier as a transformers ``RobertaForSequenceClassification``
-    directory (config.json, model.safetensors, tokenizer files).
-
-    ``RobertaForSequenceClassification.from_pretrained(path)`` and
-    ``AutoTokenizer.from_pretrained(path)`` load it and give our logits and token ids. A LoRA
-    model is exported with its deltas folded in (the model itself is not changed).
+    directory (config.json, model.safetensors, tokenizer files) that ``from_pretrained`` and
+    ``AutoTokenizer.from_pretrained`` load, giving our logits and token ids. LoRA deltas are
+    folded in (the model itself is not changed).
 
     Args:
         model: a ``keras_hub.models.RobertaTextClassifier`` with its preprocessor.
@@ -390,11 +360,9 @@ def save_hf_classifier(model, path) -> Path:
     if model.hidden_dim != model.backbone.hidden_dim:
         raise InputError(f"the head's hidden_dim {model.hidden_dim} differs from the backbone's "
                          f"{model.backbone.hidden_dim}: transformers cannot express it")
-    backbone, tokenizer = model.backbone, preprocessor.tokenizer
-    folder = Path(path)
-    pad = int(tokenizer.pad_token_id)
+    backbone, tokenizer, folder = model.backbone, preprocessor.tokenizer, Path(path)
+    pad, classes = int(tokenizer.pad_token_id), int(model.num_classes)
     offset = pad + 1
-    classes = int(model.num_classes)
     config = {
         "architectures": ["RobertaForSequenceClassification"],
         "model_type": "roberta",

@@ -1,14 +1,9 @@
-"""One table between Hugging Face's ``RobertaForSequenceClassification`` and our keras-hub
-classifier: every weight's name on each side and how its layout converts. Hugging Face import
-(:mod:`project.interop.hf`), export, and PEFT's adapter keys (:mod:`project.interop.peft`) all
-read it.
-
-* PyTorch stores a linear weight (out, in), Keras (in, out): ``transpose``.
-* keras-hub's attention kernels are (hidden, heads, head_dim) for query/key/value and
-  (heads, head_dim, hidden) for the attention output; Hugging Face's are (hidden, hidden).
-* Encoder names are given without the ``roberta.`` prefix (a bare ``RobertaModel`` has none).
-* Not in the table: the position and token-type embeddings, whose rows differ between the two
-  (:mod:`project.interop.hf` folds and offsets them).
+"""The one table between Hugging Face's ``RobertaForSequenceClassification`` and our keras-hub
+classifier (import, export and PEFT keys read it): every weight's name on each side and how its
+layout converts. PyTorch stores a linear weight (out, in), Keras (in, out); keras-hub's attention
+kernels are (hidden, heads, head_dim), or (heads, head_dim, hidden) for the output. Encoder names
+have no ``roberta.`` prefix; the position and token-type embeddings are left to
+:mod:`project.interop.hf`.
 
 Example:
 
@@ -31,22 +26,16 @@ from project.models.backbone import attention
 
 #: Our head's layers by Hugging Face's module names.
 HEAD = {"classifier.dense": "pooled_dense", "classifier.out_proj": "logits"}
-#: The two encoder layer norms by Hugging Face's module names, in keras_internals.layer_norms order.
+#: The encoder layer norms' Hugging Face names, in keras_internals.layer_norms order.
 _NORMS = ("attention.output.LayerNorm", "output.LayerNorm")
 _FEEDFORWARD = ("intermediate.dense", "output.dense")
 
 
 @dataclasses.dataclass(frozen=True)
 class Weight:
-    """One tensor on both sides.
-
-    Attributes:
-        hf: its Hugging Face name (encoder names without ``roberta.``).
-        place: where it is in our model: ``(transformer layer index or None, part, attribute)``
-            (see :func:`keras_layer`).
-        hf_shape, keras_shape: its shape on each side.
-        transpose: a linear weight (PyTorch (out, in) vs Keras (in, out)).
-    """
+    """One tensor on both sides: its Hugging Face name, its ``place`` in our model
+    (``(transformer layer index or None, part, attribute)``, see :func:`keras_layer`), its shape
+    on each side, and whether it is a linear weight (``transpose``)."""
 
     hf: str
     place: tuple

@@ -1,18 +1,12 @@
 """PEFT LoRA adapters for RoBERTa sequence classification <-> our LoRA, both ways.
 
-A PEFT adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors`` with
-
-* ``base_model.model.roberta.encoder.layer.{i}.attention.self.{query|key|value}.lora_A.weight``
-  (r, d_in) and ``...lora_B.weight`` (d_out, r): our A and B transposed;
-* with ``"classifier"`` in ``modules_to_save``: ``base_model.model.classifier.dense.weight`` /
-  ``.bias`` and ``...classifier.out_proj.weight`` / ``.bias``: our ``pooled_dense`` and ``logits``.
-
-PEFT scales the branch by ``lora_alpha / r`` (by ``lora_alpha / sqrt(r)`` with ``use_rslora``,
-read as our alpha = ``lora_alpha * sqrt(r)``) and applies ``lora_dropout`` to the branch's input,
-as :mod:`project.models.lora` does. Features our LoRA does not have are refused with one line:
-DoRA, trained biases, per-layer ranks or alphas, a subset of layers, targets other than
-query/key/value, ``fan_in_fan_out``, initialisations that change the base weights (PiSSA, OLoRA,
-LoftQ), and any other option set to a non-default value.
+An adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors``: ``...{query|
+key|value}.lora_A.weight`` (r, d_in) and ``lora_B`` (d_out, r), our A and B transposed, and with
+``"classifier"`` in ``modules_to_save`` the head. PEFT scales the branch by ``lora_alpha / r``
+(``/ sqrt(r)`` with ``use_rslora``: our alpha = ``lora_alpha * sqrt(r)``) and applies
+``lora_dropout`` to the branch's input, as :mod:`project.models.lora` does. What our LoRA cannot
+express (DoRA, trained biases, per-layer ranks, a subset of layers or other targets, PiSSA-like
+initialisations, any other non-default option) is refused with one line.
 
 Example:
 
@@ -34,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -44,6 +37,7 @@ from keras import ops
 
 from project.errors import InputError
 from project.interop import names
+from project.interop.tokenizer import load_json
 from project.io import write_json
 from project.models.adapters import (
     adapter_shapes,
@@ -59,8 +53,7 @@ from project.models.tensor_files import read_safetensors, write_safetensors
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
-#: Our adapter's head names by Hugging Face's (``classifier.dense.weight`` ->
-#: ``head.pooled_dense.kernel``).
+#: Our adapter's head names by Hugging Face's (``classifier.dense.weight``: ``head.pooled_dense.kernel``).
 _HEAD = {w.hf: "head.{}.{}".format(*w.place[1:]) for w in names.head_weights(1, 1)}
 #: Options whose value we read or that do not change the computation.
 _UNDERSTOOD = {
@@ -163,30 +156,12 @@ def _settings(path: Path, config: dict, num_layers: int) -> dict:
                 head="classifier" in saved)
 
 
-def _read_config(path: Path) -> dict:
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path / CONFIG_FILE}: unreadable JSON "
-                         f"({str(err).splitlines()[0]})") from None
-    if not isinstance(config, dict):
-        raise InputError(f"{path / CONFIG_FILE}: not a JSON object")
-    return config
-
-
 def load_peft_adapter(model, path):
-    """Put a PEFT LoRA adapter (RoBERTa sequence classification) on ``model``.
+    """Put a PEFT LoRA adapter (folder ``path``) on ``model``, in place, and return ``model``.
 
-    ``model`` must be the adapter's base, imported with :func:`project.interop.load_hf_classifier`
-    (or one with the same weights); its logits then equal PEFT's ``PeftModel`` logits. Everything
-    is checked before anything changes; the model's current LoRA, if any, is replaced.
-
-    Args:
-        model: a RoBERTa classifier.
-        path: the adapter folder (adapter_config.json, adapter_model.safetensors).
-
-    Returns:
-        ``model`` (changed in place).
+    ``model`` must be the adapter's base (e.g. from :func:`project.interop.load_hf_classifier`);
+    its logits then equal PEFT's ``PeftModel`` logits. Everything is checked before anything
+    changes; the model's current LoRA, if any, is replaced.
 
     Raises:
         InputError: one line: no such folder or files, an unsupported option, tensors missing,
@@ -205,7 +180,8 @@ def load_peft_adapter(model, path):
     if not (path / CONFIG_FILE).is_file():
         raise InputError(f"{path}: not a PEFT adapter (no {CONFIG_FILE})")
     backbone = model.backbone
-    settings = _settings(path, _read_config(path), backbone.num_layers)
+    settings = _settings(path, load_json(path / CONFIG_FILE, object_only=True),
+                         backbone.num_layers)
     weights = path / WEIGHTS_FILE
     tensors, _ = read_safetensors(weights, what="adapter")
     ours = {}
@@ -251,19 +227,12 @@ def load_peft_adapter(model, path):
 
 
 def save_peft_adapter(model, path, base_model_name_or_path: str | None = None) -> Path:
-    """Write our LoRA as a PEFT adapter folder for ``RobertaForSequenceClassification``.
+    """Write ``model``'s matrix-style LoRA as a PEFT adapter folder ``path``; returns ``Path(path)``.
 
     ``PeftModel.from_pretrained(base, path)``, with ``base`` our base model exported by
     :func:`project.interop.save_hf_classifier` (before LoRA) or the checkpoint it was imported
-    from, gives our logits. The head is saved through ``modules_to_save: ["classifier"]``.
-
-    Args:
-        model: a model with matrix-style LoRA (not merged).
-        path: the output folder (created).
-        base_model_name_or_path: recorded in the config (PEFT's own field; informational).
-
-    Returns:
-        ``Path(path)``.
+    from, gives our logits. The head is saved through ``modules_to_save: ["classifier"]``;
+    ``base_model_name_or_path`` is only recorded.
 
     Raises:
         InputError: no LoRA, per-head LoRA, or merged LoRA.

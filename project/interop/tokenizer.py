@@ -1,12 +1,7 @@
-"""RoBERTa's byte-level BPE tokenizer between Hugging Face files and keras-hub.
-
-Reading: ``tokenizer.json`` (what transformers 5 writes) or ``vocab.json`` + ``merges.txt``
-(what keras-hub's converter needs) -> the vocabulary (token -> id) and merges that
-``keras_hub.models.RobertaTokenizer`` takes. Writing: all four of those files plus
-``tokenizer_config.json``, so that ``AutoTokenizer.from_pretrained`` loads the folder.
-
-Both tokenizers give the same ids: byte-level pre-tokenization without a prefix space, the same
-merges, and the pair format ``<s> A </s></s> B </s>``.
+"""RoBERTa's byte-level BPE tokenizer between Hugging Face files (``tokenizer.json``, or
+``vocab.json`` + ``merges.txt``) and keras-hub's ``RobertaTokenizer``. Both give the same ids:
+byte-level pre-tokenization without a prefix space, the same merges, the pair format
+``<s> A </s></s> B </s>``.
 
 Example:
 
@@ -28,15 +23,19 @@ from project.io import write_json, write_text
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<mask>")
 
 
-def _load_json(path: Path, what: str):
+def load_json(path: Path, what: str = "JSON", object_only: bool = False):
+    """The decoded file; one-line InputError if unreadable (or, ``object_only``, not an object)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"{path}: unreadable {what} ({str(err).splitlines()[0]})") from None
+    if object_only and not isinstance(data, dict):
+        raise InputError(f"{path}: not a JSON object")
+    return data
 
 
 def _from_tokenizer_json(path: Path) -> tuple[dict, list]:
-    data = _load_json(path, "tokenizer.json")
+    data = load_json(path, "tokenizer.json")
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type") != "BPE":
         raise InputError(f"{path}: not a BPE tokenizer (model.type "
@@ -58,7 +57,7 @@ def _from_tokenizer_json(path: Path) -> tuple[dict, list]:
 
 
 def _from_vocab_and_merges(vocab: Path, merges_path: Path) -> tuple[dict, list]:
-    vocabulary = _load_json(vocab, "vocab.json")
+    vocabulary = load_json(vocab, "vocab.json")
     if not isinstance(vocabulary, dict):
         raise InputError(f"{vocab}: not a token -> id JSON object")
     try:
@@ -70,13 +69,8 @@ def _from_vocab_and_merges(vocab: Path, merges_path: Path) -> tuple[dict, list]:
 
 
 def read_hf_tokenizer(folder) -> tuple[dict, list]:
-    """The vocabulary and merges of the tokenizer saved in ``folder``.
-
-    Args:
-        folder: holds ``tokenizer.json``, or ``vocab.json`` and ``merges.txt``.
-
-    Returns:
-        ``(vocabulary, merges)``: ``{token: id}`` and ``["a b", ...]``.
+    """``(vocabulary, merges)``, ``{token: id}`` and ``["a b", ...]``, of the tokenizer saved in
+    ``folder`` (``tokenizer.json``, or ``vocab.json`` and ``merges.txt``).
 
     Raises:
         InputError: no tokenizer files, unreadable files, a tokenizer that is not byte-level
@@ -131,13 +125,8 @@ def _tokenizer_json(vocabulary: dict, merges: list) -> dict:
 
 
 def write_hf_tokenizer(folder, tokenizer, model_max_length: int) -> None:
-    """Write ``tokenizer`` (a keras-hub RobertaTokenizer) as Hugging Face tokenizer files.
-
-    Args:
-        folder: the output folder (created).
-        tokenizer: ``keras_hub.models.RobertaTokenizer``.
-        model_max_length: the longest sequence the model takes.
-    """
+    """Write a keras-hub ``RobertaTokenizer`` as the Hugging Face tokenizer files
+    ``AutoTokenizer.from_pretrained`` loads; ``model_max_length``: the model's longest sequence."""
     folder = Path(folder)
     vocabulary = {str(k): int(v) for k, v in dict(tokenizer.vocabulary).items()}
     merges = [m for m in tokenizer.merges if m and not m.startswith("#version")]
