@@ -1,12 +1,5 @@
-"""Outputs that are never half-written, one writer per run folder, and JSON sidecars.
-
-* :func:`atomic_path`, :func:`write_text`, :func:`write_json`: write to a temporary name in the
-  same folder, then rename; an interrupted run never leaves a half-written ``metrics.json``,
-  report, figure or model under the final name (models: :func:`project.models.saving.save_model`).
-* :func:`remove_stale_temporaries`: a run killed during a write (SIGKILL, power cut) leaves its
-  temporary behind; this removes those whose writer is gone.
-* :class:`RunLock`: one writer per run directory.
-* :func:`read_json`: a JSON sidecar, size-capped, errors as one line.
+"""Outputs that are never half-written (temporary name, then rename), the clean-up of
+temporaries left by killed writers, and one writer per run folder (:class:`RunLock`).
 
 Example:
 
@@ -51,12 +44,10 @@ _TEMP = re.compile(
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
-    """The temporary name :func:`atomic_path` writes ``path`` under.
-
-    ``.<name>.tmp-<pid>-<host>-<start><suffixes>`` beside ``path``: the writer's process id, a
-    hash of its host name and its start time (in clock ticks after boot, 0 where unknown), so
-    that :func:`remove_stale_temporaries` can tell whether the writer is still alive. The
-    suffixes stay last, for savers that look at them (``.keras``, ``.png``, ``.csv.gz``).
+    """The temporary name :func:`atomic_path` writes ``path`` under:
+    ``.<name>.tmp-<pid>-<host hash>-<process start, clock ticks after boot, 0 if unknown>
+    <suffixes>``, so that :func:`remove_stale_temporaries` can tell whether the writer is alive.
+    The suffixes stay last, for savers that look at them (``.keras``, ``.png``, ``.csv.gz``).
 
     >>> temporary_path("runs/model.keras").name.startswith(".model.tmp-")
     True
@@ -128,37 +119,6 @@ def write_json(path: str | os.PathLike, data) -> Path:
     return write_text(path, json.dumps(data, indent=2, default=_to_builtin) + "\n")
 
 
-def read_json(path: str | os.PathLike, what: str = "file", max_bytes: int = MAX_CONFIG_BYTES):
-    """Read a JSON file we wrote earlier (a sidecar such as ``preprocessing.json``), checked.
-
-    Args:
-        path: the file.
-        what: what it is, for messages (e.g. ``"the model's preprocessing file"``).
-        max_bytes: refuse a larger file before reading it.
-
-    Returns:
-        The decoded value.
-
-    Raises:
-        InputError: missing, larger than ``max_bytes``, not UTF-8 or not JSON; one line.
-
-    >>> import tempfile
-    >>> read_json(write_json(Path(tempfile.mkdtemp()) / "p.json", {"seed": 50}))
-    {'seed': 50}
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what}") from None
-    if size > max_bytes:
-        raise InputError(f"{path}: {size:,} bytes, more than the {max_bytes:,} a {what} may take")
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise InputError(f"{path}: not a valid JSON {what} ({err})") from None
-
-
 def _to_builtin(value):
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -200,14 +160,13 @@ def _process_start(pid: int) -> str | None:
     return "0"
 
 
-def is_stale_temporary(path: str | os.PathLike, max_age: float = STALE_AFTER_SECONDS) -> bool:
+def is_stale_temporary(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a temporary of :func:`atomic_path` whose writer is gone.
 
-    The rule: written on this host (same host-name hash) and its process is not running, or
-    runs with another start time (the id was reused, e.g. after a reboot or in a new
-    container); written on another host and untouched for ``max_age`` seconds (a writer there
-    cannot be asked). Names from before the host/start fields (``.<name>.tmp-<pid><suffixes>``)
-    count as this host's. Anything else is not a temporary: False.
+    Written on this host (same host-name hash): its process is not running, or runs with another
+    start time (the id was reused, e.g. after a reboot or in a new container). Written on another
+    host: untouched for ``STALE_AFTER_SECONDS`` (a writer there cannot be asked). Names from
+    before the host/start fields (``.<name>.tmp-<pid><suffixes>``) count as this host's.
     """
     path = Path(path)
     match = _TEMP.match(path.name)
@@ -216,7 +175,7 @@ def is_stale_temporary(path: str | os.PathLike, max_age: float = STALE_AFTER_SEC
     host = match["host"] or _HOST
     if host != _HOST:
         try:
-            return time.time() - path.stat().st_mtime > max_age
+            return time.time() - path.stat().st_mtime > STALE_AFTER_SECONDS
         except FileNotFoundError:
             return False
     running = _process_start(int(match["pid"]))
@@ -226,28 +185,18 @@ def is_stale_temporary(path: str | os.PathLike, max_age: float = STALE_AFTER_SEC
     return recorded != "0" and running != "0" and running != recorded
 
 
-def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = False,
-                             max_age: float = STALE_AFTER_SECONDS) -> list[Path]:
-    """Remove the temporaries left in ``directory`` by killed writers (:func:`is_stale_temporary`).
-
-    Call it when a run starts (after taking its :class:`RunLock`). A temporary of a writer
-    that is still running is kept.
-
-    Args:
-        directory: the folder to clean (a missing folder is fine).
-        recursive: also clean its sub-folders.
-        max_age: seconds after which a temporary from another host counts as stale.
-
-    Returns:
-        The paths removed.
-    """
+def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = False
+                             ) -> list[Path]:
+    """Remove (and return) the temporaries killed writers left in ``directory`` (a missing one is
+    fine) and, ``recursive``, its sub-folders: :func:`is_stale_temporary`. Call it when a run
+    starts, after taking its :class:`RunLock`."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
     candidates = directory.rglob(".*.tmp-*") if recursive else directory.glob(".*.tmp-*")
     removed = []
     for path in sorted(candidates):
-        if is_stale_temporary(path, max_age):
+        if is_stale_temporary(path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed.append(path)
@@ -255,16 +204,14 @@ def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = 
 
 
 # ---------------------------------------------------------------------------------------------
-# Append-only logs
+# One writer per run folder
 
 
 class RunLock:
     """Hold ``<directory>/.lock`` (``fcntl.flock``, non-blocking) while a run writes there.
 
-    A second writer, in this or another process, gets an :class:`InputError`. The kernel
-    releases the lock when the holder exits, however it dies, so a killed run never leaves the
-    directory locked. The file itself stays (it holds the holder's pid while held). Not
-    re-entrant: a second ``RunLock`` on the same directory fails even in the same process.
+    A second writer, even in the same process, gets an :class:`InputError`. The kernel releases
+    the lock however the holder dies; the file stays (holding the holder's pid while held).
     Where ``fcntl`` does not exist (Windows) it locks nothing.
 
     Example:
