@@ -1,9 +1,5 @@
-"""Choosing and checking the Keras backend, before `keras` is imported.
-
-Keras reads ``KERAS_BACKEND`` once, at its first import. Every script therefore calls
-:func:`select_backend` at the very top, which looks at ``--backend`` on the command line, then at
-``KERAS_BACKEND``, checks that the backend is one Keras knows and that its package is installed,
-and exports the choice.
+"""Choosing and checking the Keras backend. Keras reads ``KERAS_BACKEND`` once, at its first
+import, so every script calls :func:`select_backend` at the very top.
 
 Example:
 
@@ -24,7 +20,6 @@ from project.errors import InputError
 
 BACKENDS = ("tensorflow", "torch", "jax")
 DEFAULT_BACKEND = "tensorflow"
-_PACKAGE = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 
 
 def _from_argv(argv: list[str]) -> str | None:
@@ -41,22 +36,17 @@ def _from_argv(argv: list[str]) -> str | None:
 def check_backend(name: str) -> str:
     """Return ``name`` if it is a Keras backend whose package is installed, else raise InputError."""
     if name not in BACKENDS:
-        raise InputError(
-            f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} "
-            "(--backend or KERAS_BACKEND)"
-        )
-    if importlib.util.find_spec(_PACKAGE[name]) is None:
-        installed = installed_backends()
-        raise InputError(
-            f"backend {name!r} is not installed (pip install {_PACKAGE[name]}); "
-            f"installed: {', '.join(installed) or 'none'}"
-        )
+        raise InputError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} "
+                         "(--backend or KERAS_BACKEND)")
+    if importlib.util.find_spec(name) is None:  # each backend's package has its name
+        raise InputError(f"backend {name!r} is not installed (pip install {name}); "
+                         f"installed: {', '.join(installed_backends()) or 'none'}")
     return name
 
 
 def installed_backends() -> list[str]:
     """The Keras backends whose package is installed, in :data:`BACKENDS` order."""
-    return [b for b in BACKENDS if importlib.util.find_spec(_PACKAGE[b]) is not None]
+    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
 
 
 def parse_backends(value: str, option: str = "--backends") -> list[str]:
@@ -78,14 +68,12 @@ def parse_backends(value: str, option: str = "--backends") -> list[str]:
 
 
 def select_backend(argv: list[str] | None = None) -> str:
-    """Pick the backend from ``--backend`` (in ``argv``, default ``sys.argv``) or ``KERAS_BACKEND``.
+    """Pick, check and export as ``KERAS_BACKEND`` (returning it) the backend of the last
+    ``--backend`` in ``argv`` (default ``sys.argv``), else of ``KERAS_BACKEND``; quiet
+    TensorFlow's start-up log (:func:`quiet_tensorflow_startup`).
 
     Must run before the first ``import keras``; if keras is already loaded with another backend,
     this raises InputError rather than silently using the wrong one.
-
-    Returns:
-        The backend name, also exported as ``KERAS_BACKEND`` (TensorFlow's start-up log is
-        quieted too: :func:`quiet_tensorflow_startup`).
     """
     argv = sys.argv[1:] if argv is None else argv
     name = _from_argv(argv) or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
@@ -93,23 +81,19 @@ def select_backend(argv: list[str] | None = None) -> str:
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
         if current != name:
-            raise InputError(
-                f"keras was already imported with backend {current!r}; "
-                f"set KERAS_BACKEND={name} before importing keras"
-            )
+            raise InputError(f"keras was already imported with backend {current!r}; "
+                             f"set KERAS_BACKEND={name} before importing keras")
     os.environ["KERAS_BACKEND"] = name
     quiet_tensorflow_startup()
     return name
 
 
 def quiet_tensorflow_startup() -> None:
-    """Keep TensorFlow's C++ start-up log off stderr (keras-hub imports TensorFlow on every
-    backend), unless the user set ``TF_CPP_MIN_LOG_LEVEL``: level 3, read once when TensorFlow
-    is first imported, and the one-shot import hook of :mod:`project.quiet_tensorflow` for the
-    lines TensorFlow prints before reading it. Without a GPU TensorFlow logs "failed call to
-    cuInit" at start-up, and with Keras 3.15 a harmless "NodeDef mentions attribute
-    use_unbounded_threadpool" error for every tf.data pipeline. Real failures still raise
-    Python exceptions."""
+    """Keep TensorFlow's C++ log off stderr (keras-hub imports it on every backend) unless the
+    user set ``TF_CPP_MIN_LOG_LEVEL``: level 3, plus :mod:`project.quiet_tensorflow` for the
+    lines printed before TensorFlow reads it. (Without a GPU TensorFlow logs "failed call to
+    cuInit", and with Keras 3.15 a harmless "NodeDef mentions attribute use_unbounded_threadpool"
+    error for every tf.data pipeline; real failures still raise Python exceptions.)"""
     from project import quiet_tensorflow
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -139,18 +123,6 @@ def seed_everything(seed: int) -> None:
 
 def add_backend_argument(parser) -> None:
     """Add ``--backend`` to an argparse parser (the value was already applied by select_backend)."""
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
-        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
-    )
-
-
-def select_backend_or_exit(argv: list[str] | None = None) -> str:
-    """:func:`select_backend` for the top of a script: bad input is one line and exit code 2."""
-    try:
-        return select_backend(argv)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    parser.add_argument("--backend", choices=BACKENDS,
+                        default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
+                        help="Keras backend (default: $KERAS_BACKEND or tensorflow)")

@@ -24,10 +24,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``text`` on one line (control characters become spaces) of at most ``limit`` characters.
-
-    A long text keeps its start and its end (where file names and options are) and loses its
-    middle to ``" ... "``.
+    """``text`` on one line (control characters become spaces) of at most ``limit`` characters;
+    a long text keeps its start and end (file names, options) and loses its middle to ``" ... "``.
 
     >>> one_line("x" * 10 + "y" * 10, limit=11)
     'xxx ... yyy'
@@ -63,12 +61,9 @@ def name_list(names: Iterable, limit: int = MAX_NAMES) -> str:
 
 
 class InputError(ValueError):
-    """Bad input from the user: a file, a column, a value, an option.
-
-    The message is one line saying what is wrong and where (file, line, option).
-    Scripts turn it into ``error: <message>`` on stderr and exit code 2, with no traceback.
-    Whatever it is given, the message is made one line of at most ``MAX_MESSAGE_CHARS``
-    characters (:func:`one_line`), so that no input can flood a terminal.
+    """Bad input from the user (a file, a column, a value, an option): a message saying what is
+    wrong and where, made one line of at most ``MAX_MESSAGE_CHARS`` (:func:`one_line`) so that
+    no input can flood a terminal. Scripts print ``error: <message>`` and exit 2, no traceback.
     """
 
     def __init__(self, message="", *args):
@@ -76,12 +71,9 @@ class InputError(ValueError):
 
 
 class SettingError(InputError):
-    """A bad value of one or more settings: ``template`` names them in braces
-    (``"{rank} must be >= 1, got 0"``).
-
-    Library code speaks of its arguments (``str(err)``: ``rank must be >= 1, got 0``); a
-    command line names its flags instead (:meth:`naming`, as :func:`project.cli.flag_names`
-    does: ``--rank must be >= 1, got 0``).
+    """A bad value of settings named in braces in ``template``: library code speaks of its
+    arguments (``str(err)``), a command line names its flags instead (:meth:`naming`, as
+    :func:`project.cli.flag_names` does).
 
     >>> err = SettingError("{val_fraction} plus {test_fraction} leave no training data")
     >>> str(err), err.settings

@@ -1,8 +1,6 @@
-"""The machine a measurement comes from: CPU model, its vector extensions, library versions.
-
-Speed figures differ between CPUs (the same code measured 0.56x and 0.91x a peer on two x86
-servers), so every benchmark prints :func:`machine_line` with its results. Nothing heavy is
-imported: versions come from the installed packages' metadata.
+"""The machine a measurement comes from, which every benchmark prints: speed figures differ
+between CPUs (the same code measured 0.56x and 0.91x a peer on two x86 servers). Nothing heavy
+is imported: versions come from the installed packages' metadata.
 
 Example:
 
@@ -37,12 +35,6 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
-def cpu_flags() -> list[str]:
-    """The matmul-relevant vector extensions the CPU reports (AVX2, AVX-512, bf16, AMX)."""
-    flags = set((_cpuinfo("flags") or "").split())
-    return [f for f in _FLAGS if f in flags]
-
-
 def library_versions(names=LIBRARIES) -> dict[str, str]:
     """``{name: version}`` of the installed ones among ``names`` (no imports)."""
     versions = {}
@@ -58,7 +50,7 @@ def library_versions(names=LIBRARIES) -> dict[str, str]:
 
 def machine_line() -> str:
     """One line: CPU model, logical CPUs, vector extensions, Python and library versions."""
-    flags = cpu_flags()
+    flags = [f for f in _FLAGS if f in (_cpuinfo("flags") or "").split()]  # matmul-relevant
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
     return (f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs"
             + (f" ({', '.join(flags)})" if flags else "")

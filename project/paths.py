@@ -1,8 +1,5 @@
-"""Where the bundled files are: the synthetic samples, the tiny RoBERTa config and its tokenizer.
-
-In a source checkout they sit in the top-level ``assets/`` folder; in an installed wheel the same
-files are package data under ``project/assets/`` (``pyproject.toml`` maps one onto the other).
-:func:`asset` looks in both, so the code never guesses where it was installed.
+"""Where the bundled files (samples, the tiny RoBERTa config and tokenizer) are: the top-level
+``assets/`` of a checkout, or ``project/assets/`` in an installed wheel (``pyproject.toml``).
 
 Example:
 

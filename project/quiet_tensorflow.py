@@ -1,24 +1,20 @@
 """Keep TensorFlow's C++ start-up lines off stderr, so that an error is the only line a user sees.
 
-TensorFlow 2.21 logs from C++ static initialisers while ``import tensorflow`` loads its shared
-libraries, before ``absl::InitializeLog()``, and absl then writes every message to stderr
-whatever ``TF_CPP_MIN_LOG_LEVEL`` says (abseil-cpp PR 1957 is still open). On this machine, with
-``TF_CPP_MIN_LOG_LEVEL=2`` set before the import, every backend still printed, twice::
+TensorFlow 2.21 logs from C++ static initialisers while ``import tensorflow`` loads, before
+``absl::InitializeLog()``, so absl writes those lines to stderr whatever ``TF_CPP_MIN_LOG_LEVEL``
+says (abseil-cpp PR 1957 is still open); keras-hub imports TensorFlow on every backend. On this
+machine, with ``TF_CPP_MIN_LOG_LEVEL=2`` set before the import, every backend still printed, twice::
 
     WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
     I0000 00:00:1795950060.172747    5176 port.cc:153] oneDNN custom operations are on. ...
     I0000 00:00:1795950060.173099    5176 cudart_stub.cc:31] Could not find cuda drivers ...
 
-(keras-hub imports TensorFlow on every Keras backend.) No environment variable silences these
-lines; ``TF_ENABLE_ONEDNN_OPTS=0`` removes one of them only by changing the computation.
-
-So :func:`install` puts a one-shot import hook in ``sys.meta_path``: while ``tensorflow``'s
-``__init__`` runs, file descriptor 2 goes to a temporary file; afterwards every captured line is
-written back to stderr except TensorFlow's log lines below the level ``TF_CPP_MIN_LOG_LEVEL``
-asks for (INFO at 1, INFO and WARNING at 2 and 3) and, at level 2 or more, the known harmless
-"Unable to register cuDNN/cuFFT/cuBLAS factory" errors of GPU builds (TensorFlow issue 62075).
-Anything else, a Python warning or a real error, still reaches stderr, in its order. With
-``TF_CPP_MIN_LOG_LEVEL=0`` nothing is filtered.
+No environment variable silences them (``TF_ENABLE_ONEDNN_OPTS=0`` removes one only by changing
+the computation). So :func:`install` puts a one-shot import hook in ``sys.meta_path``: while
+``tensorflow``'s ``__init__`` runs, fd 2 goes to a temporary file; then every captured line is
+written back except TensorFlow's log lines below ``TF_CPP_MIN_LOG_LEVEL`` (INFO at 1, INFO and
+WARNING at 2 and 3) and, at 2 or more, the harmless "Unable to register cuDNN/cuFFT/cuBLAS
+factory" errors of GPU builds (TensorFlow issue 62075). Level 0 filters nothing.
 
 Example:
 
@@ -60,12 +56,8 @@ def min_log_level() -> int:
 
 
 def is_noise(line: str, level: int) -> bool:
-    """Whether a captured start-up ``line`` is one TensorFlow would hide at ``level``.
-
-    Args:
-        line: one line of stderr, without its line break.
-        level: ``TF_CPP_MIN_LOG_LEVEL``.
-    """
+    """Whether a captured stderr ``line`` (no line break) is one TensorFlow would hide at
+    ``TF_CPP_MIN_LOG_LEVEL`` ``level``."""
     if level < 1:
         return False
     if line == PRE_INIT_WARNING:
@@ -164,12 +156,9 @@ class _QuietFinder:
 
 
 def install() -> bool:
-    """Filter stderr during the first ``import tensorflow`` (see the module's docstring).
-
-    Returns:
-        True when the hook was installed; False when TensorFlow is already imported, the hook
-        is already there, or ``TF_CPP_MIN_LOG_LEVEL`` is 0 (the user asked for every line).
-    """
+    """Filter stderr during the first ``import tensorflow``. Returns False (nothing installed)
+    when TensorFlow is already imported, the hook is already there, or ``TF_CPP_MIN_LOG_LEVEL``
+    is 0 (the user asked for every line)."""
     if "tensorflow" in sys.modules or min_log_level() < 1:
         return False
     if any(isinstance(finder, _QuietFinder) for finder in sys.meta_path):
