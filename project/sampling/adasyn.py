@@ -1,16 +1,8 @@
-"""ADASYN over-sampling (He, Bai, Garcia & Li, 2008): an imbalanced-learn sampler, NumPy inside.
-
-:class:`ADASYN` is an ``imblearn.over_sampling.base.BaseOverSampler``: imbalanced-learn checks
-the inputs, works out ``sampling_strategy_`` and converts the output back to the input's type
-(DataFrame, Series, list, one-hot y), so it behaves like any imbalanced-learn sampler and passes
-that library's own estimator checks. The algorithm is ours: faithful to the paper (exactly G
-synthetic samples; every minority point with majority neighbours gets its share), or the course
-report's function with ``variant="report"``.
-
-How it stays fast and small: the only expensive step is finding, for each minority point, its k
-nearest neighbours among all n rows, which :func:`project.sampling.knn.kneighbors` does exactly
-in blocks under a memory budget (:data:`MEMORY_BUDGET_BYTES`). The output is written in chunks by
-a few threads.
+"""ADASYN over-sampling (He, Bai, Garcia & Li, 2008) as an imbalanced-learn sampler: that
+library checks the inputs, works out ``sampling_strategy_`` and converts the output back to the
+input's type (and its estimator checks pass); the algorithm is ours, in NumPy. The only expensive
+step, each minority point's k nearest neighbours among all rows, is
+:func:`project.sampling.knn.kneighbors`; the output is written in chunks by a few threads.
 """
 
 from __future__ import annotations
@@ -27,9 +19,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from project.errors import InputError
 from project.sampling.knn import MAX_BLOCK_BYTES, kneighbors, n_threads
 
-#: Working memory for the k-NN search and the interpolation, in bytes, all threads together. Not
-#: counted: the output arrays and a few index vectors of the output's length (about 50 bytes per
-#: synthetic row). Read at each ``fit_resample``.
+#: Working memory of the k-NN search and the interpolation, all threads together, read at each
+#: ``fit_resample``; not counted: the output and its index vectors (~50 bytes per synthetic row).
 MEMORY_BUDGET_BYTES = 256 * 2**20
 
 VARIANTS = ("he2008", "report")
@@ -38,56 +29,36 @@ VARIANTS = ("he2008", "report")
 class ADASYN(BaseOverSampler):
     """Adaptive synthetic over-sampling: more synthetic points where the minority is harder.
 
-    For each class to over-sample (the *minority* class below; every other class counts as
-    *majority*, one-vs-rest), with ``n`` its size and ``N`` the number of samples
-    ``sampling_strategy`` asks to add (``"auto"``: up to the majority count, N = m_l - m_s):
+    For each class to over-sample (the *minority*; every other class counts as *majority*), with
+    N the count ``sampling_strategy`` asks to add (``"auto"``: up to the majority's count):
 
-    ``variant="he2008"`` (the default, the paper):
+    ``variant="he2008"`` (the default, the paper): G = round(N * beta). Minority point x_i has
+    r_i = (majority points among its k nearest neighbours in all the data, itself excluded) / k
+    and gets g_i = G * r_i / sum(r) synthetic points, rounded so that sum(g_i) == G exactly
+    (floors, then one each to the largest fractional parts, ties to the lower index, in integer
+    arithmetic; imbalanced-learn rounds each g_i, so its total can miss G). Each synthetic point
+    is x_i + lambda * (x_zi - x_i), lambda ~ U(0, 1), x_zi uniform among x_i's k nearest
+    *minority* neighbours (itself excluded).
 
-    1. G = round(N * beta).
-    2. For each minority point x_i, r_i = (number of majority points among its k nearest
-       neighbours in the whole data, itself excluded) / k, and r_hat_i = r_i / sum(r).
-    3. x_i gets g_i synthetic points, g_i being r_hat_i * G rounded so that sum(g_i) == G exactly:
-       each g_i is first rounded down, then the G - sum(floor) left over go, one each, to the
-       points with the largest fractional parts (ties to the lower index). This is deterministic
-       and done in integer arithmetic. (imbalanced-learn rounds each g_i to the nearest integer,
-       so its total can miss G by a few.)
-    4. Each synthetic point is x_i + lambda * (x_zi - x_i), lambda ~ U(0, 1), x_zi drawn uniformly
-       from x_i's k nearest *minority* neighbours (itself excluded).
+    ``variant="report"``, the course report's function point for point: G = int(N * beta).
+    x_i's neighbourhood is positions 1..k of the stable argsort of its squared distances to
+    every row (position 0 taken to be x_i itself), its partners the minority rows there. Its
+    weight w_i = (k - partners) % k is 0 when all its neighbours are majority (exactly the
+    hardest points, which ADASYN means to weight most) or all minority. g_i = int(G * w_i /
+    sum(w)), in exact integers, so the total is usually under G. Each synthetic point is
+    x_i + lambda * (x_p - x_i), lambda ~ U[0, 1), x_p uniform among the partners. The report's
+    default (non-stable) ``np.argsort`` leaves the order of equal distances to the NumPy version
+    and the CPU; ``kind="stable"`` is one definite rule. It matters only with duplicates: a copy
+    of x_i earlier in the data takes position 0, so x_i counts as its own partner. The random
+    draws come from ``random_state``, not from the report's global NumPy seed.
 
-    ``variant="report"`` is the course report's function, point for point:
-
-    1. G = int(N * beta), truncated.
-    2. x_i's neighbourhood is positions 1..k of the stable argsort of the squared distances from
-       x_i to every row (position 0 is taken to be x_i itself). Its partners are the minority rows
-       of that neighbourhood.
-    3. x_i's weight is w_i = (k - number of minority partners) % k: its majority neighbours, mod
-       k, so a point whose neighbours are all majority gets 0 (exactly the hardest points, which
-       ADASYN means to weight most), and so does one whose neighbours are all minority.
-    4. g_i = int(G * w_i / sum(w)), truncated (computed exactly, in integers), so the total is at
-       most G and usually under it.
-    5. Each synthetic point is x_i + lambda * (x_p - x_i), lambda ~ U[0, 1), x_p uniform among
-       x_i's partners.
-
-    "Stable argsort" fixes what the report leaves to chance: ties in distance go to the lower row.
-    With distinct rows that changes nothing. With duplicates it matters: if a copy of x_i comes
-    before x_i in the data, position 0 is that copy, so x_i itself counts among its own k
-    neighbours (a minority partner at distance 0) and the copy does not. The report called
-    ``np.argsort`` with its default, non-stable sort, whose order among equal distances depends
-    on the NumPy version and the CPU, so "exactly the report's" can only mean one definite tie
-    rule; this is the one ``kind="stable"`` gives. Randomness: counts, base points and partner
-    sets are the report's; the random draws (partners, lambda) come from ``random_state``, not
-    from the report's global NumPy seed.
-
-    Neighbours are exact Euclidean neighbours (float64 distances), ties broken by the lower row,
-    found in blocks whose working memory stays under :data:`MEMORY_BUDGET_BYTES` (256 MB)
-    whatever n is; no n x n matrix is ever built.
+    Neighbours are exact Euclidean (float64 distances), ties to the lower row, found in blocks
+    whose working memory stays under :data:`MEMORY_BUDGET_BYTES` whatever n is.
 
     Args:
-        sampling_strategy: which classes to over-sample and to what count, as in
-            imbalanced-learn: ``"auto"`` (= ``"not majority"``), ``"minority"``,
-            ``"not minority"``, ``"all"``; a float (binary only), the wanted minority/majority
-            ratio; a dict ``{class: wanted count}``; or a callable ``y -> dict``.
+        sampling_strategy: as in imbalanced-learn: ``"auto"`` (= ``"not majority"``),
+            ``"minority"``, ``"not minority"``, ``"all"``, a float (binary only: the wanted
+            minority/majority ratio), a dict ``{class: wanted count}`` or a callable.
         beta: balance level, a finite number > 0; 1.0 fully balances.
         n_neighbors: k, the neighbourhood size, an int >= 1. ``"he2008"``: at most (class size
             - 1). ``"report"``: at least 2 (with k = 1 every weight is 0 mod 1) and at most
@@ -96,10 +67,9 @@ class ADASYN(BaseOverSampler):
         variant: ``"he2008"`` (the paper) or ``"report"`` (the course report's function).
 
     Attributes (after ``fit_resample``):
-        sampling_strategy_: ``{class: N}``, imbalanced-learn's count to add at beta = 1 (set by
-            ``fit`` too).
-        ratios_: ``{class: r_hat}``, the normalised weight of each sample of that class, in the
-            order the samples appear in ``y``.
+        sampling_strategy_: ``{class: N}`` (set by ``fit`` too).
+        ratios_: ``{class: r_hat}``, the normalised weight of each sample of that class, in
+            ``y``'s order.
         n_synthetic_per_sample_: ``{class: g}``, synthetic samples made from each such sample.
         base_indices_: for each synthetic row (in output order), the row of ``X`` it starts from.
         neighbor_indices_: for each synthetic row, the row of ``X`` it moves towards.
@@ -130,15 +100,8 @@ class ADASYN(BaseOverSampler):
         "variant": [StrOptions(set(VARIANTS))],
     }
 
-    def __init__(
-        self,
-        *,
-        sampling_strategy="auto",
-        beta=1.0,
-        n_neighbors=5,
-        random_state=None,
-        variant="he2008",
-    ):
+    def __init__(self, *, sampling_strategy="auto", beta=1.0, n_neighbors=5, random_state=None,
+                 variant="he2008"):
         super().__init__(sampling_strategy=sampling_strategy)
         self.beta = beta
         self.n_neighbors = n_neighbors
@@ -146,20 +109,13 @@ class ADASYN(BaseOverSampler):
         self.variant = variant
 
     def fit_resample(self, X, y, **params):
-        """Resample ``X`` and ``y``: the original rows first, then the synthetic ones.
+        """``(X_resampled, y_resampled)``: the original rows first, then the synthetic ones.
 
-        Args:
-            X: array-like, pandas DataFrame or SciPy sparse matrix (CSR or CSC), shape
-                (n_samples, n_features), numeric, finite.
-            y: class labels (ints, bools, integral floats or strings), shape (n_samples,); a
-                pandas Series or one-column DataFrame, or a one-hot 2-D array.
-
-        Returns:
-            ``(X_resampled, y_resampled)`` of the input's types: a DataFrame keeps its columns and
-            their dtypes, a Series its name, a list gives a list, sparse gives sparse (same
-            format). Float ``X`` keeps its dtype (float32 stays float32); integer or bool ``X``
-            (arrays, and DataFrame columns) comes back as float64, as interpolated points are not
-            integers. ``y`` keeps its dtype.
+        ``X``: numeric, finite, (n_samples, n_features): array-like, DataFrame or CSR/CSC
+        matrix. ``y``: labels (ints, bools, integral floats, strings), 1-D, a Series, a
+        one-column DataFrame or one-hot. The outputs have the inputs' types (DataFrame columns,
+        Series name, list, sparse format) and dtypes, except that integer or bool ``X`` (arrays
+        and DataFrame columns) becomes float64: interpolated points are not integers.
         """
         dtypes = getattr(X, "dtypes", None)
         if dtypes is not None and hasattr(X, "astype"):  # pandas: widen integer columns
@@ -176,9 +132,8 @@ class ADASYN(BaseOverSampler):
         except ValueError as err:
             text = str(err).strip()
             if "\n" in text and text.startswith("Input X contains"):
-                raise InputError(
-                    f"{text.splitlines()[0]} ADASYN needs finite values in every row of X"
-                ) from None
+                raise InputError(f"{text.splitlines()[0]} ADASYN needs finite values in every "
+                                 "row of X") from None
             raise
 
     def _fit_resample(self, X, y):
@@ -264,25 +219,18 @@ class ADASYN(BaseOverSampler):
         k = self.n_neighbors
         if self.variant == "report":
             if k < 2:
-                raise InputError(
-                    "n_neighbors=1 with variant='report': every weight (k - minority "
-                    "neighbours) % k is 0; use n_neighbors >= 2"
-                )
+                raise InputError("n_neighbors=1 with variant='report': every weight (k - minority "
+                                 "neighbours) % k is 0; use n_neighbors >= 2")
             if k > n_rows - 1:
-                raise InputError(
-                    f"n_neighbors={k} is too large for {n_rows} rows: at most {n_rows - 1}"
-                )
+                raise InputError(f"n_neighbors={k} is too large for {n_rows} rows: at most "
+                                 f"{n_rows - 1}")
             return
         if n < 2:
-            raise InputError(
-                f"class {label!r} has {n} sample; ADASYN needs at least 2 samples in each "
-                f"class it over-samples"
-            )
+            raise InputError(f"class {label!r} has {n} sample; ADASYN needs at least 2 samples in "
+                             "each class it over-samples")
         if k > n - 1:
-            raise InputError(
-                f"n_neighbors={k} is too large for class {label!r} with {n} samples: "
-                f"n_neighbors can be at most n_minority - 1 = {n - 1}"
-            )
+            raise InputError(f"n_neighbors={k} is too large for class {label!r} with {n} samples: "
+                             f"n_neighbors can be at most n_minority - 1 = {n - 1}")
 
 
 def _scalar(label):
@@ -291,11 +239,8 @@ def _scalar(label):
 
 
 def _encode(labels):
-    """(classes, codes): the sorted distinct labels, and each label's index among them.
-
-    Small integer labels are counted (bincount), which is ~10x faster than ``np.unique``'s sort
-    at 284,807 rows; other labels go through ``np.unique``.
-    """
+    """(sorted distinct labels, each label's index among them). Small integer labels are
+    counted (bincount: ~10x faster than ``np.unique``'s sort at 284,807 rows)."""
     if labels.dtype.kind in "iub" and len(labels):
         ints = labels.astype(np.int64, copy=False)
         low = int(ints.min())
@@ -307,11 +252,8 @@ def _encode(labels):
 
 
 def _largest_remainder(weights, total):
-    """Integer counts proportional to integer ``weights`` that sum to ``total`` exactly.
-
-    Floor of ``total * w / sum(w)``; the shortfall goes one each to the largest remainders, ties
-    to the lower index. All in integer arithmetic, so it is exact and deterministic.
-    """
+    """Integer counts proportional to integer ``weights`` that sum to ``total`` exactly: floors,
+    then one each to the largest remainders, ties to the lower index (exact integer arithmetic)."""
     weights = np.asarray(weights, dtype=np.int64)
     scaled = total * weights
     counts, remainders = np.divmod(scaled, weights.sum())
@@ -340,11 +282,8 @@ def _fill_output(x, base, target, steps, out, budget_bytes):
 
 
 def _interpolate(X, base, target, steps, out, budget_bytes):
-    """out[i] = X[base[i]] + steps[i] * (X[target[i]] - X[base[i]]), in float64, by chunks.
-
-    A float64 ``out`` is computed in place (one scratch array for ``X[base]``); another dtype goes
-    through a float64 scratch array, then is cast.
-    """
+    """out[i] = X[base[i]] + steps[i] * (X[target[i]] - X[base[i]]), in float64, by chunks
+    (in place when ``out`` is float64; else through a float64 scratch array, then cast)."""
     d = X.shape[1]
     chunk = max(1, min(budget_bytes, MAX_BLOCK_BYTES) // (16 * d + 8))
     in_place = out.dtype == np.float64

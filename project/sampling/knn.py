@@ -1,14 +1,11 @@
 """Exact k nearest neighbours of a few rows among many, in bounded memory (NumPy, no index).
 
-:func:`kneighbors` answers "which k rows of ``X`` are nearest to each of these rows of ``X``?" for
-a query set that is small next to ``X`` (ADASYN's minority points among all the rows). It never
-builds an n x n, or even a q x n, matrix: the n rows are walked in blocks sized from a memory
-budget. Each block is screened with one float32 matrix product (``||x||^2 - 2 q.x``, BLAS) against
-a per-query limit that carries an error margin, so that no true neighbour can be screened out; the
-few candidates that pass are re-measured exactly in float64 and merged into a running top-k. The
-answer is therefore the exact float64 k-NN, ties broken by the lower row index, and it does not
-depend on the block size or the number of threads. A few threads share the scan, each taking the
-next run of rows when it is free (NumPy releases the GIL; BLAS is held to one thread inside each).
+The n rows are walked in blocks sized from a memory budget (never an n x n or q x n matrix).
+Each block is screened with one float32 matrix product against a per-query limit that carries an
+error margin, so no true neighbour is screened out; the few candidates are re-measured exactly in
+float64 and merged into a running top-k. So the answer is the exact float64 k-NN, ties to the
+lower row, whatever the block size or number of threads (which take the next run of rows when
+free; NumPy releases the GIL, BLAS is held to one thread inside each).
 """
 
 from __future__ import annotations
@@ -22,8 +19,8 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import ThreadpoolController
 
-#: Default working memory of :func:`kneighbors`, in bytes, all threads together (the (q, k)
-#: answer and a copy of the query rows are not counted).
+#: Default working memory of :func:`kneighbors`, all threads together (not counted: the (q, k)
+#: answer and a copy of the query rows).
 MEMORY_BUDGET_BYTES = 256 * 2**20
 
 # Distance blocks larger than this gain nothing (they fall out of the CPU caches).
@@ -31,35 +28,24 @@ MAX_BLOCK_BYTES = 4 * 2**20
 _EPS32 = float(np.finfo(np.float32).eps)
 
 
-def kneighbors(
-    X,
-    query_rows,
-    k: int,
-    *,
-    include_self: bool = False,
-    memory_budget_bytes: int = MEMORY_BUDGET_BYTES,
-    n_jobs: int | None = None,
-) -> np.ndarray:
-    """The k nearest rows of ``X`` to each row ``X[query_rows]``, by exact Euclidean distance.
-
-    Order: by squared distance computed in float64 from ``X``'s values (float32 rows are widened
-    first, so their distances are exact for the float32 values), ties broken by the lower row
-    index. That is the order of ``np.argsort(d, kind="stable")`` over each query's distances ``d``
-    to every row.
+def kneighbors(X, query_rows, k: int, *, include_self: bool = False,
+               memory_budget_bytes: int = MEMORY_BUDGET_BYTES, n_jobs: int | None = None
+               ) -> np.ndarray:
+    """The k nearest rows of ``X`` to each row ``X[query_rows]``, by exact Euclidean distance:
+    the order of ``np.argsort(d, kind="stable")`` of each query's float64 squared distances ``d``
+    to every row (float32 rows are widened first).
 
     Args:
         X: (n, d) float or integer array, or a SciPy sparse matrix (read in dense blocks).
         query_rows: (q,) integer array, the rows of ``X`` to query, in any order, repeats allowed.
         k: neighbours per query, >= 1; at most n - 1, or n with ``include_self``.
-        include_self: ``False``: a query row is never its own neighbour (its duplicates, other
-            rows at distance 0, still are). ``True``: the query row is a row like any other, so
-            the first neighbour is the lowest-index row at distance 0, which is the query row
-            itself unless a duplicate of it comes earlier in ``X``: this is the first k entries of
-            the stable argsort of the distances to every row.
-        memory_budget_bytes: bound on the working memory, all threads together; down to a block of
-            one row when it is tiny. The answer does not depend on it.
-        n_jobs: threads sharing the scan; ``None``: the CPUs this process may use, at most 8. The
-            answer does not depend on it.
+        include_self: ``False``: a query row is never its own neighbour (its duplicates still
+            are). ``True``: it is a row like any other, so the first neighbour is the
+            lowest-index row at distance 0, the query row unless a duplicate comes earlier.
+        memory_budget_bytes: bound on the working memory, all threads together (down to a block
+            of one row). The answer does not depend on it.
+        n_jobs: threads sharing the scan (``None``: :func:`n_threads`). The answer does not
+            depend on it.
 
     Returns:
         (q, k) int64 array: for each query, its neighbours' rows in ``X``, nearest first.
@@ -111,12 +97,10 @@ def kneighbors(
 
 
 def block_rows(n_queries: int, n_features: int, budget_bytes: int) -> int:
-    """How many reference rows one block may hold so that its arrays fit in ``budget_bytes``.
-
-    Per (reference row, query) pair a block holds a float32 score (4 bytes) and, in the worst
-    case where every pair is a candidate, a mask byte and the candidate's indices, distance and
-    merge order (56 bytes); per reference row, the row as float64 and as float32. At least one
-    row, so the bound holds while 64 * n_queries <= budget_bytes.
+    """How many reference rows one block may hold so that its arrays fit in ``budget_bytes``: per
+    (row, query) pair a float32 score (4 bytes) and, if every pair is a candidate, a mask byte and
+    the candidate's indices, distance and merge order (56 bytes); per row, the row as float64 and
+    float32. At least one row, so the bound holds while 64 * n_queries <= budget_bytes.
 
     Example:
 
@@ -130,9 +114,8 @@ def block_rows(n_queries: int, n_features: int, budget_bytes: int) -> int:
 
 def n_threads() -> int:
     """Threads for the scan (and ADASYN's output): the CPUs this process may use, at most 8."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, min(len(os.sched_getaffinity(0)), 8))
-    return max(1, min(os.cpu_count() or 1, 8))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cpus or 1, 8))
 
 
 # --- the scan ----------------------------------------------------------------------------------
@@ -140,10 +123,7 @@ def n_threads() -> int:
 
 def _as_rows(X):
     """``X`` as a 2-D ndarray, or as a CSR matrix if sparse (cheap row slices)."""
-    if sparse.issparse(X):
-        X = X.tocsr()
-    else:
-        X = np.asarray(X)
+    X = X.tocsr() if sparse.issparse(X) else np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_rows, n_features), got shape {X.shape}")
     return X
@@ -163,8 +143,8 @@ def _gather(X, rows):
 
 
 class _Cursor:
-    """The next rows to scan, shared by the threads: each takes a run of rows when it is free,
-    so a thread the machine slows down does less of the work instead of holding up the rest."""
+    """The next rows to scan, shared by the threads, so a thread the machine slows down does less
+    of the work instead of holding up the rest."""
 
     def __init__(self, n):
         self._next, self._n, self._lock = 0, n, threading.Lock()
@@ -180,13 +160,11 @@ class _Cursor:
 def _scan(X, queries, query_rows, cursor, k, block, include_self):
     """Running top-k over the rows ``cursor`` hands out: (distances, rows), each (q, k), sorted.
 
-    Each block is screened with one float32 product whose entry (query q, row x) is
-    ``||x||^2 - 2 q.x - limit_q`` (coordinates centred on the queries' mean; the squared distance
-    less ``||q||^2``): x is a candidate for q when that is <= 0. ``limit`` is the current k-th
-    best (exact) plus a margin that bounds the float32 error, so no true neighbour is ever
-    screened out. Candidates are measured exactly (float64) and merged. Until a query has k
-    neighbours, its limit is the k-th smallest score of the block itself (plus margins). Blocks
-    start small and double, so that the limits are tight before the blocks are large.
+    The float32 product's entry (query q, row x) is ``||x||^2 - 2 q.x - limit_q`` (centred on the
+    queries' mean: the squared distance less ``||q||^2``); x is a candidate when it is <= 0.
+    ``limit`` is the current exact k-th best plus a bound on the float32 error (until a query has
+    k neighbours, the block's own k-th score plus margins). Blocks start small and double, so
+    the limits are tight before the blocks are large.
     """
     n_q, d = queries.shape
     center = queries.mean(axis=0)
@@ -244,10 +222,8 @@ def _scan(X, queries, query_rows, cursor, k, block, include_self):
 
 
 def _refine_and_merge(X, queries, cand_q, cand_rows, best_dist, best_rows, max_pairs):
-    """Exact float64 distances for the candidate pairs, merged into the running top-k.
-
-    ``cand_q`` must be sorted (queries in order), as ``np.nonzero`` gives it.
-    """
+    """Exact float64 distances for the candidate pairs (``cand_q`` sorted, as ``np.nonzero``
+    gives it), merged into the running top-k."""
     chunk = max(1, max_pairs // (3 * X.shape[1]))  # gathered rows: <= 8 bytes per pair
     dist = np.empty(len(cand_q))
     for s in range(0, len(cand_q), chunk):

@@ -2,10 +2,9 @@
 
 * ``none``: split 60/20/20, scale; no oversampling.
 * ``adasyn-all`` (**LEAKY**, the paper's protocol): ADASYN over the whole data, then split and
-  scale. Synthetic frauds built from validation/test frauds land in training, and validation/test
-  hold synthetic points built from training frauds, so the held-out scores are inflated.
+  scale: synthetic points cross the split both ways, so held-out scores are inflated.
 * ``adasyn-train`` (the correct one): split and scale, then ADASYN on the scaled training split
-  only; validation and test rows are the original rows, untouched.
+  only; validation and test rows are untouched.
 
 Example:
 
@@ -36,24 +35,14 @@ def protocol_split(
     n_neighbors: int = 5,
     beta: float = 1.0,
 ) -> FraudSplit:
-    """Train/validation/test arrays for one protocol.
-
-    Args:
-        df: a frame from :func:`project.data.creditcard.load_creditcard`.
-        protocol: one of :data:`PROTOCOLS`.
-        seed: ADASYN's ``random_state`` (the split itself keeps the report's seed, 50).
-        stratify: stratified split.
-        n_neighbors, beta: ADASYN's k and β.
-
-    Returns:
-        A :class:`~project.data.creditcard.FraudSplit`; synthetic rows have row id -1.
-    """
+    """Train/validation/test arrays of ``df`` (from ``load_creditcard``) for one of
+    :data:`PROTOCOLS`: a :class:`~project.data.creditcard.FraudSplit` whose synthetic rows have
+    row id -1. ``seed``, ``n_neighbors`` and ``beta`` are ADASYN's (the split keeps the report's
+    seed, 50)."""
     choice("protocol", protocol, PROTOCOLS)
     sampler = ADASYN(n_neighbors=n_neighbors, beta=beta, random_state=seed)
-
     if protocol == "none":
         return split_and_scale(df, stratify=stratify)
-
     if protocol == "adasyn-all":
         x, y = features_and_labels(df)
         x_res, y_res = sampler.fit_resample(x, y)
@@ -63,9 +52,5 @@ def protocol_split(
     split = split_and_scale(df, stratify=stratify)
     x_res, y_res = sampler.fit_resample(split.x_train, split.y_train)
     n_new = len(y_res) - len(split.y_train)
-    return dataclasses.replace(
-        split,
-        x_train=x_res,
-        y_train=y_res,
-        train_rows=np.concatenate([split.train_rows, np.full(n_new, -1)]),
-    )
+    return dataclasses.replace(split, x_train=x_res, y_train=y_res,
+                               train_rows=np.concatenate([split.train_rows, np.full(n_new, -1)]))
