@@ -1,10 +1,6 @@
-"""The Kaggle/ULB credit-card fraud data: load, validate, split and scale.
-
-The file ``creditcard.csv`` has 31 columns: ``Time``, ``V1``..``V28`` (PCA components), ``Amount``
-and ``Class`` (1 = fraud). Like the report we drop ``Time`` and keep 29 features.
-
-Split as the report did: ``train_test_split(test_size=0.2, random_state=50)`` gives test, then 0.25
-of the rest gives validation: 60/20/20. The ``StandardScaler`` is fitted on the training split only.
+"""The Kaggle/ULB ``creditcard.csv`` (``Time``, ``V1``..``V28``, ``Amount``, ``Class``, 1 = fraud):
+load, validate, split 60/20/20 and scale as the report did (``Time`` dropped; the scaler fitted
+on the training split only).
 
 Example:
 
@@ -48,21 +44,14 @@ def _line(row_position: int) -> int:
 
 
 def load_creditcard(path, setting: str = "data") -> pd.DataFrame:
-    """Read and validate a ``creditcard.csv`` (plain or ``.gz``/``.bz2``/``.xz``/``.zip``).
-
-    Args:
-        path: the file.
-        setting: the setting that named it, for messages.
+    """Read and validate a ``creditcard.csv`` (plain or compressed), which ``setting`` named: the
+    frame with the 31 columns, ``Class`` as int.
 
     Raises:
         InputError: one line naming the file and what is wrong: missing file, binary or
             non-UTF-8 data, a damaged or truncated archive, empty file, missing or unknown
             columns, a non-numeric cell, NaN/inf, a value beyond float32 (the dtype the model
-            computes in), a label outside {0, 1} (with the first bad line number and column),
-            or no fraud at all.
-
-    Returns:
-        The frame with the 31 columns in the file's order, ``Class`` as int.
+            computes in), a label outside {0, 1} (with the first bad line and column), no fraud.
     """
     path = Path(path)
     if not path.is_file():
@@ -82,11 +71,8 @@ def load_creditcard(path, setting: str = "data") -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in df.columns]
     extra = [str(c) for c in df.columns if c not in COLUMNS]
     if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing columns {name_list(missing)}")
-        if extra:
-            parts.append(f"unknown columns {name_list(extra)}")
+        parts = [f"{what} columns {name_list(names)}"
+                 for what, names in (("missing", missing), ("unknown", extra)) if names]
         raise InputError(f"{path}: {'; '.join(parts)} (expected Time, V1..V28, Amount, Class)")
     if df.empty:
         raise InputError(f"{path}: the file has a header but no rows")
@@ -96,10 +82,8 @@ def load_creditcard(path, setting: str = "data") -> pd.DataFrame:
             numeric = pd.to_numeric(df[col], errors="coerce")
             bad = np.flatnonzero(numeric.isna() & df[col].notna())
             if bad.size:
-                raise InputError(
-                    f"{path}: line {_line(bad[0])}: column {col} has a non-numeric value "
-                    f"{shown(df[col].iloc[bad[0]])}"
-                )
+                raise InputError(f"{path}: line {_line(bad[0])}: column {col} has a non-numeric "
+                                 f"value {shown(df[col].iloc[bad[0]])}")
             df[col] = numeric
     values = df[COLUMNS].to_numpy(dtype=np.float64)
     bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
@@ -112,9 +96,8 @@ def load_creditcard(path, setting: str = "data") -> pd.DataFrame:
     labels = df["Class"].to_numpy(dtype=np.float64)
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
-        raise InputError(
-            f"{path}: line {_line(bad[0])}: Class is {labels[bad[0]]:g}; labels must be 0 or 1"
-        )
+        raise InputError(f"{path}: line {_line(bad[0])}: Class is {labels[bad[0]]:g}; labels "
+                         "must be 0 or 1")
     df["Class"] = labels.astype(np.int64)
     if not df["Class"].any():
         raise InputError(f"{path}: no fraud (Class = 1) in {len(df)} rows; nothing to detect")
@@ -127,19 +110,15 @@ def _check_float32_range(values: np.ndarray, path: Path) -> None:
         too_big = np.isinf(values.astype(np.float32))
     if too_big.any():
         row, column = (int(i[0]) for i in np.nonzero(too_big))
-        raise InputError(
-            f"{path}: line {_line(row)}: column {COLUMNS[column]} is {values[row, column]:g}, "
-            f"beyond float32 (largest {FLOAT32_MAX:.4g}), the precision the model computes in"
-        )
+        raise InputError(f"{path}: line {_line(row)}: column {COLUMNS[column]} is "
+                         f"{values[row, column]:g}, beyond float32 (largest {FLOAT32_MAX:.4g}), "
+                         "the precision the model computes in")
 
 
 @dataclasses.dataclass
 class FraudSplit:
-    """Scaled train/validation/test arrays, and where every row came from.
-
-    ``*_rows`` hold each row's position in the loaded frame, or -1 for a synthetic row made by
-    ADASYN; they let tests and reports check that validation and test rows are untouched.
-    """
+    """Scaled train/validation/test arrays; ``*_rows`` hold each row's position in the loaded
+    frame, or -1 for a synthetic row made by ADASYN."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -165,22 +144,6 @@ def features_and_labels(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return df[FEATURES].to_numpy(np.float32), df["Class"].to_numpy(np.int64)
 
 
-def split_rows(y: np.ndarray, stratify: bool = False, seed: int = SPLIT_SEED):
-    """Row positions of the 60/20/20 split, the report's way.
-
-    Returns:
-        ``(train, val, test)`` arrays of positions into ``y``.
-    """
-    positions = np.arange(len(y))
-    rest, test = train_test_split(
-        positions, test_size=0.2, random_state=seed, stratify=y if stratify else None
-    )
-    train, val = train_test_split(
-        rest, test_size=0.25, random_state=seed, stratify=y[rest] if stratify else None
-    )
-    return train, val, test
-
-
 def split_and_scale(
     df: pd.DataFrame | None = None,
     *,
@@ -190,7 +153,9 @@ def split_and_scale(
     stratify: bool = False,
     seed: int = SPLIT_SEED,
 ) -> FraudSplit:
-    """Split 60/20/20 and standardise with a scaler fitted on the training rows only.
+    """Split 60/20/20 as the report did (test: ``train_test_split(test_size=0.2,
+    random_state=seed)``, then validation: 0.25 of the rest) and standardise with a scaler fitted
+    on the training rows only.
 
     Args:
         df: a frame from :func:`load_creditcard`; or pass ``x``, ``y`` (and ``row_ids``, -1 for
@@ -201,11 +166,14 @@ def split_and_scale(
     if df is not None:
         x, y = features_and_labels(df)
     row_ids = np.arange(len(y)) if row_ids is None else np.asarray(row_ids)
-    train, val, test = split_rows(y, stratify=stratify, seed=seed)
+    rest, test = train_test_split(np.arange(len(y)), test_size=0.2, random_state=seed,
+                                  stratify=y if stratify else None)
+    train, val = train_test_split(rest, test_size=0.25, random_state=seed,
+                                  stratify=y[rest] if stratify else None)
     scaler = StandardScaler().fit(x[train])
 
-    def scaled(idx):
-        return scaler.transform(x[idx]).astype(np.float32)
+    def scaled(rows):
+        return scaler.transform(x[rows]).astype(np.float32)
 
     return FraudSplit(
         x_train=scaled(train), y_train=y[train],

@@ -1,11 +1,8 @@
-"""Generator of the bundled synthetic credit-card sample (``assets/creditcard_sample.csv.gz``).
-
-The real file cannot ship with the project, so the demo and the tests use a synthetic one with the
-exact schema (Time, V1..V28, Amount, Class). It imitates the shape of the real data, not its
-content: normal transactions are centred Gaussians whose spread shrinks from V1 to V28 (as PCA
-components do); frauds are shifted along the components that separate frauds in the real data
-(V3, V4, V10, V11, V12, V14, V17 among them), with a third of them only slightly shifted so that
-detection is not trivial. Nothing here is a real transaction.
+"""Generator of the bundled synthetic credit-card sample (``assets/creditcard_sample.csv.gz``):
+the real file cannot ship, so this imitates its schema and shape, not its content. Normal rows
+are centred Gaussians whose spread shrinks from V1 to V28 (as PCA components do); frauds are
+shifted along the components that separate frauds in the real data, a third of them only
+slightly, so that detection is not trivial.
 
 Example:
 
@@ -34,13 +31,8 @@ _FRAUD_SHIFT = {
 
 
 def make_creditcard_sample(n_rows: int = 32_000, n_fraud: int = 160, seed: int = 0) -> pd.DataFrame:
-    """A synthetic frame with the creditcard.csv schema.
-
-    Args:
-        n_rows: rows in all.
-        n_fraud: rows with ``Class = 1`` (160 of 32,000 is 0.5%; the real file has 0.17%).
-        seed: the generator's seed; the same seed gives the same frame.
-    """
+    """A synthetic frame with the creditcard.csv schema, ``n_fraud`` of its ``n_rows`` rows with
+    ``Class = 1`` (160 of 32,000 is 0.5%; the real file has 0.17%); the same seed, the same frame."""
     rng = np.random.default_rng(seed)
     n_normal = n_rows - n_fraud
     spread = np.linspace(2.0, 0.3, 28)  # PCA-like: variance falls with the component index
@@ -52,11 +44,8 @@ def make_creditcard_sample(n_rows: int = 32_000, n_fraud: int = 160, seed: int =
     strength = np.where(rng.random(n_fraud) < 2 / 3, 1.0, 0.35)[:, None]  # a third barely shifted
     fraud = (rng.normal(0.0, 1.4, (n_fraud, 28)) + strength * shift) * spread
 
-    amount_normal = rng.lognormal(3.0, 1.4, n_normal)
-    amount_fraud = rng.lognormal(2.6, 1.8, n_fraud)
-
     v = np.vstack([normal, fraud])
-    amount = np.concatenate([amount_normal, amount_fraud])
+    amount = np.concatenate([rng.lognormal(3.0, 1.4, n_normal), rng.lognormal(2.6, 1.8, n_fraud)])
     label = np.concatenate([np.zeros(n_normal, np.int64), np.ones(n_fraud, np.int64)])
     order = rng.permutation(n_rows)
     df = pd.DataFrame(v[order].round(4), columns=[f"V{i}" for i in range(1, 29)])

@@ -1,17 +1,8 @@
-"""Quora Question Pairs files: reading and checking.
-
-Files: Kaggle's ``train.csv`` (comma separated, quoted; questions may hold commas, quotes and
-line breaks) and GLUE's ``train.tsv`` / ``dev.tsv`` (tab separated, unquoted: a ``"`` is just a
-character). Both have the columns id, qid1, qid2, question1, question2, is_duplicate; only the
-last three are needed. ``.gz``, ``.bz2``, ``.xz`` and single-file ``.zip`` archives are read too.
-
-Rows with an empty question are dropped and counted (Kaggle's file: 404,290 rows, 3 dropped,
-404,287 kept). Bad input raises :class:`project.errors.InputError` with the file and, for a bad
-label, the line.
-
-Then, as the course report did: balancing, subsampling and splitting
-(:mod:`project.data.qqp_splits`), and the pair length and tokenisation
-(:mod:`project.data.qqp_length`).
+"""Quora Question Pairs files: reading and checking. Kaggle's ``train.csv`` (comma separated,
+quoted; questions may hold commas, quotes and line breaks) and GLUE's ``train.tsv`` / ``dev.tsv``
+(tab separated, unquoted: a ``"`` is just a character), possibly compressed; only question1,
+question2 and is_duplicate are needed. Rows with an empty question are dropped and counted
+(Kaggle's file: 404,290 rows, 3 dropped).
 
 Example:
 
@@ -45,20 +36,11 @@ MAX_QUESTION_CHARS = 10_000
 _CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's own limit (131,072) would stop _line_of_row
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading one file
-
-
 @dataclasses.dataclass
 class QQPTable:
-    """One QQP file after reading.
-
-    Attributes:
-        frame: columns question1, question2 (str), is_duplicate (int 0/1); missing rows dropped.
-        path: the file.
-        rows_read: data rows in the file.
-        dropped_missing: rows dropped for an empty question1 or question2.
-    """
+    """One QQP file (``path``) after reading: ``frame`` (question1, question2 as str,
+    is_duplicate as int; rows with an empty question dropped), ``rows_read`` (data rows in the
+    file) and ``dropped_missing`` (rows dropped)."""
 
     frame: pd.DataFrame
     path: str
@@ -66,16 +48,9 @@ class QQPTable:
     dropped_missing: int
 
 
-def _open_text(path: Path, setting: str = "data"):
-    """Open a possibly compressed text file (utf-8, universal newlines off for csv)."""
-    return open_text(path, setting)
-
-
 def _dialect(path: Path, head: str) -> tuple[str, int]:
-    """(separator, quoting): tab and no quoting for GLUE .tsv, comma and quotes otherwise.
-
-    ``head`` is the start of the file's text (from :func:`check_text`).
-    """
+    """(separator, quoting) from the name and ``head``, the start of the file's text: tab and no
+    quoting for GLUE .tsv, comma and quotes otherwise."""
     header = head.split("\n", 1)[0]
     stem = path.name.lower()
     for ext in (".gz", ".bz2", ".xz", ".zip"):
@@ -98,13 +73,10 @@ def _csv_field_limit(limit: int):
 
 
 def _line_of_row(path: Path, sep: str, quoting: int, row: int) -> int | None:
-    """The line (1-based, header = line 1) where data row ``row`` (0-based) starts.
-
-    None when the csv module cannot follow the file that far (pandas could): the caller then
-    names the data row instead.
-    """
+    """The line (1-based, header = line 1) where data row ``row`` (0-based) starts; None when the
+    csv module cannot follow the file that far (pandas could)."""
     try:
-        with _csv_field_limit(_CSV_FIELD_LIMIT), _open_text(path) as f:
+        with _csv_field_limit(_CSV_FIELD_LIMIT), open_text(path) as f:
             reader = csv.reader(f, delimiter=sep, quoting=quoting)
             next(reader, None)
             end_of_previous = reader.line_num
@@ -134,25 +106,15 @@ def _check_question_lengths(frame: pd.DataFrame, path: Path, sep: str, quoting: 
         too_long = np.flatnonzero(lengths > MAX_QUESTION_CHARS)
         if too_long.size:
             row = int(too_long[0])
-            raise file_error(
-                setting,
-                f"{_where(path, sep, quoting, row)}: {column} has {int(lengths[row]):,} "
-                f"characters, more than the limit of {MAX_QUESTION_CHARS:,} "
-                f"({too_long.size} such row(s) in this column)"
-            )
+            raise file_error(setting, f"{_where(path, sep, quoting, row)}: {column} has "
+                             f"{int(lengths[row]):,} characters, more than the limit of "
+                             f"{MAX_QUESTION_CHARS:,} ({too_long.size} such row(s) in this column)")
 
 
 def read_qqp(path, setting: str = "data", labels_required: bool = True) -> QQPTable:
-    """Read and check one QQP file; drop (and count) rows with an empty question.
-
-    Args:
-        path: Kaggle ``train.csv`` or GLUE ``train.tsv``/``dev.tsv`` (possibly compressed).
-        setting: the setting that named the file, for error messages.
-        labels_required: False accepts a file without ``is_duplicate`` (pairs to predict, like
-            GLUE's test.tsv); its frame then has no label column.
-
-    Returns:
-        A :class:`QQPTable`.
+    """Read and check one QQP file, which ``setting`` named; drop (and count) rows with an empty
+    question. ``labels_required=False`` accepts a file without ``is_duplicate`` (pairs to
+    predict, like GLUE's test.tsv); its frame then has no label column.
 
     Raises:
         InputError: missing file, binary or non-UTF-8 data, a damaged or truncated archive, a
@@ -166,10 +128,9 @@ def read_qqp(path, setting: str = "data", labels_required: bool = True) -> QQPTa
     try:
         head = check_text(path, setting)
         sep, quoting = _dialect(path, head)
-        with _open_text(path, setting) as f:
-            frame = pd.read_csv(
-                f, sep=sep, quoting=quoting, dtype=str, keep_default_na=False, engine="c"
-            )
+        with open_text(path, setting) as f:
+            frame = pd.read_csv(f, sep=sep, quoting=quoting, dtype=str, keep_default_na=False,
+                                engine="c")
     except pd.errors.EmptyDataError:
         raise file_error(setting, f"{path}: the file is empty") from None
     except pd.errors.ParserError as err:
@@ -187,11 +148,9 @@ def read_qqp(path, setting: str = "data", labels_required: bool = True) -> QQPTa
     bad = ~labels.isin([0, 1]) if labelled else pd.Series(False, index=frame.index)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise file_error(
-            setting,
-            f"{_where(path, sep, quoting, row)}: is_duplicate must be 0 or 1, got "
-            f"{shown(frame[LABEL].iloc[row])} ({int(bad.sum())} bad label(s) in all)"
-        )
+        raise file_error(setting, f"{_where(path, sep, quoting, row)}: is_duplicate must be 0 or "
+                         f"1, got {shown(frame[LABEL].iloc[row])} ({int(bad.sum())} bad label(s) "
+                         "in all)")
     _check_question_lengths(frame, path, sep, quoting, setting)
     if labelled:
         frame[LABEL] = labels.astype(np.int64)

@@ -1,8 +1,5 @@
-"""The QQP pair length (the report's rule) and tokenisation.
-
-The report chose the padded pair length from token-count histograms: max question1 tokens + max
-question2 tokens + 10, capped at the model's maximum. Pairs are tokenised once
-(:func:`tokenize_pairs`); every epoch then feeds the same arrays in a new order.
+"""The QQP pair length (the report's rule, :func:`choose_sequence_length`) and tokenisation
+(once: every epoch then feeds the same arrays in a new order).
 
 Example:
 
@@ -27,15 +24,8 @@ from project import settings
 
 @dataclasses.dataclass
 class LengthChoice:
-    """Token counts per question and the chosen padded pair length.
-
-    Attributes:
-        question1_tokens, question2_tokens: tokens per question (no special tokens).
-        rule_length: max(question1) + max(question2) + 10, before capping.
-        max_length: the model's maximum.
-        sequence_length: the length used (explicit, or the rule capped at ``max_length``).
-        explicit: whether ``sequence_length`` was given rather than computed.
-    """
+    """Tokens per question (no special tokens), the rule's length before capping, the model's
+    maximum, and the ``sequence_length`` used (``explicit``: given, not the rule's)."""
 
     question1_tokens: np.ndarray
     question2_tokens: np.ndarray
@@ -59,34 +49,20 @@ class LengthChoice:
 
 def token_counts(tokenizer, texts, batch_size: int = 4096) -> np.ndarray:
     """Number of tokens of each text (without special tokens)."""
-    texts = list(texts)
-    counts = []
+    texts, counts = list(texts), []
     for start in range(0, len(texts), batch_size):
-        counts.extend(len(ids) for ids in _as_lists(tokenizer(texts[start:start + batch_size])))
+        ids = tokenizer(texts[start:start + batch_size])
+        # keras-hub returns lists, or a ragged tensor on TensorFlow
+        counts.extend(len(i) for i in (ids.to_list() if hasattr(ids, "to_list") else ids))
     return np.asarray(counts, dtype=np.int64)
-
-
-def _as_lists(ids):
-    """Tokenizer output as Python lists (keras-hub returns lists, or a ragged tensor on TF)."""
-    if hasattr(ids, "to_list"):
-        return ids.to_list()
-    return ids
 
 
 def choose_sequence_length(
     tokenizer, frames, max_length: int, sequence_length: int | None = None
 ) -> LengthChoice:
-    """The report's length rule: max(q1 tokens) + max(q2 tokens) + 10, capped at ``max_length``.
-
-    Args:
-        tokenizer: a keras-hub RobertaTokenizer.
-        frames: one frame or a list of frames with question1 and question2 (e.g. train and
-            validation).
-        max_length: the backbone's ``max_sequence_length``.
-        sequence_length: an explicit length, which overrides the rule.
-
-    Returns:
-        A :class:`LengthChoice`.
+    """The report's length rule (from token-count histograms): max(q1 tokens) + max(q2 tokens)
+    + 10, capped at ``max_length`` (the backbone's), over one frame or a list of frames (e.g.
+    train and validation); an explicit ``sequence_length`` overrides it.
 
     Raises:
         SettingError: ``sequence_length`` below 4 or above ``max_length``.
@@ -110,9 +86,7 @@ def tokenize_pairs(preprocessor, frame: pd.DataFrame, batch_size: int = 2048) ->
     """
     from keras.ops import convert_to_numpy
 
-    q1 = frame["question1"].tolist()
-    q2 = frame["question2"].tolist()
-    ids, masks = [], []
+    q1, q2, ids, masks = frame["question1"].tolist(), frame["question2"].tolist(), [], []
     for start in range(0, len(q1), batch_size):
         x = preprocessor((q1[start:start + batch_size], q2[start:start + batch_size]), y=None)
         ids.append(convert_to_numpy(x["token_ids"]).astype(np.int32))

@@ -1,6 +1,4 @@
-"""QQP pairs prepared as the course report did: undersample the majority class (``balance``),
-keep a seeded stratified ``fraction`` (the report trained on 1%), and split off validation (the
-report's 10%) and an optional untouched test set, stratified; or validate on a dev file.
+"""QQP pairs prepared as the course report did (:func:`load_qqp`).
 
 Example:
 
@@ -33,36 +31,26 @@ def balance_classes(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return frame.iloc[rng.permutation(keep)].reset_index(drop=True)
 
 
-def _stratified_indices(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
-    """Indices of a stratified random ``fraction`` of the rows (at least one per class)."""
-    chosen = []
+def subsample(frame: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
+    """A seeded, stratified random ``fraction`` (0 < fraction <= 1) of the rows (at least one
+    per class)."""
+    number("fraction", fraction, low=0, low_open=True, high=1)
+    if fraction == 1:
+        return frame.reset_index(drop=True)
+    rng, labels, chosen = np.random.default_rng(seed), frame[LABEL].to_numpy(), []
     for c in np.unique(labels):
         rows = np.flatnonzero(labels == c)
         k = max(1, int(round(fraction * len(rows))))
         chosen.append(rng.choice(rows, min(k, len(rows)), replace=False))
-    return rng.permutation(np.concatenate(chosen))
-
-
-def subsample(frame: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
-    """A seeded, stratified random ``fraction`` (0 < fraction <= 1) of the rows."""
-    number("fraction", fraction, low=0, low_open=True, high=1)
-    if fraction == 1:
-        return frame.reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    picked = _stratified_indices(frame[LABEL].to_numpy(), fraction, rng)
-    return frame.iloc[picked].reset_index(drop=True)
+    return frame.iloc[rng.permutation(np.concatenate(chosen))].reset_index(drop=True)
 
 
 def split(frame: pd.DataFrame, validation_fraction: float = 0.1, seed: int = 0,
           test_fraction: float | None = None):
-    """Seeded stratified split into (train, validation, test).
-
-    Sizes follow scikit-learn's ``train_test_split``: validation holds ceil(validation_fraction
-    x n) rows and test ceil(test_fraction x n), both fractions of all ``n`` rows (the report's
-    10% of 2,988 balanced pairs is 299), stratified by label.
-
-    Returns:
-        ``(train, validation, test)``; ``test`` is None without ``test_fraction``.
+    """Seeded split, stratified by label, into ``(train, validation, test)`` (``test`` None
+    without ``test_fraction``). As scikit-learn's ``train_test_split``, validation holds
+    ceil(validation_fraction x n) rows and test ceil(test_fraction x n), of all ``n`` rows (the
+    report's 10% of 2,988 balanced pairs is 299).
 
     Example:
 
@@ -97,15 +85,10 @@ def split(frame: pd.DataFrame, validation_fraction: float = 0.1, seed: int = 0,
 
 @dataclasses.dataclass
 class QQPData:
-    """Training, validation (and optional test) pairs, and where they came from.
-
-    Attributes:
-        train, validation, test: frames with question1, question2, is_duplicate (test may be
-            None). Validation picks the best epoch; test is never used for that.
-        source: the training file; validation_source: the dev file or "split of <source>".
-        rows_read, dropped_missing: of the training file (and ``dev_dropped_missing``).
-        synthetic: True for the bundled synthetic sample.
-    """
+    """Training, validation (which picks the best epoch) and optional test pairs, and where they
+    came from: ``source`` (the training file; ``rows_read``, ``dropped_missing`` are its),
+    ``validation_source`` (the dev file, or "split of <source>"), ``synthetic`` (the bundled
+    sample)."""
 
     train: pd.DataFrame
     validation: pd.DataFrame
@@ -131,36 +114,18 @@ class QQPData:
         return data
 
 
-def load_qqp(
-    path=SAMPLE_PATH,
-    dev_path=None,
-    *,
-    fraction: float | None = None,
-    balance: bool = False,
-    validation_fraction: float = 0.1,
-    test_fraction: float | None = None,
-    seed: int = 0,
-) -> QQPData:
+def load_qqp(path=SAMPLE_PATH, dev_path=None, *, fraction: float | None = None,
+             balance: bool = False, validation_fraction: float = 0.1,
+             test_fraction: float | None = None, seed: int = 0) -> QQPData:
     """Read QQP and prepare training, validation (and test) sets as the report did.
 
-    Without ``dev_path``: drop empty questions, balance (optional), keep ``fraction`` (optional),
-    then split ``validation_fraction`` (and ``test_fraction``) off, stratified; so validation
-    shares the balancing. With ``dev_path``: balance and fraction apply to the training file
-    only; the dev file is the validation set, whole (only its empty questions are dropped), and
-    ``test_fraction`` is split off the training file.
-
-    Args:
-        path: training file (default: the bundled synthetic sample).
-        dev_path: optional validation file (e.g. GLUE ``dev.tsv``).
-        fraction: keep this stratified share (the report: 0.01).
-        balance: undersample the majority class.
-        validation_fraction: share split off for validation when there is no dev file (the
-            report: 0.1).
-        test_fraction: share split off as an untouched test set (None: no test set).
-        seed: seed for balancing, subsampling and splitting.
-
-    Returns:
-        A :class:`QQPData`.
+    Without ``dev_path`` (e.g. GLUE ``dev.tsv``): drop empty questions, ``balance`` (undersample
+    the majority class), keep a stratified ``fraction`` (the report: 0.01), then split
+    ``validation_fraction`` (the report: 0.1) and ``test_fraction`` (an untouched test set) off,
+    stratified; so validation shares the balancing. With ``dev_path``: balance and fraction
+    apply to the training file only; the dev file is the validation set, whole (only its empty
+    questions are dropped), and ``test_fraction`` is split off the training file. ``seed``
+    seeds balancing, subsampling and splitting.
 
     Raises:
         InputError: the training data holds a single class (nothing to learn).

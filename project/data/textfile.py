@@ -1,11 +1,8 @@
-"""Opening a user's text data file, possibly compressed, and failing in one clear line.
-
-Both data readers (credit card, QQP) take a path from ``--data``/``--dev``. Anything may come
-in: a binary file, Latin-1 text, a ``.gz`` that is not gzip, a truncated archive, a damaged zip.
-This module opens ``.gz``, ``.bz2``, ``.xz`` and single-file ``.zip`` archives by their name,
-checks the first ``SNIFF_BYTES`` (binary data, UTF-8) before a parser sees them, and turns every
-error that decompressing or decoding can raise later into an :class:`InputError` naming the file
-and the setting.
+"""Opening a user's text data file (plain, ``.gz``, ``.bz2``, ``.xz`` or single-file ``.zip``)
+and failing in one clear line: anything may come in (binary data, Latin-1, a truncated or
+mislabelled archive), so the start is checked before a parser sees it, and every error
+decompressing or decoding can raise later becomes an :class:`InputError` naming the file and
+the setting.
 
 Example:
 
@@ -34,9 +31,8 @@ from pathlib import Path
 from project.errors import InputError, file_error
 
 SNIFF_BYTES = 64 * 1024  # bytes checked for binary data and UTF-8 before parsing
-
-#: What reading a (compressed) text file can raise, besides InputError: gzip.BadGzipFile and
-#: bz2's errors are OSErrors, a truncated stream raises EOFError, bad deflate data zlib.error.
+#: What reading a (compressed) text file can raise besides InputError (gzip's and bz2's errors
+#: are OSErrors, a truncated stream raises EOFError, bad deflate data zlib.error).
 READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
                UnicodeDecodeError)
 
@@ -49,11 +45,8 @@ def compression(path) -> str | None:
 
 
 def open_bytes(path, setting: str = "data"):
-    """Open ``path`` for reading bytes, decompressing by its suffix.
-
-    Raises:
-        InputError: a ``.zip`` that is not a zip archive or does not hold exactly one file.
-    """
+    """Open ``path`` for reading bytes, decompressing by its suffix; InputError for a ``.zip``
+    that is not a zip archive or does not hold exactly one file."""
     path = Path(path)
     kind = compression(path)
     if kind == "gzip":
@@ -70,10 +63,8 @@ def open_bytes(path, setting: str = "data"):
         with archive:  # the member stays readable: the file closes when both are closed
             members = [m for m in archive.namelist() if not m.endswith("/")]
             if len(members) != 1:
-                raise file_error(
-                    setting,
-                    f"{path}: a .zip must hold exactly one file, found {len(members)}"
-                )
+                raise file_error(setting, f"{path}: a .zip must hold exactly one file, found "
+                                          f"{len(members)}")
             return archive.open(members[0])
     return open(path, "rb")
 
@@ -84,20 +75,14 @@ def open_text(path, setting: str = "data"):
 
 
 def check_text(path, setting: str = "data", size: int = SNIFF_BYTES) -> str:
-    """Read the first ``size`` (decompressed) bytes and check that they are UTF-8 text.
-
-    Args:
-        path: the file.
-        setting: the setting that named it, for messages.
-        size: how many bytes to check.
-
-    Returns:
-        Those bytes, decoded (a multi-byte character cut at the end is left out).
+    """The first ``size`` (decompressed) bytes, checked and decoded as UTF-8 (a character cut at
+    the end left out).
 
     Raises:
         InputError: a NUL byte (binary data), bytes that are not UTF-8, no line break in the
             first ``size`` bytes (no CSV header is that long), or a damaged, truncated or
-            mislabelled archive; one line with the file, the byte offset and ``setting``.
+            mislabelled archive; one line with the file, the byte offset and ``setting`` (the
+            setting that named the file).
     """
     path = Path(path)
     try:
@@ -113,10 +98,8 @@ def check_text(path, setting: str = "data", size: int = SNIFF_BYTES) -> str:
         at = nul if bad is None else min(nul, bad)
         raise file_error(setting, f"{path}: not a text CSV file (binary data at byte {at})")
     if bad is not None:
-        raise file_error(
-            setting,
-            f"{path}: not UTF-8 text (byte 0x{head[bad]:02x} at byte {bad}); save it as UTF-8"
-        )
+        raise file_error(setting, f"{path}: not UTF-8 text (byte 0x{head[bad]:02x} at byte "
+                                  f"{bad}); save it as UTF-8")
     if len(head) == size and b"\n" not in head:
         raise file_error(setting, f"{path}: no line break in the first {size // 1024} KB: not a "
                                   "CSV file with a header line")
@@ -124,10 +107,8 @@ def check_text(path, setting: str = "data", size: int = SNIFF_BYTES) -> str:
 
 
 def _decode_prefix(head: bytes, complete: bool) -> tuple[str, int | None]:
-    """(text, offset of the first byte that is not UTF-8, or None).
-
-    A character cut at the end is allowed unless ``head`` is the ``complete`` file.
-    """
+    """(text, offset of the first byte that is not UTF-8, or None); a character cut at the end
+    is allowed unless ``head`` is the ``complete`` file."""
     try:
         return head.decode("utf-8"), None
     except UnicodeDecodeError as err:
@@ -137,16 +118,8 @@ def _decode_prefix(head: bytes, complete: bool) -> tuple[str, int | None]:
 
 
 def read_error(path, err: BaseException, setting: str = "data") -> InputError:
-    """The one-line :class:`InputError` for an error raised while reading ``path``.
-
-    Args:
-        path: the file.
-        err: one of :data:`READ_ERRORS`.
-        setting: the setting that named the file.
-
-    Returns:
-        The error to raise (``raise read_error(path, err, setting) from None``).
-    """
+    """The one-line :class:`InputError` to raise for ``err`` (one of :data:`READ_ERRORS`) raised
+    while reading ``path``, which ``setting`` named."""
     kind = compression(path)
     if isinstance(err, UnicodeDecodeError):
         bad = err.object[err.start] if err.start < len(err.object) else None
