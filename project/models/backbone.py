@@ -1,30 +1,20 @@
 """keras-hub's RoBERTa backbone, plus what keras-hub's configuration cannot say, and the walk
 over its attention projections.
 
-``keras_hub.models.RobertaBackbone`` saves only its sizes; loading rebuilds every layer from
-them, with layer-norm epsilon 1e-5, exact GELU and plain ``EinsumDense`` attention projections.
-:class:`RobertaBackbone` (registered as ``project>RobertaBackbone``) is the same network with
-three more configuration entries, so that a ``.keras`` file rebuilds the model that was saved:
-
-* ``layer_norm_epsilon``: every layer norm's epsilon (Hugging Face's ``layer_norm_eps``);
-* ``activation``: the feed-forward activation, one of :data:`ACTIVATIONS` (Hugging Face's
-  ``hidden_act``: ``gelu``, ``gelu_new`` / ``gelu_pytorch_tanh`` = ``gelu_tanh``, ``relu``,
-  ``silu``);
-* ``lora_layers``: the LoRA projections (:class:`~project.models.lora_layer.LoraEinsumDense`)
-  by place, ``{"transformer_layer_3/query": <serialized layer>, ...}``; the constructor puts
-  them back and freezes everything else in the backbone, as
-  :func:`project.models.lora.enable_lora` does.
-
-The defaults are keras-hub's, so a keras-hub backbone and this class with default settings are
-the same network. :func:`project.models.roberta.build_classifier` uses keras-hub's class unless a
-setting differs (a plain keras-hub ``.keras`` file then loads without this package).
+``keras_hub.models.RobertaBackbone`` saves only its sizes and rebuilds every layer with epsilon
+1e-5, exact GELU and plain ``EinsumDense`` projections. :class:`RobertaBackbone` (registered as
+``project>RobertaBackbone``) is the same network whose configuration also holds
+``layer_norm_epsilon`` and ``activation`` (Hugging Face's ``layer_norm_eps`` and ``hidden_act``)
+and ``lora_layers`` (the LoRA projections by place; loading puts them back and freezes the rest,
+as :func:`project.models.lora.enable_lora` does), so a ``.keras`` file rebuilds what was saved.
+Its defaults are keras-hub's; keras-hub's class is used unless a setting differs.
 
 Why a model with LoRA has this class: Keras names a saved object by its class, and the classifier
-is a functional graph built around its very backbone object, so :func:`~project.models.lora.
-enable_lora` switches that object to this class in place (a new backbone would mean a new
-classifier, and twice the memory at RoBERTa-large). The subclass adds no state of its own (its
-extra settings default, at class level, to keras-hub's values), so the switch changes only what
-``get_config`` writes; ``merge_lora(model, unload=True)`` switches it back.
+is a functional graph built around its very backbone object, so ``enable_lora`` switches that
+object to this class in place (a new backbone would mean a new classifier, and twice the memory
+at RoBERTa-large). The subclass adds no state of its own (its extra settings default, at class
+level, to keras-hub's values), so the switch changes only what ``get_config`` writes;
+``merge_lora(model, unload=True)`` switches it back.
 
 Example:
 
@@ -60,32 +50,18 @@ DEFAULT_ACTIVATION = "gelu"
 
 @keras.saving.register_keras_serializable(package="project")
 class RobertaBackbone(keras_hub.models.RobertaBackbone):
-    """``keras_hub.models.RobertaBackbone`` with ``layer_norm_epsilon``, ``activation`` and
-    ``lora_layers`` in its configuration (see the module docstring).
-
-    Args:
-        *args, **kwargs: ``keras_hub.models.RobertaBackbone``'s.
-        layer_norm_epsilon: epsilon of every layer norm (embeddings and transformer layers).
-        activation: a key of :data:`ACTIVATIONS`.
-        lora_layers: ``{"transformer_layer_{i}/{query|key|value}": serialized LoRA layer}``.
-
-    Raises:
-        SettingError: an unknown activation or a non-positive epsilon.
-    """
+    """``keras_hub.models.RobertaBackbone`` with ``layer_norm_epsilon`` (every layer norm's),
+    ``activation`` (a key of :data:`ACTIVATIONS`) and ``lora_layers``
+    (:func:`lora_layer_configs`) in its configuration; SettingError for an unknown activation or
+    a non-positive epsilon."""
 
     # Class-level defaults (keras-hub's): a keras-hub backbone switched to this class by
     # ``enable_lora`` has no instance values yet and reads these.
     layer_norm_epsilon = DEFAULT_EPSILON
     activation = DEFAULT_ACTIVATION
 
-    def __init__(
-        self,
-        *args,
-        layer_norm_epsilon: float = DEFAULT_EPSILON,
-        activation: str = DEFAULT_ACTIVATION,
-        lora_layers: dict | None = None,
-        **kwargs,
-    ):
+    def __init__(self, *args, layer_norm_epsilon: float = DEFAULT_EPSILON,
+                 activation: str = DEFAULT_ACTIVATION, lora_layers: dict | None = None, **kwargs):
         if activation not in ACTIVATIONS:
             raise SettingError.about("activation", f"{activation!r} is not supported: choose "
                                                    f"one of {', '.join(ACTIVATIONS)}")
@@ -108,21 +84,16 @@ class RobertaBackbone(keras_hub.models.RobertaBackbone):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            layer_norm_epsilon=self.layer_norm_epsilon,
-            activation=self.activation,
-            lora_layers=lora_layer_configs(self) or None,
-        )
+        config.update(layer_norm_epsilon=self.layer_norm_epsilon, activation=self.activation,
+                      lora_layers=lora_layer_configs(self) or None)
         return config
 
 
 def is_default(backbone) -> bool:
     """Whether ``backbone`` computes what keras-hub's own class with the same sizes computes
     (default epsilon and activation; LoRA layers are not looked at)."""
-    return (
-        getattr(backbone, "layer_norm_epsilon", DEFAULT_EPSILON) == DEFAULT_EPSILON
-        and getattr(backbone, "activation", DEFAULT_ACTIVATION) == DEFAULT_ACTIVATION
-    )
+    return (getattr(backbone, "layer_norm_epsilon", DEFAULT_EPSILON) == DEFAULT_EPSILON
+            and getattr(backbone, "activation", DEFAULT_ACTIVATION) == DEFAULT_ACTIVATION)
 
 
 def attention(backbone, index: int):
@@ -148,10 +119,8 @@ def lora_projections(backbone) -> list:
 
 def lora_layer_configs(backbone) -> dict:
     """``{"transformer_layer_{i}/{target}": serialized LoraEinsumDense}`` (for saving)."""
-    return {
-        f"transformer_layer_{i}/{target}": keras.saving.serialize_keras_object(layer)
-        for i, target, layer in lora_projections(backbone)
-    }
+    return {f"transformer_layer_{i}/{target}": keras.saving.serialize_keras_object(layer)
+            for i, target, layer in lora_projections(backbone)}
 
 
 def install_lora_layers(backbone, configs: dict) -> None:

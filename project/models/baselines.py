@@ -1,12 +1,5 @@
-"""Simple baselines beside the ConvNet: does the network earn its keep?
-
-Two scikit-learn classifiers, fitted on the same (scaled, possibly oversampled) training rows as
-the ConvNet of the same protocol and scored by the same evaluator:
-
-* ``logistic-regression``: ``LogisticRegression(class_weight="balanced")``, so the rare frauds
-  weigh as much as the normal transactions;
-* ``gradient-boosting``: ``HistGradientBoostingClassifier``, scikit-learn's fast gradient-boosted
-  trees (early stopping on an internal 10% of the training rows, as by default).
+"""Simple baselines beside the ConvNet, fitted on the same (scaled, possibly oversampled) rows and
+scored by the same evaluator: does the network earn its keep?
 
 Example:
 
@@ -23,18 +16,18 @@ from __future__ import annotations
 from project.settings import BASELINES
 
 
-def make_baseline(name: str, seed: int = 0):
-    """An unfitted baseline classifier by name (see :data:`project.settings.BASELINES`)."""
+def fit_baseline(name: str, x, y, seed: int = 0):
+    """Fit the baseline ``name`` (:data:`project.settings.BASELINES`) on ``(x, y)``:
+    ``logistic-regression`` with ``class_weight="balanced"`` (the rare frauds weigh as much as
+    the normal transactions), or ``gradient-boosting``, scikit-learn's
+    ``HistGradientBoostingClassifier`` (early stopping on an internal 10%, as by default)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
     if name == "logistic-regression":
-        return LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
-    if name == "gradient-boosting":
-        return HistGradientBoostingClassifier(random_state=seed)
-    raise ValueError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}")
-
-
-def fit_baseline(name: str, x, y, seed: int = 0):
-    """Fit the baseline ``name`` on ``(x, y)``; returns the fitted estimator."""
-    return make_baseline(name, seed).fit(x, y)
+        model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
+    elif name == "gradient-boosting":
+        model = HistGradientBoostingClassifier(random_state=seed)
+    else:
+        raise ValueError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}")
+    return model.fit(x, y)

@@ -1,8 +1,6 @@
-"""Analytic matmul FLOPs of one RoBERTa (encoder) training step, full fine-tuning or LoRA.
-
-Model FLOPs utilisation (MFU) divides these by the step time and a measured matmul peak. Only
-matrix products count (they are nearly all the work); embeddings, layer norms, softmax and the
-classification head are left out.
+"""Analytic matmul FLOPs of one RoBERTa (encoder) training step, full fine-tuning or LoRA, for
+model FLOPs utilisation (MFU). Only matrix products count (nearly all the work); embeddings,
+layer norms, softmax and the classification head are left out.
 
 Forward, per sequence of T tokens, per layer with hidden size h and feed-forward size f:
 
@@ -29,29 +27,8 @@ Example:
 from __future__ import annotations
 
 
-def forward_flops(dims: dict, batch: int, length: int) -> tuple[float, float]:
-    """``(weights, attention)`` matmul FLOPs of one forward pass over ``batch`` sequences.
-
-    Args:
-        dims: ``num_layers``, ``hidden_dim``, ``intermediate_dim`` (keras-hub's names).
-        batch, length: sequences and tokens per sequence.
-    """
-    h, layers, inner = dims["hidden_dim"], dims["num_layers"], dims["intermediate_dim"]
-    tokens = batch * length
-    weights = 2.0 * layers * (4 * h * h + 2 * h * inner) * tokens
-    attention = 4.0 * layers * length * length * h * batch
-    return weights, attention
-
-
-def train_step_flops(
-    dims: dict,
-    batch: int,
-    length: int,
-    lora: bool,
-    rank: int = 8,
-    targets: int = 3,
-    style: str = "matrix",
-) -> float:
+def train_step_flops(dims: dict, batch: int, length: int, lora: bool, rank: int = 8,
+                     targets: int = 3, style: str = "matrix") -> float:
     """Matmul FLOPs of one training step (see the module docstring).
 
     Args:
@@ -61,14 +38,12 @@ def train_step_flops(
         lora: LoRA (frozen encoder, trained A and B) or full fine-tuning.
         rank, targets: LoRA rank and projections per layer that carry a branch (3: q, k, v).
         style: ``"matrix"`` (the paper's A: h x r) or ``"per-head"`` (keras-hub's: h x heads x r).
-
-    Returns:
-        FLOPs (a float).
     """
-    weights, attention = forward_flops(dims, batch, length)
+    h, layers, inner = dims["hidden_dim"], dims["num_layers"], dims["intermediate_dim"]
+    weights = 2.0 * layers * (4 * h * h + 2 * h * inner) * batch * length  # forward pass
+    attention = 4.0 * layers * length * length * h * batch
     if not lora:
         return 3.0 * (weights + attention)
-    h, layers = dims["hidden_dim"], dims["num_layers"]
     a_out = rank * (dims["num_heads"] if style == "per-head" else 1)
     branch = 2.0 * layers * targets * (h * a_out + rank * h) * batch * length
     return 2.0 * weights + 3.0 * attention + 3.0 * branch

@@ -1,16 +1,6 @@
-"""The RoBERTa pair classifier for QQP, from keras-hub.
-
-:func:`build_classifier` returns a ``keras_hub.models.RobertaTextClassifier`` with its
-preprocessor (pair format ``<s> A </s></s> B </s>``, padded to ``sequence_length``) from one of:
-
-* a keras-hub preset name such as ``"roberta_large_en"`` (downloaded once, needs the network),
-* a local keras-hub preset folder (``config.json``, ``model.weights.h5``, ``tokenizer.json`` and
-  the vocabulary and merges under ``assets/``), e.g. one saved with ``save_to_preset``,
-* nothing: a random-weight RoBERTa from an explicit configuration, by default the tiny one in
-  ``assets/qqp_tiny_config.json`` with the bundled byte-level BPE tokenizer (works offline).
-
-The head is keras-hub's (``<s>`` token, dropout, ``pooled_dense`` tanh, dropout, ``logits``) with
-dropout 0.1 as in Hugging Face's ``RobertaForSequenceClassification``.
+"""The RoBERTa pair classifier for QQP: keras-hub's ``RobertaTextClassifier`` (head: ``<s>``
+token, dropout, ``pooled_dense`` tanh, dropout, ``logits``) with its preprocessor (pair format
+``<s> A </s></s> B </s>``), from a keras-hub preset or, offline, the bundled tiny configuration.
 
 Example:
 
@@ -40,19 +30,11 @@ from project.paths import asset
 TINY_CONFIG_PATH = asset("qqp_tiny_config.json")
 ASSETS_DIR = TINY_CONFIG_PATH.parent
 
-BACKBONE_KEYS = (
-    "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
-    "max_sequence_length",
-)
-# Dimensions of the published checkpoints (keras-hub counts 512 positions; HF stores 514).
-ROBERTA_BASE = dict(
-    vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072,
-    max_sequence_length=512,
-)
-ROBERTA_LARGE = dict(
-    vocabulary_size=50265, num_layers=24, num_heads=16, hidden_dim=1024, intermediate_dim=4096,
-    max_sequence_length=512,
-)
+BACKBONE_KEYS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
+                 "max_sequence_length")
+# Dimensions of the published checkpoint (keras-hub counts 512 positions; HF stores 514).
+ROBERTA_LARGE = dict(vocabulary_size=50265, num_layers=24, num_heads=16, hidden_dim=1024,
+                     intermediate_dim=4096, max_sequence_length=512)
 
 _NETWORK_HOSTS = {"kaggle": "www.kaggle.com", "hf": "huggingface.co"}
 
@@ -80,8 +62,7 @@ def build_tokenizer(vocabulary, merges) -> keras_hub.models.RobertaTokenizer:
 def build_preprocessor(tokenizer, sequence_length: int):
     """The pair preprocessor: ``<s> q1 </s></s> q2 </s>``, truncated round-robin, padded."""
     return keras_hub.models.RobertaTextClassifierPreprocessor(
-        tokenizer=tokenizer, sequence_length=int(sequence_length)
-    )
+        tokenizer=tokenizer, sequence_length=int(sequence_length))
 
 
 def _reachable(host: str, timeout: float = 3.0) -> bool:
@@ -122,12 +103,8 @@ def _preset_error(preset: str, problem: str, sep: str = ": ") -> SettingError:
 
 
 def resolve_preset(preset: str) -> str:
-    """Check that ``preset`` can be loaded now; fail fast with a SettingError if it cannot.
-
-    A local folder is returned as is: a keras-hub preset folder, or a Hugging Face transformers
-    checkpoint folder (:func:`is_hf_checkpoint`; :func:`project.interop.load_classifier` reads
-    those).
-    """
+    """Check that ``preset`` can be loaded now; fail fast with a SettingError if it cannot. A
+    local folder (keras-hub preset or Hugging Face checkpoint) is returned as is."""
     if Path(preset).expanduser().is_dir():
         folder = Path(preset).expanduser()
         if not (folder / "config.json").is_file():
@@ -143,10 +120,8 @@ def resolve_preset(preset: str) -> str:
     elif preset in known:
         scheme, handle = known[preset]["kaggle_handle"].split("://", 1)
     else:
-        raise _preset_error(
-            preset, "not a directory nor a keras-hub RoBERTa preset "
-            f"({', '.join(sorted(known))})"
-        )
+        raise _preset_error(preset, "not a directory nor a keras-hub RoBERTa preset "
+                                    f"({', '.join(sorted(known))})")
     if scheme == "kaggle" and _kaggle_cached(handle):
         return preset
     host = _NETWORK_HOSTS.get(scheme)
@@ -171,20 +146,20 @@ def build_classifier(
 
     Args:
         preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once), a local
-            keras-hub preset folder, or None for random weights from ``config``. (A Hugging Face
-            checkpoint folder, a ``.keras`` file, any of these: :func:`project.interop.
-            load_classifier`.)
+            keras-hub preset folder (e.g. saved with ``save_to_preset``), or None for random
+            weights from ``config``. (Hugging Face folders, ``.keras`` files:
+            :func:`project.interop.load_classifier`.)
         num_classes: output logits.
         sequence_length: padded pair length; None: the model's maximum (``max_sequence_length``).
         dropout: head dropout (Hugging Face uses 0.1).
-        **config: with ``preset=None`` only; overrides of the bundled tiny configuration:
-            ``vocabulary_size``, ``num_layers``, ``num_heads``, ``hidden_dim``,
-            ``intermediate_dim``, ``max_sequence_length``, ``backbone_dropout`` (default 0.1),
-            ``vocabulary`` / ``merges`` (tokenizer files; None for no preprocessor).
+        **config: with ``preset=None`` only; overrides of the bundled tiny configuration
+            (``assets/qqp_tiny_config.json``): ``vocabulary_size``, ``num_layers``,
+            ``num_heads``, ``hidden_dim``, ``intermediate_dim``, ``max_sequence_length``,
+            ``backbone_dropout`` (default 0.1), ``vocabulary`` / ``merges`` (tokenizer files;
+            None for no preprocessor).
 
     Returns:
-        A ``keras_hub.models.RobertaTextClassifier`` (logits, no activation); its head is new,
-        initialised as Hugging Face does (normal, std 0.02; zero biases).
+        A ``RobertaTextClassifier`` (logits); its head is new (:func:`init_head`).
 
     Raises:
         SettingError: a preset that cannot be found or downloaded (or is a Hugging Face folder),
@@ -224,15 +199,12 @@ def build_classifier(
         if tiny["vocabulary"] is not None:
             tokenizer = build_tokenizer(tiny["vocabulary"], tiny["merges"])
             if tokenizer.vocabulary_size() > backbone.vocabulary_size:
-                raise InputError(
-                    f"tokenizer has {tokenizer.vocabulary_size()} tokens, more than the model's "
-                    f"vocabulary_size {backbone.vocabulary_size}"
-                )
+                raise InputError(f"tokenizer has {tokenizer.vocabulary_size()} tokens, more than "
+                                 f"the model's vocabulary_size {backbone.vocabulary_size}")
     length = settings.sequence_length(sequence_length, backbone.max_sequence_length)
     preprocessor = None if tokenizer is None else build_preprocessor(tokenizer, length)
     model = keras_hub.models.RobertaTextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=preprocessor, dropout=dropout
-    )
+        backbone=backbone, num_classes=num_classes, preprocessor=preprocessor, dropout=dropout)
     init_head(model)
     return model
 
@@ -249,10 +221,9 @@ def init_head(model, stddev: float = 0.02) -> None:
 
 @contextlib.contextmanager
 def detached_preprocessor(model):
-    """Run ``model`` on pre-tokenised ``{"token_ids", "padding_mask"}`` inside the block.
-
-    keras-hub's ``fit`` would otherwise run the string preprocessor on every batch. The
-    preprocessor is put back afterwards, so a saved model still tokenises raw pairs.
+    """Run ``model`` on pre-tokenised ``{"token_ids", "padding_mask"}`` inside the block (else
+    keras-hub's ``fit`` runs the string preprocessor on every batch); the preprocessor is put back
+    afterwards.
 
     Example:
 

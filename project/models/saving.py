@@ -1,13 +1,6 @@
 """Saving and loading ``.keras`` models: atomic, portable across precisions and backends, and
 safe for files we did not write.
 
-* :func:`save_model` writes atomically (temporary name, then rename) with float32 dtype policies
-  and unsynchronised batch normalisation (:func:`portable`), so a model trained in bfloat16 or
-  on several devices evaluates in float32 on any backend;
-* :func:`load_model` reads in Keras's safe mode (no code from the file runs), with sizes checked
-  before Keras reads anything. It registers the project's serialisable classes (the LoRA
-  layer and the LoRA-aware backbone) when a file names them, so a saved LoRA model loads.
-
 Example:
 
 >>> import tempfile, pathlib
@@ -34,9 +27,8 @@ from project.io import MAX_CONFIG_BYTES, atomic_path
 @contextlib.contextmanager
 def portable(model):
     """Inside the block the model's layers carry float32 policies and unsynchronised batch
-    normalisation: what a ``.keras`` file written there records, so that it loads and
-    evaluates in float32 on any backend (and the model itself predicts in float32 there).
-    Everything is put back afterwards."""
+    normalisation, so that a ``.keras`` file written there loads and evaluates in float32 on any
+    backend, whatever precision and devices it was trained with."""
     changed = []
     for layer in keras_internals.all_layers(model):
         policy = layer.dtype_policy
@@ -66,13 +58,11 @@ def save_model(model, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-
 def load_model(path: str | os.PathLike, compile: bool = False):
-    """Load a ``.keras`` file in Keras's safe mode (no code from the file runs).
-
-    Before Keras reads anything, the archive must be a zip holding ``config.json``, that file
-    and ``metadata.json`` at most ``MAX_CONFIG_BYTES`` uncompressed (Keras reads them whole into
-    memory), and every member must pass its CRC check.
+    """Load a ``.keras`` file in Keras's safe mode (no code from the file runs), registering the
+    project's classes when the file names them. Before Keras reads anything, the archive must be
+    a zip holding ``config.json``, that file and ``metadata.json`` at most ``MAX_CONFIG_BYTES``
+    uncompressed (Keras reads them whole into memory), and every member must pass its CRC check.
 
     Raises:
         InputError: the file is missing, is not a ``.keras`` archive, has an oversized
@@ -91,11 +81,9 @@ def load_model(path: str | os.PathLike, compile: bool = False):
             for name in ("config.json", "metadata.json"):
                 size = archive.getinfo(name).file_size if name in names else 0
                 if size > MAX_CONFIG_BYTES:
-                    raise InputError(
-                        f"{path}: its {name} is {size / 2**20:,.0f} MiB, more than the "
-                        f"{MAX_CONFIG_BYTES // 2**20} MiB a model configuration may take; not "
-                        "loading it"
-                    )
+                    raise InputError(f"{path}: its {name} is {size / 2**20:,.0f} MiB, more than "
+                                     f"the {MAX_CONFIG_BYTES // 2**20} MiB a model configuration "
+                                     "may take; not loading it")
             bad = archive.testzip()
             ours = b'"module": "project' in archive.read("config.json")
         if bad is not None:

@@ -1,10 +1,5 @@
-"""Reading and writing safetensors files with one-line errors (never pickle), for LoRA adapters
-(:mod:`project.models.lora`) and Hugging Face checkpoints (:mod:`project.interop`).
-
-:func:`read_safetensors` reads every tensor as a NumPy array (float16 and bfloat16 become
-float32; ``float32_only=True`` refuses anything but float32). :class:`SafetensorsReader` reads
-one tensor at a time (a large checkpoint is never held twice). :func:`write_safetensors` writes
-atomically.
+"""Reading and writing safetensors files (never pickle) with one-line errors, for LoRA adapters
+and Hugging Face checkpoints; float16 and bfloat16 are read as float32.
 
 Example:
 
@@ -28,9 +23,6 @@ import numpy as np
 from project.errors import InputError
 from project.io import atomic_path
 
-_NUMPY = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64,
-          "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
-
 
 def _reason(err: Exception) -> str:
     text = str(err).strip() or type(err).__name__
@@ -38,21 +30,14 @@ def _reason(err: Exception) -> str:
 
 
 class SafetensorsReader:
-    """One safetensors file, opened and checked (header, sizes) at construction.
-
-    Attributes:
-        path: the file.
-        metadata: the string-to-string metadata (empty dict if none).
-        names: the tensor names, sorted.
-
-    Raises:
-        InputError: missing, truncated or non-safetensors file.
-    """
+    """One safetensors file (``path``), opened and checked at construction (InputError: missing,
+    truncated or not safetensors), read one tensor at a time (a large checkpoint is never held
+    twice); ``metadata`` (a dict) and ``names`` (sorted)."""
 
     def __init__(self, path, what: str = "weights"):
         from safetensors import safe_open
 
-        self.path, self.what = Path(path), what
+        self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such {what} file")
         try:
@@ -62,9 +47,8 @@ class SafetensorsReader:
             self.names = sorted(self._file.keys())
             self._slices = {name: self._file.get_slice(name) for name in self.names}
         except Exception as err:  # SafetensorError, OSError, ...
-            raise InputError(
-                f"{self.path}: not a readable safetensors file ({_reason(err)})"
-            ) from None
+            raise InputError(f"{self.path}: not a readable safetensors file ({_reason(err)})"
+                             ) from None
         self._header = None
 
     def dtype(self, name: str) -> str:
@@ -109,38 +93,21 @@ class SafetensorsReader:
 
 
 def read_safetensors(path, what: str = "weights", float32_only: bool = False) -> tuple[dict, dict]:
-    """All tensors of a safetensors file and its metadata.
-
-    Args:
-        path: the file.
-        what: what the file is, for messages ("adapter", "checkpoint").
-        float32_only: refuse a tensor stored in any other dtype (InputError).
-
-    Returns:
-        ``(tensors, metadata)``: NumPy arrays by name (float16/bfloat16 widened to float32),
-        and the metadata dict.
-
-    Raises:
-        InputError: missing, truncated or non-safetensors file; another dtype than float32 with
-            ``float32_only``.
-    """
+    """``(tensors, metadata)`` of a safetensors file (``what`` it is, for messages): NumPy arrays
+    by name and the metadata dict. InputError: missing, truncated or not safetensors, or, with
+    ``float32_only``, a tensor stored in another dtype."""
     with SafetensorsReader(path, what) as reader:
         if float32_only:
             for name in reader.names:
                 if reader.dtype(name) != "F32":
-                    raise InputError(
-                        f"{reader.path}: {name} is stored as {reader.dtype(name)}, expected F32"
-                    )
+                    raise InputError(f"{reader.path}: {name} is stored as {reader.dtype(name)}, "
+                                     "expected F32")
         tensors = {name: reader.get(name) for name in reader.names}
     return tensors, reader.metadata
 
 
 def write_safetensors(path, tensors: dict, metadata: dict | None = None) -> Path:
-    """Write NumPy arrays (C-contiguous copies are made where needed) atomically.
-
-    Returns:
-        ``path``.
-    """
+    """Write NumPy arrays (made C-contiguous) atomically; returns ``Path(path)``."""
     from safetensors.numpy import save_file
 
     arrays = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
