@@ -1,32 +1,19 @@
 """Suite ``adasyn``: our NumPy ADASYN vs imbalanced-learn's vs the course report's Python loop.
 
-Data: synthetic Gaussian stand-ins for the credit-card set (not the real data), 29 features,
-float64. Majority rows are N(0, I); the 492 positives are N(mu, 0.7^2 I) with mu = 1.2 on the first
-10 features, so they form a cluster that overlaps the majority at its edge (r_i spans 0 to 1). Two
-sizes: 284,807 rows (the real data's size) and 10x that, 2,848,070 rows, with the positives held
-at 492 so that the growth measures scaling in n (the k-NN work and the output are both linear in n
-then; at a fixed fraud rate the k-NN work would grow 100x).
+Data: synthetic Gaussian stand-ins for the credit-card set, 29 float64 features. Majority rows
+are N(0, I); the 492 positives N(mu, 0.7^2 I), mu = 1.2 on the first 10 features, a cluster that
+overlaps the majority at its edge (r_i spans 0 to 1). At 284,807 rows (the real data's size) and
+10x that, positives held at 492, so the growth measures scaling in n (at a fixed fraud rate the
+k-NN work would grow 100x).
 
-Contenders (:func:`contenders`), on the protocol of :mod:`benchmarks.harness`: each in its own
-process, which builds the data and imports only its own library, makes one untimed warm-up call,
-then timed calls taken in turns with the others of its size:
-
-* at 284,807 rows: ours (the paper's variant, the default), ours with ``variant="report"`` and
-  imbalanced-learn's ADASYN, then the report's loop (:func:`report_adasyn`, from
-  :mod:`benchmarks.report_adasyn`) alone: one timed call, no warm-up (it takes tens of seconds);
-* at 2,848,070 rows: ours and imbalanced-learn.
-
-Times are medians of at least :data:`MIN_REPEATS` calls per contender, whatever ``--repeats``
-says (``--quick``: tiny sizes and ``--repeats`` calls, a smoke test). CPU time is the process's,
-all threads together. Memory ("peak MB") is the peak resident set size of the contender's process
-over all its calls (warm-up included) minus its peak before the first call (data built, libraries
-imported): it counts everything a call touches, NumPy or not (imbalanced-learn's scikit-learn k-NN
-allocates outside NumPy), and includes the returned arrays (the input X and the output, about 2x
-X, are the same for everyone); nothing is kept between calls.
-
-All use k = 5, beta = 1 ("auto": the positives are raised to the majority count) and default
-threads (BLAS, OpenMP) unless ``--threads`` says otherwise; the machine is shared and noisy, so
-the ratios, measured in one run, are the result. The targets are data: :data:`TARGETS`.
+Contenders, on the protocol of :mod:`benchmarks.harness`: at 284,807 rows ours (both variants)
+and imbalanced-learn, then the report's loop (:mod:`benchmarks.report_adasyn`) alone, one call
+without warm-up (it takes tens of seconds); at 2,848,070 rows ours and imbalanced-learn. Times
+are medians of at least :data:`MIN_REPEATS` calls (``--quick``: tiny sizes, a smoke test); CPU
+time is the process's, all threads. "peak MB" is the process's peak RSS over its calls minus its
+peak before the first: everything a call touches, NumPy or not (imbalanced-learn's k-NN allocates
+outside NumPy), the returned arrays included. k = 5, beta = 1, default threads unless
+``--threads``; the machine is shared and noisy, so the ratios, measured in one run, are the result.
 """
 
 from __future__ import annotations
@@ -57,8 +44,8 @@ QUICK_SIZES = (5_000, 50_000)
 QUICK_POSITIVES = 60
 K = 5
 IMPLS = ("ours", "ours-report", "imblearn", "report")
-NAMES = {"ours": "ours (NumPy)", "ours-report": "ours, variant=report", "imblearn": "imbalanced-learn",
-         "report": "report's loop (peer)"}
+NAMES = {"ours": "ours (NumPy)", "ours-report": "ours, variant=report",
+         "imblearn": "imbalanced-learn", "report": "report's loop (peer)"}
 LARGE_IMPLS = ("ours", "imblearn")  # the report's loop and variant="report": the small size only
 MIN_REPEATS = 5  # medians of at least 5 timed calls, whatever --repeats says (not with --quick)
 
@@ -76,11 +63,8 @@ def make_data(rows: int, positives: int, seed: int = 0):
 
 
 def report_adasyn(X, y, n_neighbors=K, beta=1.0, seed=50):
-    """The course report's ADASYN (:func:`benchmarks.report_adasyn.report_loop`, the slow peer):
-    NumPy's global seed ``seed`` and default sort, as the report.
-
-    Returns (X_resampled, y_resampled, per-point counts).
-    """
+    """The course report's ADASYN (the slow peer), with its seed and default sort:
+    ``(X_resampled, y_resampled, per-point counts)``."""
     counts, _, synthetic = report_loop(X, y, n_neighbors, beta, np.random.RandomState(seed))
     X_new = np.array([row for *_, row in synthetic]).reshape(-1, X.shape[1])
     return (np.vstack([X, X_new]), np.concatenate([y, np.ones(len(X_new), y.dtype)]),
@@ -112,11 +96,8 @@ def _resampler(impl: str):
 
 def prepare(impl: str, rows: int, positives: int) -> Prepared:
     """A contender's process: its library and the data; each call is one ``fit_resample``.
-
-    ``info`` holds ``baseline_rss_mb`` (the peak RSS before the first call) and, after a call,
-    ``n_synthetic`` (rows added) and ``counts`` (synthetic rows per positive, where the
-    contender tells them).
-    """
+    ``info`` holds ``baseline_rss_mb`` (peak RSS before the first call) and, after a call,
+    ``n_synthetic`` and ``counts`` (synthetic rows per positive, where the contender tells)."""
     resample = _resampler(impl)
     X, y = make_data(rows, positives)
     info = {"impl": impl, "rows": rows, "positives": positives, "baseline_rss_mb": peak_rss_mb()}

@@ -1,12 +1,7 @@
 """The course report's ADASYN, transcribed from its description (``../shared/REPORT.md``): Python
 loops, for ``y`` in {0, 1}. The one transcription of it, timed as the slow peer by
-:mod:`benchmarks.adasyn` and the oracle of ``variant="report"`` in ``tests/test_adasyn.py``.
-
-For each minority point m, in data order: squared distances to every row, positions 1..k of
-their argsort (position 0 taken as m itself) are its neighbours, the minority ones its partners,
-and its weight is (k - partners) % k. G = int((n_majority - n_minority) * beta), counts
-int(G * w / sum(w)); one Python iteration per synthetic row: a partner uniformly, lambda in
-[0, 1), m + (p - m) * lambda.
+:mod:`benchmarks.adasyn` and the oracle of ``variant="report"`` in ``tests/test_adasyn.py``
+(the algorithm: :class:`project.sampling.ADASYN`).
 
 Example:
 
@@ -23,11 +18,9 @@ import numpy as np
 
 
 def report_loop(X, y, k: int, beta: float, rng, sort_kind: str | None = None):
-    """Run the report's loop.
+    """Run the report's loop on ``X``, ``y`` (1 the minority) with ``k`` neighbours and ``beta``.
 
     Args:
-        X, y: the data (``y`` in {0, 1}, 1 the minority).
-        k: neighbours per minority point; beta: the share of the class gap to fill.
         rng: stands in for the report's global NumPy seed (``np.random.RandomState(50)`` draws
             what ``np.random.seed(50)`` then ``np.random.randint`` / ``uniform`` draw).
         sort_kind: ``np.argsort``'s ``kind``: None is the report's default sort, which leaves
