@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve  # noqa: E402
+from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
 
 from project.io import atomic_path  # noqa: E402
 
@@ -61,8 +61,7 @@ def plot_confusion_matrix(cm, labels, path, title: str) -> None:
                 color="white" if v > cm.max() / 2 else "black")
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title, fontsize=9)
     save_figure(fig, path)
 
@@ -70,17 +69,12 @@ def plot_confusion_matrix(cm, labels, path, title: str) -> None:
 def plot_pr_curves(curves: dict, path, title: str) -> None:
     """Precision-recall curves: ``curves`` maps a label to ``(y_true, scores)``; each legend entry
     carries its average precision (AP)."""
-    from sklearn.metrics import average_precision_score
-
     fig, ax = plt.subplots(figsize=(5.4, 4.2))
     for label, (y_true, scores) in curves.items():
         precision, recall, _ = precision_recall_curve(y_true, scores)
         ap = average_precision_score(y_true, scores)
         ax.step(recall, precision, where="post", label=f"{label} (AP {ap:.3f})")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
@@ -95,10 +89,8 @@ def plot_length_histogram(choice, path, title: str = "Tokens per question") -> N
     bins = np.arange(0, top + 2) if top <= 80 else 60
     ax.hist(choice.question1_tokens, bins=bins, alpha=0.55, label="question1")
     ax.hist(choice.question2_tokens, bins=bins, alpha=0.55, label="question2")
-    ax.set_xlabel("tokens (no special tokens)")
-    ax.set_ylabel("questions")
-    how = f"max+max+10 = {choice.rule_length}, cap {choice.max_length}"
-    how = "given" if choice.explicit else how
+    ax.set(xlabel="tokens (no special tokens)", ylabel="questions")
+    how = "given" if choice.explicit else f"max+max+10 = {choice.rule_length}, cap {choice.max_length}"
     ax.set_title(f"{title}; pair length {choice.sequence_length} ({how})", fontsize=9)
     ax.legend()
     save_figure(fig, path)

@@ -25,19 +25,10 @@ def _cell(value, fmt: str) -> str:
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A GitHub-flavoured Markdown table.
-
-    Args:
-        rows: one dict per row.
-        columns: ``(key, header, format spec)`` triples; an empty spec prints ``str(value)``;
-            a missing or None value prints "–".
-    """
-    lines = [
-        "| " + " | ".join(h for _, h, _ in columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(k), f) for k, _, f in columns) + " |")
+    """A GitHub-flavoured Markdown table of ``rows`` (dicts): ``columns`` are ``(key, header,
+    format spec)`` triples; an empty spec prints ``str(value)``, a missing or None value "–"."""
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(k), f) for k, _, f in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
