@@ -24,7 +24,12 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest  # noqa: E402
 
+from project.backend import quiet_tensorflow_startup  # noqa: E402
 from project.errors import InputError  # noqa: E402
+
+# What every script does first (select_backend): TensorFlow's C++ log off, here and in the
+# scripts the tests start (they inherit it; `import jax` would otherwise set level 1 first).
+quiet_tensorflow_startup()
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
