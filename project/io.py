@@ -34,13 +34,10 @@ MAX_CONFIG_BYTES = 64 * 2**20
 #: Temporaries written on another host (a shared file system) are removed after this long.
 STALE_AFTER_SECONDS = 24 * 3600
 
+_HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 _TEMP = re.compile(
     r"^\.(?P<base>.+)\.tmp-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{8})-(?P<start>\d+))?(?P<suffix>\..*)?$"
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic writes
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -127,17 +124,6 @@ def _to_builtin(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-# ---------------------------------------------------------------------------------------------
-# Temporaries left by killed runs
-
-
-def _host_tag() -> str:
-    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
-
-
-_HOST = _host_tag()
-
-
 def _process_start(pid: int) -> str | None:
     """Start time of process ``pid`` (clock ticks after boot) as text; "0" where the system does
     not say; None when there is no such process (or only its zombie)."""
@@ -201,10 +187,6 @@ def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = 
                 path.unlink()
                 removed.append(path)
     return removed
-
-
-# ---------------------------------------------------------------------------------------------
-# One writer per run folder
 
 
 class RunLock:

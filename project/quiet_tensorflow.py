@@ -120,8 +120,7 @@ class _QuietLoader:
     """Runs the real loader of ``tensorflow`` with stderr filtered."""
 
     def __init__(self, finder, loader):
-        self._finder = finder
-        self._loader = loader
+        self._finder, self._loader = finder, loader
 
     def create_module(self, spec):
         return self._loader.create_module(spec)

@@ -262,9 +262,6 @@ def _largest_remainder(weights, total):
     return counts
 
 
-# --- output ------------------------------------------------------------------------------------
-
-
 def _fill_output(x, base, target, steps, out, budget_bytes):
     """out = [x; x[base] + steps * (x[target] - x[base])], the rows split over threads."""
     n, n_jobs = len(x), n_threads()

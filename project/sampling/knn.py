@@ -118,9 +118,6 @@ def n_threads() -> int:
     return max(1, min(cpus or 1, 8))
 
 
-# --- the scan ----------------------------------------------------------------------------------
-
-
 def _as_rows(X):
     """``X`` as a 2-D ndarray, or as a CSR matrix if sparse (cheap row slices)."""
     X = X.tocsr() if sparse.issparse(X) else np.asarray(X)
