@@ -17,11 +17,8 @@ ASSET_ROOTS = (_PACKAGE / "assets", _PACKAGE.parent / "assets")
 
 
 def asset(name: str) -> Path:
-    """The path of the bundled file ``name`` (e.g. ``"creditcard_sample.csv.gz"``).
-
-    Raises:
-        FileNotFoundError: the file is in neither place (a broken install).
-    """
+    """The path of the bundled file ``name`` (e.g. ``"creditcard_sample.csv.gz"``);
+    FileNotFoundError if it is in neither place (a broken install)."""
     for root in ASSET_ROOTS:
         path = root / name
         if path.exists():

@@ -1,5 +1,5 @@
-"""One loader for the RoBERTa pair classifier, wherever it comes from: training, ``evaluate.py``
-and ``predict.py`` all call :func:`load_classifier`.
+"""One loader for the RoBERTa pair classifier, wherever it comes from (training, ``evaluate.py``
+and ``predict.py`` all use it).
 
 Example:
 
@@ -26,17 +26,15 @@ def load_classifier(source=None, *, sequence_length: int | None = None, dropout:
 
     Args:
         source: None (a random-weight RoBERTa from ``config``, by default the bundled tiny
-            one), a keras-hub preset name (``"roberta_large_en"``, needs the network once), a
-            local keras-hub preset folder, a Hugging Face transformers folder
-            (``RobertaForSequenceClassification`` or ``RobertaModel`` ``save_pretrained``), or a
-            ``.keras`` file written by this project (Keras safe mode).
+            one), a keras-hub preset name or folder, a Hugging Face transformers
+            ``save_pretrained`` folder, or a ``.keras`` file written by this project.
         sequence_length: the preprocessor's padded length (None: the model's maximum); a
             ``.keras`` file keeps its own.
         dropout: head dropout of a new or imported head (Hugging Face uses 0.1).
         num_classes: logits; a saved model or a checkpoint's head must have as many.
         adapter: a LoRA adapter to put on it: ours (``adapter.safetensors``, made for this very
-            base) or a PEFT adapter folder (``adapter_config.json``).
-        **config: with ``source=None`` only (see :func:`project.models.roberta.build_classifier`).
+            base) or a PEFT adapter folder.
+        **config: with ``source=None`` only (:func:`project.models.roberta.build_classifier`).
 
     Raises:
         InputError: not a model we can read, no preprocessor, another number of classes, or an

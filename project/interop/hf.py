@@ -140,9 +140,6 @@ def hf_settings(folder) -> dict:
     )
 
 
-# ---------------------------------------------------------------------------- weights
-
-
 class _Checkpoint:
     """The tensors of ``model.safetensors`` (or its shards), read one at a time."""
 
@@ -196,11 +193,9 @@ def _expected_shapes(settings: dict, prefix: str, with_head: bool) -> dict:
 def _check_checkpoint(folder: Path, checkpoint: _Checkpoint, settings: dict):
     """Which prefix the encoder's names use, whether a head is there; every shape checked."""
     names = set(checkpoint.where)
-    if "roberta.embeddings.word_embeddings.weight" in names:
-        prefix = "roberta."
-    elif "embeddings.word_embeddings.weight" in names:
-        prefix = ""
-    else:
+    prefix = next((p for p in ("roberta.", "") if f"{p}embeddings.word_embeddings.weight" in names),
+                  None)
+    if prefix is None:
         raise InputError(f"{folder}: not a RoBERTa checkpoint (no "
                          "[roberta.]embeddings.word_embeddings.weight in its weights)")
     head = [k for k in HEAD_KEYS if k in names]
@@ -305,9 +300,6 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
     return model, preprocessor
 
 
-# ---------------------------------------------------------------------------- export
-
-
 def _export_tensors(model, offset: int) -> dict:
     """Our classifier's weights under transformers' names, PyTorch layouts, float32 (LoRA
     deltas folded in)."""
@@ -330,17 +322,11 @@ def _export_tensors(model, offset: int) -> dict:
 
 
 def save_hf_classifier(model, path) -> Path:
-    """Write our RoBERTa classifier as a transformers ``RobertaForSequenceClassification``
-    directory (config.json, model.safetensors, tokenizer files) that ``from_pretrained`` and
-    ``AutoTokenizer.from_pretrained`` load, giving our logits and token ids. LoRA deltas are
-    folded in (the model itself is not changed).
-
-    Args:
-        model: a ``keras_hub.models.RobertaTextClassifier`` with its preprocessor.
-        path: the output folder (created; files in it are replaced atomically one by one).
-
-    Returns:
-        ``Path(path)``.
+    """Write ``model`` (a keras-hub ``RobertaTextClassifier`` with its preprocessor) as a
+    transformers ``RobertaForSequenceClassification`` folder ``path`` (config.json,
+    model.safetensors, tokenizer files; each replaced atomically) and return ``Path(path)``.
+    ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` load it, giving our logits and token
+    ids. LoRA deltas are folded in (the model itself is not changed).
 
     Raises:
         InputError: no preprocessor (no tokenizer to write), or a head that is not keras-hub's
@@ -364,10 +350,8 @@ def save_hf_classifier(model, path) -> Path:
     pad, classes = int(tokenizer.pad_token_id), int(model.num_classes)
     offset = pad + 1
     config = {
-        "architectures": ["RobertaForSequenceClassification"],
-        "model_type": "roberta",
-        "vocab_size": int(backbone.vocabulary_size),
-        "hidden_size": int(backbone.hidden_dim),
+        "architectures": ["RobertaForSequenceClassification"], "model_type": "roberta",
+        "vocab_size": int(backbone.vocabulary_size), "hidden_size": int(backbone.hidden_dim),
         "num_hidden_layers": int(backbone.num_layers),
         "num_attention_heads": int(backbone.num_heads),
         "intermediate_size": int(backbone.intermediate_dim),
@@ -375,16 +359,12 @@ def save_hf_classifier(model, path) -> Path:
         "hidden_dropout_prob": float(backbone.dropout),
         "attention_probs_dropout_prob": float(backbone.dropout),
         "max_position_embeddings": int(backbone.max_sequence_length) + offset,
-        "type_vocab_size": 1,
-        "initializer_range": 0.02,
+        "type_vocab_size": 1, "initializer_range": 0.02,
         "layer_norm_eps": float(getattr(backbone, "layer_norm_epsilon", DEFAULT_EPSILON)),
-        "pad_token_id": pad,
-        "bos_token_id": int(tokenizer.start_token_id),
-        "eos_token_id": int(tokenizer.end_token_id),
-        "classifier_dropout": float(model.dropout),
+        "pad_token_id": pad, "bos_token_id": int(tokenizer.start_token_id),
+        "eos_token_id": int(tokenizer.end_token_id), "classifier_dropout": float(model.dropout),
         "id2label": {str(i): f"LABEL_{i}" for i in range(classes)},
-        "label2id": {f"LABEL_{i}": i for i in range(classes)},
-        "dtype": "float32",
+        "label2id": {f"LABEL_{i}": i for i in range(classes)}, "dtype": "float32",
     }
     tensors = _export_tensors(model, offset)
     folder.mkdir(parents=True, exist_ok=True)

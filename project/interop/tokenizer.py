@@ -101,16 +101,13 @@ def _tokenizer_json(vocabulary: dict, merges: list) -> dict:
                   "use_regex": True}
     specials = [t for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>") if t in vocabulary]
     return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
+        "version": "1.0", "truncation": None, "padding": None,
         "added_tokens": [
             {"id": vocabulary[t], "content": t, "single_word": False, "lstrip": False,
              "rstrip": False, "normalized": False, "special": True}
             for t in specials
         ],
-        "normalizer": None,
-        "pre_tokenizer": byte_level,
+        "normalizer": None, "pre_tokenizer": byte_level,
         "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", end],
                            "cls": ["<s>", start], "trim_offsets": True,
                            "add_prefix_space": False},

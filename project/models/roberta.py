@@ -105,8 +105,8 @@ def _preset_error(preset: str, problem: str, sep: str = ": ") -> SettingError:
 def resolve_preset(preset: str) -> str:
     """Check that ``preset`` can be loaded now; fail fast with a SettingError if it cannot. A
     local folder (keras-hub preset or Hugging Face checkpoint) is returned as is."""
-    if Path(preset).expanduser().is_dir():
-        folder = Path(preset).expanduser()
+    folder = Path(preset).expanduser()
+    if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise _preset_error(preset, "not a model folder (no config.json; expected a keras-hub "
                                         "preset or a Hugging Face RoBERTa checkpoint)")

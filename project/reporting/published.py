@@ -1,9 +1,6 @@
-"""Published numbers to put beside ours: the course report's and the LoRA paper's.
-
-Copied from the course report and from Hu et al. (2021); the report's own method details are
-summarised in the project's shared notes. The report's numbers come from the real
-``creditcard.csv`` and from RoBERTa-large on 1% of balanced Kaggle QQP; the bundled synthetic
-samples cannot be compared with them.
+"""Published numbers to put beside ours, copied from the course report (the real
+``creditcard.csv``; RoBERTa-large on 1% of balanced Kaggle QQP) and from Hu et al. (2021, LoRA).
+The bundled synthetic samples cannot be compared with them.
 """
 
 #: The report's fraud results on the real creditcard.csv (threshold 0.5, 46 epochs).
