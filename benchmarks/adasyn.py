@@ -161,8 +161,7 @@ def run(args) -> dict:
             "key": key, "impl": info["impl"], "contender": r["label"], "rows": info["rows"],
             "positives": info["positives"], "seconds": median_time(r),
             "cpu_seconds": median_cpu(r), "calls": len(r["times"]), "times": r["times"],
-            "cpu_times": r["cpu_times"],
-            "peak_mb": peak_mb(info), "n_synthetic": info["n_synthetic"],
+            "cpu_times": r["cpu_times"], "peak_mb": peak_mb(info), "n_synthetic": info["n_synthetic"],
         })
         counts[key] = info["counts"]
     table.sort(key=lambda t: (t["rows"], IMPLS.index(t["impl"])))

@@ -26,12 +26,9 @@ N_MAJORITY, N_CLUSTER, N_INSIDE = 400, 22, 8
 def make_data(seed: int):
     """400 majority points N(0, 1); 22 minority in a cluster at (1.9, 1.9), 8 among the majority."""
     rng = np.random.default_rng(seed)
-    majority = rng.normal(0.0, 1.0, (N_MAJORITY, 2))
-    cluster = rng.normal(1.9, 0.5, (N_CLUSTER, 2))
-    inside = rng.uniform(-1.3, 1.3, (N_INSIDE, 2))
-    X = np.vstack([majority, cluster, inside])
-    y = np.array([0] * N_MAJORITY + [1] * (N_CLUSTER + N_INSIDE))
-    return X, y
+    X = np.vstack([rng.normal(0.0, 1.0, (N_MAJORITY, 2)), rng.normal(1.9, 0.5, (N_CLUSTER, 2)),
+                   rng.uniform(-1.3, 1.3, (N_INSIDE, 2))])
+    return X, np.array([0] * N_MAJORITY + [1] * (N_CLUSTER + N_INSIDE))
 
 
 def draw(X, y, X_new, weights, path: Path, seed: int) -> None:
@@ -51,8 +48,7 @@ def draw(X, y, X_new, weights, path: Path, seed: int) -> None:
     fig.colorbar(points, ax=ax, label=r"weight $\hat r_i$ (share of the synthetic points)")
     ax.set_title("ADASYN (He et al. 2008), k = 5: synthetic points go where the\n"
                  f"minority is surrounded by the majority (seed {seed})", fontsize=11)
-    ax.set_xlabel("feature 1")
-    ax.set_ylabel("feature 2")
+    ax.set(xlabel="feature 1", ylabel="feature 2")
     legend = ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
     for handle in legend.legend_handles:
         handle.set_alpha(1.0)

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 from pathlib import Path
@@ -62,21 +61,12 @@ def _dialect(path: Path, head: str) -> tuple[str, int]:
     return "\t", csv.QUOTE_MINIMAL if header.startswith('"') else csv.QUOTE_NONE
 
 
-@contextlib.contextmanager
-def _csv_field_limit(limit: int):
-    """Let the csv module read fields up to ``limit`` characters (its default is 131,072)."""
-    old = csv.field_size_limit(limit)
-    try:
-        yield
-    finally:
-        csv.field_size_limit(old)
-
-
 def _line_of_row(path: Path, sep: str, quoting: int, row: int) -> int | None:
     """The line (1-based, header = line 1) where data row ``row`` (0-based) starts; None when the
     csv module cannot follow the file that far (pandas could)."""
+    old_limit = csv.field_size_limit(_CSV_FIELD_LIMIT)
     try:
-        with _csv_field_limit(_CSV_FIELD_LIMIT), open_text(path) as f:
+        with open_text(path) as f:
             reader = csv.reader(f, delimiter=sep, quoting=quoting)
             next(reader, None)
             end_of_previous = reader.line_num
@@ -89,6 +79,8 @@ def _line_of_row(path: Path, sep: str, quoting: int, row: int) -> int | None:
                 end_of_previous = reader.line_num
     except (csv.Error, InputError, *READ_ERRORS):
         return None
+    finally:
+        csv.field_size_limit(old_limit)
     return end_of_previous
 
 

@@ -49,12 +49,9 @@ def open_bytes(path, setting: str = "data"):
     that is not a zip archive or does not hold exactly one file."""
     path = Path(path)
     kind = compression(path)
-    if kind == "gzip":
-        return gzip.open(path, "rb")
-    if kind == "bzip2":
-        return bz2.open(path, "rb")
-    if kind == "xz":
-        return lzma.open(path, "rb")
+    opener = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}.get(kind)
+    if opener is not None:
+        return opener(path, "rb")
     if kind == "zip":
         try:
             archive = zipfile.ZipFile(path)
