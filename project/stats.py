@@ -271,7 +271,7 @@ def two_level_bootstrap(pairs, shared_examples: bool = True, n_boot: int = N_BOO
       the moment correction of a crossed design, then widened for few seeds
       (:func:`_seed_widening`).
 
-    Without ``shared_examples`` (a split redrawn per seed) each seed's difference already
+    Replicates are kept within [-1, 1], the range of a difference of two shares. Without ``shared_examples`` (a split redrawn per seed) each seed's difference already
     varies with its own split, and the seeds alone are resampled (widened, not shrunk). With
     one seed the interval is the paired bootstrap over the examples (:func:`paired_bootstrap`,
     the same resamples), which covers the examples only.
@@ -326,7 +326,7 @@ def two_level_bootstrap(pairs, shared_examples: bool = True, n_boot: int = N_BOO
     drawn = np.random.default_rng([seed, 1]).integers(0, n_seeds, size=(n_boot, n_seeds))
     times = np.stack([np.bincount(row, minlength=n_seeds) for row in drawn]).astype(np.float64)
     seeds = times @ np.nan_to_num(point) / n_seeds - np.nan_to_num(center)
-    replicates = center + examples + shrink * seeds
+    replicates = np.clip(center + examples + shrink * seeds, -1, 1)  # differences of shares
     return {m: {"difference": float(center[k]),
                 "ci95": _percentiles(replicates[:, k], level),
                 "p_value": _p_value(replicates[:, k])}
