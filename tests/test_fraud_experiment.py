@@ -97,7 +97,7 @@ def test_summary_and_paired_comparisons(fraud_run):
 def test_one_seed_report_states_what_its_intervals_cover_and_the_multiplicity(fraud_run):
     out, result = fraud_run
     report = (out / "report.md").read_text()
-    assert "beyond noise" not in report.replace('"beyond noise"', "")  # one seed: never claimed
+    assert "beyond noise" not in report  # one seed: never claimed
     assert "not the training randomness" in report
     leaky, train = result.comparisons
     assert train["primary"] == "average_precision" and leaky["primary"] is None

@@ -344,6 +344,12 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
         + (f", {len(data.test):,} test" if data.test is not None else "") + " pairs; pair length "
         f"{first.length.sequence_length}" + (f" (seed {config.seeds[0]}'s split; one per seed)"
                                              if config.resplit else ""))
+    # What the report says of the data: the first seed's (with resplit, only the cache holds
+    # a seed's tokenised pairs).
+    summary, lengths = first.summary(), first.length
+    model = {"preset": config.preset, "random_weights": config.preset is None,
+             "description": first.model_description, "max_sequence_length": first.max_length}
+    del first, data
     context = rundir.start("qqp", config, out, plan, config.modes, resume=resume,
                     data_files=[config.data, config.dev], verbose=verbose, log=log)
     parts = rundir.run_parts(
@@ -352,12 +358,9 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
                                                context),
         _load_part, label=LABELS.get)
     return QQPResult.of(
-        context, data={**first.summary(),
+        context, data={**summary,
                        "sha256": context.run.record["data_sha256"].get(str(config.data)),
                        "data_seeds": [config.split_seed(s) for s in config.seeds]},
-        model={"preset": config.preset, "random_weights": config.preset is None,
-               "description": first.model_description,
-               "max_sequence_length": first.max_length},
-        runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
-        comparisons=compare_modes(parts, config.resplit), lengths=first.length,
+        model=model, runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
+        comparisons=compare_modes(parts, config.resplit), lengths=lengths,
     )

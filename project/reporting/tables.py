@@ -70,7 +70,7 @@ def _interval_note(seeds: int, resplit: bool, rows: str) -> str:
     if seeds == 1:
         return (f"95% paired bootstrap over the {rows} (1,000 replicates). With one seed it "
                 f"covers the sampling of the {rows}, not the training randomness, so no verdict "
-                "here says \"beyond noise\" (`--seeds 0,1,2,3,4` counts both).")
+                "here calls a difference more than noise (`--seeds 0,1,2,3,4` counts both).")
     if resplit:
         return (f"95% bootstrap over the {seeds} seeds, each trained and scored on its own split "
                 f"(`--resplit`), so the per-seed differences vary with the training randomness "
