@@ -90,6 +90,9 @@ def add_run_options(p: argparse.ArgumentParser, experiment: str) -> None:
     p.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
     p.add_argument("--seeds", default=None,
                    help="several seeds, e.g. 0,1,2,3,4: one run each, then mean/std/median")
+    p.add_argument("--resplit", action="store_true", default=None,
+                   help="a new data split per seed (recorded), so that intervals over seeds "
+                        "also cover the split (default: one split for every seed)")
     p.add_argument("--monitor", default=None, choices=EPOCH_LOG_KEYS, metavar="METRIC",
                    help=f"epoch-log key that picks the best epoch: {', '.join(EPOCH_LOG_KEYS)}")
     p.add_argument("--monitor-mode", choices=("max", "min"), default=None,
@@ -142,7 +145,7 @@ def new_or_resumed(args, given: dict, experiment: str, make_config):
     saved = {k: tuple(v) if isinstance(v, list) else v
              for k, v in run_dir.record["config"].items()}
     config = make_config({**saved, **given})
-    run_dir.check_resumable(given, backend)
+    run_dir.check_resumable(given, backend, defaults=make_config({}).to_dict())
     return config, run_dir.path, run_dir
 
 

@@ -77,6 +77,40 @@ def set_class(obj, cls) -> None:
     obj.__class__ = cls
 
 
+def clip_summed_gradients(optimizer):
+    """Make ``optimizer``'s global-norm clipping apply to the gradient summed over replicas
+    under TensorFlow's ``MirroredStrategy``; returns it. A no-op elsewhere.
+
+    Keras clips in ``BaseOptimizer._clip_gradients``, called in each replica before the
+    TensorFlow optimizer sums the replicas' gradients (``_backend_update_step``), so each
+    replica's share is clipped on its own: one weight, MSE, SGD lr 1, ``global_clipnorm=1``,
+    batch 2 gives w = 0 on one device and -1 on two. This replaces that method on the instance:
+    in a replica context of several replicas it sums the gradients across them
+    (``all_reduce``), takes the global norm of that sum and scales each replica's own
+    gradient by Keras's clip factor, so the sum the optimizer then applies is the clipped
+    gradient of the whole batch, as on one device and under JAX. Checked: keras 3.10-3.15
+    (``_clip_gradients(grads)`` on ``BaseOptimizer``), TensorFlow 2.21.
+    """
+    if keras.backend.backend() != "tensorflow" or not optimizer.global_clipnorm:
+        return optimizer
+    import tensorflow as tf
+
+    keras_clip = optimizer._clip_gradients
+
+    def clip(grads):
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return keras_clip(grads)
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g in grads if g is not None])
+        norm = tf.linalg.global_norm(summed)
+        limit = tf.cast(optimizer.global_clipnorm, norm.dtype)
+        factor = limit * tf.minimum(1.0 / norm, 1.0 / limit) + (norm - norm)  # Keras's formula
+        return [None if g is None else g * tf.cast(factor, g.dtype) for g in grads]
+
+    optimizer._clip_gradients = clip
+    return optimizer
+
+
 # --- keras-hub's RoBERTa (TransformerEncoder and Backbone) ---------------------------------------
 
 #: MultiHeadAttention's private attribute behind each projection (the public ``query_dense`` ...

@@ -75,6 +75,13 @@ FRAUD_MONITOR = "val_average_precision"
 #: ADASYN's neighbours and balance level, and the default decision threshold.
 ADASYN_K = 5
 ADASYN_BETA = 1.0
+#: ADASYN's variants: He et al. (2008), and the course report's function (which its published
+#: numbers used); see :class:`project.sampling.adasyn.ADASYN`.
+ADASYN_VARIANTS = ("he2008", "report")
+ADASYN_VARIANT = "he2008"
+#: The report's split: ``train_test_split(..., random_state=50)``. With ``resplit`` seed s
+#: splits with ``FRAUD_SPLIT_SEED + s`` (so seed 0 keeps the report's split); QQP with the seed.
+FRAUD_SPLIT_SEED = 50
 THRESHOLD = 0.5
 QQP_MONITOR = "val_accuracy"
 #: ``<s> A </s></s> B </s>`` needs at least four positions.
@@ -184,6 +191,17 @@ def sequence_length(value, max_length: int) -> int:
         raise SettingError.about("sequence_length", f"{value} is above the model's maximum "
                                                     f"{max_length}")
     return value
+
+
+def split_seed(experiment: str, seed: int, resplit: bool) -> int:
+    """The data split's seed for a training seed: fixed (the fraud report's 50, QQP's 0), or,
+    with ``resplit``, one per training seed, so that intervals over seeds cover the split too.
+
+    >>> split_seed("fraud", 3, False), split_seed("fraud", 3, True), split_seed("qqp", 3, True)
+    (50, 53, 3)
+    """
+    fixed = FRAUD_SPLIT_SEED if experiment == "fraud" else 0
+    return fixed + int(seed) if resplit else fixed
 
 
 def monitor_mode(monitor: str, mode: str | None = None) -> str:

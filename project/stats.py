@@ -10,6 +10,10 @@ Three questions, three tools:
   the difference; :func:`mcnemar` gives the exact McNemar p-value for accuracy.
 * How much do results move between seeds? :func:`summarize` gives mean, standard deviation, median
   and a 95% t-interval of the mean over runs.
+* Is A better than B over several seeds, counting *both* sources of noise, the training
+  randomness and the sampling of the test examples? :func:`two_level_bootstrap` resamples the
+  seeds and, within each replicate, the examples; :func:`holm` adjusts a family of p-values;
+  :func:`verdict` words the answer, and says "beyond noise" only when both sources are counted.
 
 Everything is NumPy, vectorised over replicates: a replicate is a vector of multinomial counts
 (how often each example was drawn), and every metric is computed from count-weighted sums. The
@@ -21,8 +25,6 @@ results equal scikit-learn's ``average_precision_score`` / ``roc_auc_score`` wit
 Example:
 
 >>> import numpy as np
-
-from project.settings import METRICS
 >>> rng = np.random.default_rng(0)
 >>> y = rng.integers(0, 2, 500)
 >>> scores = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
@@ -35,6 +37,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -113,22 +116,24 @@ class _Ranked:
         return {"average_precision": ap, "roc_auc": auc}
 
     def replicates(self, n_boot: int, seed: int):
-        """Bootstrap count vectors in sorted order, in chunks: each replicate draws ``n``
-        examples uniformly with replacement; entry i counts how often sorted example i was drawn.
-        The draws depend only on ``(n, seed)``, not on the scores, so two models scored on the
-        same examples get the same resamples."""
-        rng = np.random.default_rng(seed)
-        rank = np.empty(self.n, np.int64)
-        rank[self.order] = np.arange(self.n)
-        per_chunk = max(1, _CHUNK_CELLS // max(self.n, 1))
-        done = 0
-        while done < n_boot:
-            b = min(per_chunk, n_boot - done)
-            drawn = rank[rng.integers(0, self.n, size=(b, self.n))] + np.arange(b)[:, None] * self.n
-            yield np.bincount(drawn.ravel(), minlength=b * self.n).reshape(b, self.n).astype(
-                np.float64
-            )
-            done += b
+        """Bootstrap count vectors in sorted order, in chunks (see :func:`_count_draws`)."""
+        for counts in _count_draws(self.n, n_boot, seed):
+            yield counts[:, self.order]
+
+
+def _count_draws(n: int, n_boot: int, seed: int):
+    """Bootstrap count vectors in the examples' own order, in chunks of shape (b, n): each
+    replicate draws ``n`` examples uniformly with replacement; entry i counts how often example
+    i was drawn. The draws depend only on ``(n, seed)``, not on any scores, so models scored on
+    the same examples get the same resamples."""
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, _CHUNK_CELLS // max(n, 1))
+    done = 0
+    while done < n_boot:
+        b = min(per_chunk, n_boot - done)
+        drawn = rng.integers(0, n, size=(b, n)) + np.arange(b)[:, None] * n
+        yield np.bincount(drawn.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        done += b
 
 
 def weighted_metrics(y_true, scores, threshold: float, weights=None) -> dict:
@@ -195,16 +200,10 @@ def paired_bootstrap(
     ranked_a, ranked_b = _Ranked(y_true, scores_a), _Ranked(y_true, scores_b)
     point_a = weighted_metrics(y_true, scores_a, threshold_a)
     point_b = weighted_metrics(y_true, scores_b, threshold_b)
-    # Draw the resamples in A's sorted order, then carry the same counts over to B's order.
-    a_to_b = np.empty(ranked_a.n, np.int64)
-    a_to_b[ranked_b.order] = np.arange(ranked_b.n)
-    a_to_b = a_to_b[ranked_a.order]  # position in B's order of each of A's sorted examples
     diffs = {m: [] for m in METRICS}
-    for weights_a in ranked_a.replicates(n_boot, seed):
-        weights_b = np.empty_like(weights_a)
-        weights_b[:, a_to_b] = weights_a
-        a = ranked_a.metrics(weights_a, threshold_a)
-        b = ranked_b.metrics(weights_b, threshold_b)
+    for counts in _count_draws(ranked_a.n, n_boot, seed):  # one resample, both models
+        a = ranked_a.metrics(counts[:, ranked_a.order], threshold_a)
+        b = ranked_b.metrics(counts[:, ranked_b.order], threshold_b)
         for m in METRICS:
             diffs[m].append(a[m] - b[m])
     return {
@@ -212,6 +211,141 @@ def paired_bootstrap(
             "ci95": _percentiles(np.concatenate(diffs[m]), level)}
         for m in METRICS
     }
+
+
+def _seed_widening(n_seeds: int, level: float) -> float:
+    """How much a percentile bootstrap over ``n_seeds`` values must be widened to have the width
+    of a t-interval: t(n-1) / (z * sqrt((n-1)/n)) (Hesterberg's expanded percentile interval).
+    Resampling 5 values with replacement spreads their mean by sqrt(4/5) of its standard error,
+    and the normal quantile is 1.96 where t with 4 degrees of freedom is 2.78: unwidened, such
+    an interval covers about 85%. 0 for one seed (nothing to resample).
+
+    >>> round(_seed_widening(5, 0.95), 3), _seed_widening(1, 0.95)
+    (1.584, 0.0)
+    """
+    from scipy import stats
+
+    if n_seeds < 2:
+        return 0.0
+    tail = 0.5 + level / 2
+    return float(stats.t.ppf(tail, n_seeds - 1)
+                 / (stats.norm.ppf(tail) * math.sqrt((n_seeds - 1) / n_seeds)))
+
+
+def _p_value(replicates: np.ndarray) -> float | None:
+    """Two-sided bootstrap p-value of "the difference is 0": twice the smaller share of
+    replicates on either side of 0 (with the +1 that keeps it above 0). Below 0.05 exactly when
+    the 95% percentile interval leaves 0 out, up to that +1."""
+    values = replicates[np.isfinite(replicates)]
+    if values.size == 0:
+        return None
+    low, high = (np.sum(values <= 0) + 1, np.sum(values >= 0) + 1)
+    return float(min(1.0, 2 * min(low, high) / (values.size + 1)))
+
+
+def _difference(a: _Ranked, b: _Ranked, threshold_a, threshold_b, counts) -> np.ndarray:
+    """Every metric of A minus B for each row of ``counts`` (b, n), in the examples' order:
+    shape (b, metrics)."""
+    ma = a.metrics(counts[:, a.order], threshold_a)
+    mb = b.metrics(counts[:, b.order], threshold_b)
+    return np.stack([ma[m] - mb[m] for m in METRICS], axis=-1)
+
+
+def two_level_bootstrap(pairs, shared_examples: bool = True, n_boot: int = N_BOOT, seed: int = 0,
+                        level: float = 0.95) -> dict:
+    """Model A minus model B averaged over seeds, with an interval that counts both sources of
+    noise: the training randomness (seeds) and the sampling of the evaluated examples.
+
+    Each replicate resamples the seeds and, with ``shared_examples`` (every seed scored on the
+    same test rows, e.g. a split fixed by its random_state), the examples: one resample shared
+    by every seed and both models, because the test rows are one draw that all seeds share, so
+    their noise does not average out over seeds (a t-interval over seeds, which sees only the
+    seeds, is too narrow). The replicate is the point difference plus two deviations:
+
+    * examples: the seeds' mean difference on the resampled rows minus that on all rows;
+    * seeds: the mean over resampled seeds of their differences on all rows minus the mean.
+      Differences between seeds on fixed rows also hold the seed-by-example interaction, which
+      the examples' deviation already counts; so this deviation is shrunk by
+      sqrt((s² - i) / s²) (s²: variance of the per-seed differences; i: the interaction's,
+      the average variance of a seed's difference around the seeds' mean over the resamples),
+      the moment correction of a crossed design, then widened for few seeds
+      (:func:`_seed_widening`).
+
+    Replicates are kept within [-1, 1], the range of a difference of two shares. Without ``shared_examples`` (a split redrawn per seed) each seed's difference already
+    varies with its own split, and the seeds alone are resampled (widened, not shrunk). With
+    one seed the interval is the paired bootstrap over the examples (:func:`paired_bootstrap`,
+    the same resamples), which covers the examples only.
+
+    Args:
+        pairs: one ``(y_true, scores_a, scores_b, threshold_a, threshold_b)`` per seed.
+        shared_examples: whether every seed was scored on the same examples (same order).
+        n_boot, seed, level: replicates, resampling seed, coverage.
+
+    Returns:
+        ``{metric: {"difference": mean over seeds of a - b, "ci95": [lo, hi] or None,
+        "p_value": two-sided bootstrap p-value or None}}``.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 400)
+    >>> runs = [(y, y * 0.2 + rng.random(400), y * 0.2 + rng.random(400), 0.6, 0.6)
+    ...         for _ in range(3)]
+    >>> out = two_level_bootstrap(runs, n_boot=200)["accuracy"]
+    >>> lo, hi = out["ci95"]
+    >>> bool(lo < out["difference"] < hi), 0 < out["p_value"] <= 1
+    (True, True)
+    >>> one = two_level_bootstrap(runs[:1], n_boot=200)["accuracy"]["ci95"]  # one seed:
+    >>> one == paired_bootstrap(*runs[0], n_boot=200)["accuracy"]["ci95"]     # the examples only
+    True
+    """
+    n_seeds = len(pairs)
+    ranked = [(_Ranked(y, a), _Ranked(y, b), ta, tb) for y, a, b, ta, tb in pairs]
+    point = np.stack([_difference(a, b, ta, tb, np.ones((1, a.n)))[0]
+                      for a, b, ta, tb in ranked])  # (seeds, metrics) on all the examples
+    center = point.mean(axis=0)
+    examples, interaction = np.zeros((n_boot, len(METRICS))), np.zeros(len(METRICS))
+    if shared_examples:
+        y0 = np.asarray(pairs[0][0]).reshape(-1)
+        if any(not np.array_equal(np.asarray(p[0]).reshape(-1), y0) for p in pairs):
+            raise ValueError("shared_examples: the seeds were scored on different examples")
+        per_seed = np.concatenate([  # (seeds, replicates, metrics), less the point values
+            np.stack([_difference(a, b, ta, tb, counts) for a, b, ta, tb in ranked])
+            for counts in _count_draws(len(y0), n_boot, seed)], axis=1) - point[:, None]
+        examples = per_seed.mean(axis=0)
+        if n_seeds > 1:
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN metrics stay NaN
+                interaction = np.nanmean(np.nanvar(per_seed - examples, axis=1, ddof=1), axis=0)
+    shrink = np.zeros(len(METRICS))
+    if n_seeds > 1:
+        spread = point.var(axis=0, ddof=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shrink = np.sqrt(np.clip(spread - np.nan_to_num(interaction), 0, None) / spread)
+        shrink = np.nan_to_num(shrink) * _seed_widening(n_seeds, level)
+    drawn = np.random.default_rng([seed, 1]).integers(0, n_seeds, size=(n_boot, n_seeds))
+    times = np.stack([np.bincount(row, minlength=n_seeds) for row in drawn]).astype(np.float64)
+    seeds = times @ np.nan_to_num(point) / n_seeds - np.nan_to_num(center)
+    replicates = np.clip(center + examples + shrink * seeds, -1, 1)  # differences of shares
+    return {m: {"difference": float(center[k]),
+                "ci95": _percentiles(replicates[:, k], level),
+                "p_value": _p_value(replicates[:, k])}
+            for k, m in enumerate(METRICS)}
+
+
+def holm(p_values) -> list:
+    """Holm's step-down adjustment of p-values (None stays None): the family-wise error rate of
+    all the verdicts together stays at the level each one is read at.
+
+    >>> holm([0.01, 0.04, 0.03, None])
+    [0.03, 0.06, 0.06, None]
+    """
+    known = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    adjusted, running = list(p_values), 0.0
+    for rank, (p, i) in enumerate(sorted(known)):
+        running = max(running, min(1.0, (len(known) - rank) * p))
+        adjusted[i] = round(running, 12)
+    return adjusted
 
 
 def mcnemar(y_true, pred_a, pred_b) -> dict:
@@ -258,23 +392,49 @@ def summarize(values, level: float = 0.95) -> dict:
     return {"mean": mean, "std": std, "median": median, "ci95": [mean - half, mean + half], "n": n}
 
 
-def verdict(difference: float, ci95, what: str, unit: str = "points", scale: float = 100) -> str:
+#: What an interval covers, as :func:`verdict` words it.
+COVERS = ("both", "examples")
+
+
+def verdict(difference: float, ci95, what: str, unit: str = "points", scale: float = 100,
+            covers: str = "both", p_adjusted: float | None = None, level: float = 0.95) -> str:
     """A plain sentence for a difference and its interval.
+
+    Args:
+        difference, ci95: the difference and its interval (None: no interval).
+        what, unit, scale: how the sentence names and scales them.
+        covers: ``"both"``: the interval counts the training randomness and the sampling of the
+            examples (:func:`two_level_bootstrap` over several seeds): only then may a
+            difference be called "beyond noise"; ``"examples"``: one seed, the interval covers
+            the examples only, and the sentence says so.
+        p_adjusted: the Holm-adjusted p-value when this verdict is one of a family (None: a
+            verdict that stands alone, e.g. the primary metric); the call is then made on it.
 
     Example:
 
     >>> verdict(0.021, [-0.004, 0.046], "LoRA − full", "points accuracy")
     'LoRA − full: +2.1 points accuracy, 95% CI [−0.4, +4.6]: not distinguishable from zero'
+    >>> verdict(0.05, [0.01, 0.09], "A − B", "points F1", p_adjusted=0.2)
+    'A − B: +5.0 points F1, 95% CI [+1.0, +9.0] (Holm-adjusted p = 0.2): not distinguishable from zero after Holm adjustment'
     """
 
     def fmt(x):
         return f"{x * scale:+.1f}".replace("-", "−")
 
+    if covers not in COVERS:
+        raise ValueError(f"covers must be one of {COVERS}, got {covers!r}")
     if ci95 is None:
         return f"{what}: {fmt(difference)} {unit} (no interval: too few examples)"
     lo, hi = ci95
-    if lo <= 0 <= hi:
-        call = "not distinguishable from zero"
+    notes = [] if covers == "both" else ["over these examples only; one seed, so the training "
+                                         "randomness is not counted"]
+    if p_adjusted is not None:
+        notes.append(f"Holm-adjusted p = {p_adjusted:.2g}")
+    excludes = not lo <= 0 <= hi
+    if excludes and (p_adjusted is None or p_adjusted < 1 - level):
+        side = "higher" if lo > 0 else "lower"
+        call = f"{side}, beyond noise" if covers == "both" else f"{side} on these examples"
     else:
-        call = "higher, beyond noise" if lo > 0 else "lower, beyond noise"
-    return f"{what}: {fmt(difference)} {unit}, 95% CI [{fmt(lo)}, {fmt(hi)}]: {call}"
+        call = "not distinguishable from zero" + (" after Holm adjustment" if excludes else "")
+    shown = f" ({'; '.join(notes)})" if notes else ""
+    return f"{what}: {fmt(difference)} {unit}, {level:.0%} CI [{fmt(lo)}, {fmt(hi)}]{shown}: {call}"

@@ -6,12 +6,13 @@
     python scripts/evaluate.py runs/qqp-*/full/model.keras --task qqp --adapter runs/qqp-*/lora/adapter.safetensors
 
 The model's folder holds model.json, written with it: the task, the run, the SHA-256 of the model
-file, and what is needed to rebuild its data (fraud: the scaler, protocol, seed and threshold;
-QQP: the sequence length and the split). A model.json of another task, or of another model file,
-is refused. The chosen --split of the run's data is evaluated: by default the held-out part (test;
-QQP without a test split: validation). A QQP file other than the run's is evaluated whole; pairs
-without an is_duplicate column get predictions only. Works across backends: a model saved under
-torch evaluates under tensorflow with the same predictions.
+file, and what is needed to rebuild its data (fraud: the scaler, protocol, seed, split seed, ADASYN
+variant and threshold; QQP: the sequence length and the split with its data seed). A model.json
+of another task, or of another model file, is refused. The chosen --split of the run's data is
+evaluated: by default the held-out part (test; QQP without a test split: validation). A QQP file
+other than the run's is evaluated whole; pairs without an is_duplicate column get predictions
+only. Works across backends: a model saved under torch evaluates under tensorflow with the same
+predictions.
 """
 
 import argparse
@@ -82,7 +83,12 @@ def fraud_data(args, record: dict):
     """Scaled features and labels of the model's split (or every row scaled, with --split all)."""
     import numpy as np
 
-    from project.data.creditcard import BUNDLED_SAMPLE, features_and_labels, load_creditcard
+    from project.data.creditcard import (
+        BUNDLED_SAMPLE,
+        SPLIT_SEED,
+        features_and_labels,
+        load_creditcard,
+    )
     from project.sampling.protocols import protocol_split
 
     split_name = args.split or "test"
@@ -99,7 +105,9 @@ def fraud_data(args, record: dict):
         return ((x - mean) / scale).astype(np.float32), y, split_name
     split = protocol_split(df, protocol, seed=seed, stratify=record.get("stratify", False),
                            n_neighbors=record.get("adasyn_k", 5),
-                           beta=record.get("adasyn_beta", 1.0))
+                           beta=record.get("adasyn_beta", 1.0),
+                           variant=record.get("adasyn_variant", "he2008"),
+                           split_seed=record.get("split_seed", SPLIT_SEED))
     if not np.allclose(split.scaler.mean_, mean, rtol=1e-5, atol=1e-6):
         print("warning: this data's training split differs from the one the model saw")
     if split_name == "test":

@@ -3,6 +3,8 @@
     python scripts/fraud.py --protocol all                        # bundled synthetic sample
     python scripts/fraud.py --data creditcard.csv --protocol all --backend jax
     python scripts/fraud.py --protocol all --seeds 0,1,2,3,4      # mean, std, median, intervals
+    python scripts/fraud.py --data creditcard.csv --protocol all --adasyn-variant report \
+        --epochs 46                                               # the report's experiment
     python scripts/fraud.py --resume runs/fraud-20261129-101500   # continue a killed run
 
 Protocols: none; adasyn-all (ADASYN before the split: the paper's, LEAKY); adasyn-train (ADASYN
@@ -31,6 +33,8 @@ from project.experiments.config import FraudConfig
 from project.settings import (
     ADASYN_BETA,
     ADASYN_K,
+    ADASYN_VARIANT,
+    ADASYN_VARIANTS,
     FRAUD_BATCH_SIZE,
     FRAUD_EPOCHS,
     FRAUD_LEARNING_RATE,
@@ -41,8 +45,8 @@ from project.settings import (
 # Options recorded in the configuration (what --resume compares) and their config names.
 CONFIG_OPTIONS = ("data", "protocols", "seeds", "epochs", "batch_size", "learning_rate",
                   "stratify", "monitor", "monitor_mode", "patience", "threshold", "adasyn_k",
-                  "adasyn_beta", "baselines", "precision", "distribute", "grad_accum",
-                  "tensorboard")
+                  "adasyn_beta", "adasyn_variant", "resplit", "baselines", "precision",
+                  "distribute", "grad_accum", "tensorboard")
 
 
 def parse_args(argv=None):
@@ -64,6 +68,10 @@ def parse_args(argv=None):
                    help=f"ADASYN's neighbours (default {ADASYN_K})")
     p.add_argument("--adasyn-beta", type=finite_float, default=None,
                    help=f"ADASYN's balance level (default {ADASYN_BETA:g})")
+    p.add_argument("--adasyn-variant", choices=ADASYN_VARIANTS, default=None,
+                   help=f"for both ADASYN protocols: he2008 (He et al.) or report (the course "
+                        f"report's function, behind its published numbers); default "
+                        f"{ADASYN_VARIANT}")
     p.add_argument("--no-baselines", dest="baselines", action="store_false", default=None,
                    help="skip logistic regression and gradient boosting")
     add_run_options(p, "fraud")

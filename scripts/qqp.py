@@ -47,8 +47,8 @@ from project.settings import (
 
 CONFIG_OPTIONS = ("data", "dev", "preset", "modes", "profile", "epochs", "batch_size", "lr_full",
                   "lr_lora", "weight_decay", "warmup_ratio", "clip_norm", "sequence_length",
-                  "val_fraction", "test_fraction", "fraction", "balance", "lora_style", "rank",
-                  "alpha", "lora_dropout", "targets", "seeds", "monitor", "monitor_mode",
+                  "val_fraction", "test_fraction", "fraction", "balance", "resplit", "lora_style",
+                  "rank", "alpha", "lora_dropout", "targets", "seeds", "monitor", "monitor_mode",
                   "patience", "precision", "distribute", "grad_accum", "tensorboard")
 
 

@@ -67,6 +67,7 @@ def test_a_run_logs_one_clean_line_per_epoch_and_writes_tensorboard(tmp_path, ti
         (["--seed", "1", "--seeds", "2,3"], "not both"),
         (["--monitor", "val_bogus"], "argument --monitor"),
         (["--adasyn-k", "0"], "--adasyn-k must be >= 1"),
+        (["--adasyn-variant", "smote"], "--adasyn-variant: invalid choice: 'smote'"),
         (["--data", "missing.csv"], "missing.csv: no such file"),
     ],
 )
@@ -177,3 +178,26 @@ def test_console_scripts_point_at_real_functions():
     for target in scripts.values():
         module, _, name = target.partition(":")
         assert callable(getattr(__import__(module, fromlist=[name]), name)), target
+
+
+def test_resplit_cannot_resume_a_run_made_without_it(tmp_path):
+    """A run's split is part of its data: --resplit with --resume of a run made without it is
+    one line and exit 2, nothing trained; so is a run from before the setting existed."""
+    import json
+
+    from project.experiments.rundir import RunDirectory
+
+    config = FraudConfig(epochs=1).validate().to_dict()
+    RunDirectory.create(tmp_path / "run", "fraud", config, BACKEND)
+    older = {k: v for k, v in config.items() if k not in ("resplit", "adasyn_variant")}
+    RunDirectory.create(tmp_path / "older", "fraud", older, BACKEND)
+    assert "resplit" not in json.loads((tmp_path / "older" / "config.json").read_text())["config"]
+    for run in ("run", "older"):
+        code, _, err = call_script("fraud.py", "--resume", tmp_path / run, "--resplit")
+        assert code == 2, err
+        assert err.strip() == (f"error: --resume {tmp_path / run}: --resplit True differs from "
+                               "the run's False; drop it to continue the run as it was")
+        assert not list((tmp_path / run).rglob("model.keras"))
+    code, _, err = call_script("fraud.py", "--resume", tmp_path / "older", "--adasyn-variant",
+                               "report")
+    assert code == 2 and "--adasyn-variant report differs from the run's he2008" in err, err

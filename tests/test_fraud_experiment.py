@@ -94,6 +94,44 @@ def test_summary_and_paired_comparisons(fraud_run):
     assert comp["sentences"]["f1"] in (fraud_run[0] / "report.md").read_text()
 
 
+def test_one_seed_report_states_what_its_intervals_cover_and_the_multiplicity(fraud_run):
+    out, result = fraud_run
+    report = (out / "report.md").read_text()
+    assert "beyond noise" not in report  # one seed: never claimed
+    assert "not the training randomness" in report
+    leaky, train = result.comparisons
+    assert train["primary"] == "average_precision" and leaky["primary"] is None
+    assert f"- **primary:** {train['sentences']['average_precision']}" in report
+    family = [leaky["difference"][m]["p_value"] for m in leaky["headline"]] + [
+        train["difference"][m]["p_value"] for m in train["headline"][1:]]
+    from project.stats import holm
+
+    assert [*leaky["holm_p"].values(), *list(train["holm_p"].values())[1:]] == holm(family)
+    assert train["holm_p"]["average_precision"] is None
+    assert "The other 7 verdicts are Holm-adjusted" in report
+    assert "Holm-adjusted p = " in train["sentences"]["f1"]
+
+
+def test_published_table_shows_each_protocols_own_threshold(fraud_run):
+    import dataclasses
+
+    from project.reporting.fraud import fraud_report
+    from project.reporting.published import REAL_CREDITCARD
+
+    _, result = fraud_run
+    as_real = dataclasses.replace(result, data={**result.data, "synthetic": False,
+                                                "rows": REAL_CREDITCARD["rows"],
+                                                "frauds": REAL_CREDITCARD["frauds"]})
+    report = fraud_report(as_real)
+    assert "each protocol at its own threshold" in report
+    thresholds = {r.protocol: r.threshold for r in result.runs}
+    assert len(set(thresholds.values())) > 1  # val-f1 picks one per protocol
+    for run in result.runs:
+        rows = [line for line in report.splitlines() if line.startswith(f"| {run.label} | test |")]
+        assert len(rows) == 1 and f"| {run.threshold:.4f} |" in rows[0], rows
+    assert "--adasyn-variant report" in report  # these ran He et al.'s, not the report's
+
+
 def test_adasyn_train_never_touches_validation_or_test(fraud_run):
     _, result = fraud_run
     none, leaky, train = result.runs
@@ -155,8 +193,56 @@ def test_several_seeds_summary_shape(tiny_creditcard, tmp_path):
                 assert stat["median"] == pytest.approx(np.median(values))
     assert (tmp_path / "seeds" / "seed-1" / "adasyn-train" / "model.keras").is_file()
     comp = result.comparisons[0]
-    assert len(comp["per_seed"]) == 2 and comp["difference"]["f1"]["over"] == "seeds"
-    assert "mean ± standard deviation" in (tmp_path / "seeds" / "report.md").read_text()
+    # Issue 16: with several seeds the interval counts the seeds and the test rows together
+    # (it was the t-interval over seeds alone); that t-interval stays, labelled, as over_seeds.
+    assert len(comp["per_seed"]) == 2 and comp["covers"] == "both"
+    assert comp["difference"]["f1"]["over"] == "seeds and examples"
+    diffs = [p["metrics"]["f1"]["difference"] for p in comp["per_seed"]]
+    assert comp["difference"]["f1"]["difference"] == pytest.approx(np.mean(diffs))
+    assert comp["over_seeds"]["f1"]["difference"] == pytest.approx(np.mean(diffs))
+    report = (tmp_path / "seeds" / "report.md").read_text()
+    assert "mean ± standard deviation" in report and "two-level bootstrap" in report
+    assert "over seeds, on these test rows (95% t-interval" in report
+    assert comp["sentences"]["average_precision"] in report
+
+
+def test_resplit_and_the_reports_adasyn_variant(tiny_creditcard, tmp_path):
+    """--resplit: one split per seed, recorded (config, model.json), compared over seeds alone;
+    --adasyn-variant report: the report's ADASYN in adasyn-train, recorded; evaluate.py rebuilds
+    a seed's own split and variant from model.json."""
+    from project.data.creditcard import load_creditcard
+    from project.sampling.protocols import protocol_split
+
+    out = tmp_path / "resplit"
+    config = FraudConfig(data=str(tiny_creditcard), protocols=("none", "adasyn-train"),
+                         seeds=(0, 1), epochs=1, batch_size=128, baselines=False, resplit=True,
+                         adasyn_variant="report").validate()
+    result, _ = _run(config, out)
+    recorded = read_metrics(out)["config"]
+    assert recorded["resplit"] is True and recorded["adasyn_variant"] == "report"
+    none0, train0, none1, train1 = result.runs
+    assert (none0.split_seed, none1.split_seed) == (50, 51)
+    record = json.loads((out / "seed-1" / "adasyn-train" / "model.json").read_text())
+    assert (record["split_seed"], record["adasyn_variant"]) == (51, "report")
+    df = load_creditcard(tiny_creditcard)
+    for run, split_seed in ((none0, 50), (none1, 51)):
+        np.testing.assert_array_equal(
+            run.test.y_true, protocol_split(df, "none", split_seed=split_seed).y_test)
+    assert not np.array_equal(none0.test.y_true, none1.test.y_true)
+    report_variant = protocol_split(df, "adasyn-train", seed=1, variant="report", split_seed=51)
+    he2008 = protocol_split(df, "adasyn-train", seed=1, split_seed=51)
+    assert train1.counts["train"] == report_variant.counts()["train"]
+    assert report_variant.counts()["train"] != he2008.counts()["train"]
+    comp = result.comparisons[0]
+    assert comp["difference"]["average_precision"]["over"] == "seeds, each on its own split"
+    assert "each trained and scored on its own split" in (out / "report.md").read_text()
+    code, _, err = call_script("evaluate.py", out / "seed-1" / "adasyn-train" / "model.keras",
+                               "--task", "fraud", "--data", tiny_creditcard, "--json",
+                               tmp_path / "e.json")
+    assert code == 0, err
+    got = json.loads((tmp_path / "e.json").read_text())
+    assert got["n"] == train1.test.n
+    assert got["average_precision"] == pytest.approx(train1.test.average_precision, abs=1e-6)
 
 
 def test_evaluate_reproduces_the_test_metrics(fraud_run, tiny_creditcard, tmp_path):

@@ -111,6 +111,52 @@ def test_paired_comparison_on_the_same_pairs(qqp_run):
     assert mcn["a_only"] == int(np.sum(right_l & ~right_f))
 
 
+def test_the_length_rule_reads_the_training_questions_only(qqp_run):
+    _, result = qqp_run
+    lengths = result.lengths
+    assert len(lengths.question1_tokens) == len(lengths.question2_tokens) == result.data[
+        "train_rows"]  # not the validation or test questions
+    assert lengths.rule_length == (lengths.question1_tokens.max() + lengths.question2_tokens.max()
+                                   + 10)
+
+
+def test_one_seed_report_states_what_its_intervals_cover(qqp_run):
+    out, result = qqp_run
+    report = (out / "report.md").read_text()
+    comp = {c["split"]: c for c in result.comparisons}
+    assert comp["test"]["primary"] == "accuracy" and comp["val"]["primary"] is None
+    assert f"- **primary:** {comp['test']['sentences']['accuracy']}" in report
+    assert "The other 5 verdicts are Holm-adjusted" in report
+    assert "beyond noise" not in report
+    assert "over these examples only; one seed" in comp["val"]["sentences"]["accuracy"]
+
+
+def test_several_seeds_table_shows_medians_and_says_so(qqp_run):
+    """With several seeds every cell of the side-by-side table is a median over the seeds,
+    labelled so (seed 0's run alone was shown before, as if it were the run's)."""
+    import dataclasses
+
+    from project.experiments.compare import summarize_runs
+    from project.reporting.qqp import qqp_report
+
+    _, result = qqp_run
+    again = [dataclasses.replace(r, seed=1, val=dataclasses.replace(
+        r.val, accuracy=r.val.accuracy + 0.1, loss=r.val.loss + 1)) for r in result.runs]
+    runs = result.runs + again
+    several = dataclasses.replace(
+        result, config=dataclasses.replace(result.config, seeds=(0, 1)), runs=runs,
+        summary=summarize_runs(runs, "mode", ("loss", "accuracy")),
+        comparisons=qqp.compare_modes(runs))
+    report = qqp_report(several)
+    assert "Cells: the median over the seeds" in report and "[95% CI]" not in report
+    full = [r for r in runs if r.mode == "full"]
+    row = next(line for line in report.splitlines()
+               if line.startswith("| Validation accuracy, median of 2 seeds |"))
+    assert row.split(" | ")[1] == f"{np.median([r.val.accuracy for r in full]):.4f}"
+    assert "| Validation accuracy, over 2 seeds: mean ± std (median) |" in report
+    assert "two-level bootstrap" in report
+
+
 @pytest.mark.oldest_versions
 def test_saved_models_reproduce_their_numbers(qqp_run, config):
     out, result = qqp_run
@@ -170,3 +216,27 @@ def test_evaluate_a_base_plus_its_adapter(qqp_run, config, tmp_path):
     code, _, err = call_script("evaluate.py", out / "full" / "model.keras", "--task", "qqp",
                                "--adapter", adapter)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_resplit_draws_each_seeds_pairs_and_evaluate_rebuilds_them(tmp_path):
+    out = tmp_path / "resplit"
+    config = QQPConfig(epochs=1, fraction=0.1, modes=("lora",), seeds=(0, 1), resplit=True,
+                       batch_size=32).resolve()
+    result = qqp.run(config, out, verbose=0, log=lambda line: None)
+    write_qqp_outputs(result, out)
+    first, second = result.runs
+    assert (first.data_seed, second.data_seed) == (0, 1) and result.data["data_seeds"] == [0, 1]
+    for run in result.runs:
+        data = load_qqp(fraction=0.1, validation_fraction=config.val_fraction,
+                        seed=run.data_seed)
+        np.testing.assert_array_equal(run.val.y_true, data.validation["is_duplicate"])
+    assert not np.array_equal(first.val.y_true, second.val.y_true)
+    record = json.loads((out / "seed-1" / "lora" / "model.json").read_text())
+    assert record["data"]["seed"] == 1
+    code, _, err = call_script("evaluate.py", out / "seed-1" / "lora" / "model.keras", "--task",
+                               "qqp", "--json", tmp_path / "e.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "e.json").read_text())["accuracy"] == pytest.approx(
+        second.val.accuracy, abs=1e-9)
+    report = (out / "report.md").read_text()
+    assert "split anew for every seed (`--resplit`; data seeds 0, 1;" in report

@@ -99,6 +99,9 @@ def test_a_wrong_process_setting_is_one_line(env, words):
 def test_setup_refuses_what_the_run_cannot_do(monkeypatch):
     with pytest.raises(InputError, match="torch backend.*use backend jax"):
         distribution.setup(FraudConfig(distribute="data"), backend="torch")
+    with pytest.raises(InputError, match="grad_accum 2 with distribute data needs backend jax: "
+                                         "Keras's TensorFlow optimizer cannot accumulate"):
+        distribution.setup(FraudConfig(distribute="data", grad_accum=2), backend="tensorflow")
     monkeypatch.setenv(devices.ENV_ADDRESSES, "127.0.0.1:9")
     monkeypatch.setenv(devices.ENV_PROCESSES, "2")
     monkeypatch.setenv(devices.ENV_PROCESS_ID, "1")

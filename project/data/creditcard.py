@@ -24,12 +24,13 @@ from sklearn.preprocessing import StandardScaler
 from project.data.textfile import READ_ERRORS, check_text, open_text, read_error
 from project.errors import InputError, file_error, name_list, shown
 from project.paths import asset
+from project.settings import FRAUD_SPLIT_SEED
 
 BUNDLED_SAMPLE = asset("creditcard_sample.csv.gz")
 FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
 COLUMNS = ["Time", *FEATURES, "Class"]
 CLASS_NAMES = ("normal", "fraud")  # Class 0 and 1
-SPLIT_SEED = 50  # the report's random_state
+SPLIT_SEED = FRAUD_SPLIT_SEED  # the report's random_state
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # features are cast to float32 for the model
 
 

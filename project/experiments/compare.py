@@ -3,21 +3,26 @@ experiments.
 
 * :func:`summarize_runs`: ``summary[group][split][metric] = {mean, std, median, ci95, n}`` over
   the seeds of each group (a protocol, a mode).
-* :func:`compare` : model A minus model B scored on the same examples, seed by seed (paired
-  bootstrap of every metric, McNemar for accuracy) and, with several seeds, over seeds (mean of
-  the per-seed differences with a t-interval), with a plain sentence per headline metric.
+* :func:`compare`: model A minus model B scored on the same examples: seed by seed (paired
+  bootstrap of every metric, McNemar for accuracy) and together, with an interval that counts
+  both sources of noise over several seeds (:func:`project.stats.two_level_bootstrap`); with
+  several seeds also the t-interval of the per-seed differences, which covers the seeds only
+  (on these test rows).
+* :func:`judge`: the verdicts of a run's comparisons, with the multiplicity stated: one primary
+  metric of one comparison stands alone, every other verdict is Holm-adjusted across the run.
 
 Example:
 
->>> entry = compare(pairs, "LoRA − full (validation)", ("accuracy",))   # doctest: +SKIP
->>> entry["sentences"]["accuracy"]                                      # doctest: +SKIP
+>>> entries = [compare(pairs, "LoRA − full (validation)", ("accuracy",))]  # doctest: +SKIP
+>>> judge(entries, primary=(0, "accuracy"))                               # doctest: +SKIP
+>>> entries[0]["sentences"]["accuracy"]                                   # doctest: +SKIP
 'LoRA − full (validation): +2.1 points accuracy, 95% CI [−0.4, +4.6]: not distinguishable ...'
 """
 
 from __future__ import annotations
 
 from project.settings import METRICS
-from project.stats import mcnemar, paired_bootstrap, summarize, verdict
+from project.stats import holm, mcnemar, paired_bootstrap, summarize, two_level_bootstrap, verdict
 
 
 def summarize_runs(runs: list, group: str, metrics=METRICS) -> dict:
@@ -39,18 +44,23 @@ def summarize_runs(runs: list, group: str, metrics=METRICS) -> dict:
     return summary
 
 
-def compare(pairs: list, label: str, headline=("accuracy", "f1", "average_precision")) -> dict:
+def compare(pairs: list, label: str, headline=("accuracy", "f1", "average_precision"),
+            shared_examples: bool = True) -> dict:
     """A minus B on the same examples.
 
     Args:
-        pairs: ``(seed, evaluation_a, evaluation_b)`` per seed; both evaluations of the same
-            examples (same labels, same order).
+        pairs: ``(seed, evaluation_a, evaluation_b)`` per seed; both evaluations of a seed made
+            on the same examples (same labels, same order).
         label: what is compared, for the sentences (``"adasyn-train − none"``).
-        headline: metrics that get a sentence.
+        headline: metrics that get a sentence (from :func:`judge`).
+        shared_examples: every seed was scored on the same examples (a fixed split); False
+            when the split was redrawn per seed.
 
     Returns:
-        ``{"per_seed": [{"seed", "metrics": {metric: {difference, ci95}}, "mcnemar_accuracy"}],
-        "difference": {metric: {difference, ci95, over}}, "sentences": {metric: str}}``.
+        ``{"label", "headline", "covers", "per_seed": [{"seed", "metrics": {metric:
+        {difference, ci95}}, "mcnemar_accuracy"}], "difference": {metric: {difference, ci95,
+        p_value, over}}, "over_seeds": {metric: {difference, ci95}} or None}``. ``covers`` is
+        "both" (several seeds: training randomness and test rows) or "examples" (one seed).
 
     Raises:
         ValueError: two evaluations of one pair were not made on the same examples.
@@ -66,13 +76,51 @@ def compare(pairs: list, label: str, headline=("accuracy", "f1", "average_precis
             "mcnemar_accuracy": mcnemar(b.y_true, a.scores >= a.threshold,
                                         b.scores >= b.threshold),
         })
-    pooled = {}
-    for m in METRICS:
-        if len(per_seed) > 1:
+    several = len(pairs) > 1
+    over = ("seeds and examples" if shared_examples else "seeds, each on its own split"
+            ) if several else "examples"
+    together = two_level_bootstrap(
+        [(b.y_true, a.scores, b.scores, a.threshold, b.threshold) for _, a, b in pairs],
+        shared_examples=shared_examples, seed=pairs[0][0])
+    over_seeds = None
+    if several:
+        over_seeds = {}
+        for m in METRICS:
             s = summarize([p["metrics"][m]["difference"] for p in per_seed])
-            pooled[m] = {"difference": s["mean"], "ci95": s["ci95"], "over": "seeds"}
-        else:
-            pooled[m] = {**per_seed[0]["metrics"][m], "over": "examples"}
-    sentences = {m: verdict(pooled[m]["difference"], pooled[m]["ci95"], label,
-                            f"points {m.replace('_', ' ')}") for m in headline}
-    return {"per_seed": per_seed, "difference": pooled, "sentences": sentences}
+            over_seeds[m] = {"difference": s["mean"], "ci95": s["ci95"]}
+    return {"label": label, "headline": list(headline),
+            "covers": "both" if several else "examples", "per_seed": per_seed,
+            "difference": {m: {**together[m], "over": over} for m in METRICS},
+            "over_seeds": over_seeds}
+
+
+def judge(comparisons: list, primary: tuple[int, str] | None) -> None:
+    """Word every headline verdict of a run's comparisons, multiplicity controlled: the
+    ``primary`` (comparison index, metric) verdict stands alone at 95%; every other headline
+    verdict of the run is Holm-adjusted across all of them (its adjusted p beside it, the call
+    made on it). Adds to each comparison ``"sentences"`` ({metric: str}), ``"holm_p"``
+    ({metric: adjusted p, None for the primary}) and ``"primary"`` (the primary metric, or
+    None).
+
+    Example:
+
+    >>> entry = {"label": "A − B", "headline": ["accuracy"], "covers": "both", "difference": {
+    ...     "accuracy": {"difference": 0.03, "ci95": [0.01, 0.05], "p_value": 0.004}}}
+    >>> judge([entry], primary=(0, "accuracy"))
+    >>> entry["sentences"]["accuracy"]
+    'A − B: +3.0 points accuracy, 95% CI [+1.0, +5.0]: higher, beyond noise'
+    """
+    family = [(i, m) for i, c in enumerate(comparisons) for m in c["headline"]
+              if (i, m) != primary]
+    adjusted = dict(zip(family, holm([comparisons[i]["difference"][m]["p_value"]
+                                      for i, m in family])))
+    for i, comp in enumerate(comparisons):
+        comp["primary"] = primary[1] if primary and primary[0] == i else None
+        comp["holm_p"] = {m: adjusted.get((i, m)) for m in comp["headline"]}
+        comp["sentences"] = {}
+        for m in comp["headline"]:
+            d = comp["difference"][m]
+            p = comp["holm_p"][m]
+            comp["sentences"][m] = verdict(
+                d["difference"], d["ci95"], comp["label"], f"points {m.replace('_', ' ')}",
+                covers=comp["covers"], p_adjusted=None if (i, m) == primary or p is None else p)

@@ -62,6 +62,10 @@ class FraudConfig:
         patience: early stopping after this many epochs without a new best (None: off).
         threshold: the decision threshold, or ``"val-f1"`` for the best F1 on validation.
         adasyn_k, adasyn_beta: ADASYN's neighbours and balance level.
+        adasyn_variant: ``"he2008"`` (He et al.'s ADASYN) or ``"report"`` (the course report's
+            function, which its published numbers used), for both ADASYN protocols.
+        resplit: split the data anew for every seed (split seed 50 + seed, recorded), so that
+            intervals over seeds also cover the split; default: the report's one split.
         baselines: also fit logistic regression and gradient boosting on the same split.
         precision, distribute, grad_accum: see :mod:`project.training.scaling`.
         tensorboard: write TensorBoard scalars.
@@ -80,6 +84,8 @@ class FraudConfig:
     threshold: float | str = settings.THRESHOLD
     adasyn_k: int = settings.ADASYN_K
     adasyn_beta: float = settings.ADASYN_BETA
+    adasyn_variant: str = settings.ADASYN_VARIANT
+    resplit: bool = False
     baselines: bool = True
     precision: str = "float32"
     distribute: str = "none"
@@ -95,7 +101,12 @@ class FraudConfig:
             number("threshold", self.threshold, low=0, high=1)
         number("adasyn_k", self.adasyn_k, low=1, integer=True)
         number("adasyn_beta", self.adasyn_beta, low=0, low_open=True)
+        settings.choice("adasyn_variant", self.adasyn_variant, settings.ADASYN_VARIANTS)
         return self
+
+    def split_seed(self, seed: int) -> int:
+        """The split's seed for training seed ``seed`` (:func:`project.settings.split_seed`)."""
+        return settings.split_seed("fraud", seed, self.resplit)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -121,6 +132,8 @@ class QQPConfig:
         val_fraction, test_fraction: shares of the data held out for validation (picks the best
             epoch) and for an untouched test split (None: no test split).
         fraction, balance: keep a stratified share; undersample the majority class.
+        resplit: draw the data (share, split) anew for every seed (data seed = the seed,
+            recorded), so that intervals over seeds also cover the split; default: data seed 0.
         lora_style, rank, alpha, lora_dropout, targets: the LoRA settings.
         seeds, monitor, monitor_mode, patience: as in :class:`FraudConfig`.
         precision, distribute, grad_accum, tensorboard: as in :class:`FraudConfig`.
@@ -143,6 +156,7 @@ class QQPConfig:
     test_fraction: float | None = None
     fraction: float | None = None
     balance: bool = False
+    resplit: bool = False
     lora_style: str = "matrix"
     rank: int = settings.LORA_RANK
     alpha: float = settings.LORA_ALPHA
@@ -181,6 +195,10 @@ class QQPConfig:
                 "the bundled tiny model has random weights and learns nothing at those rates."
             )
         return notes
+
+    def split_seed(self, seed: int) -> int:
+        """The data seed for training seed ``seed`` (:func:`project.settings.split_seed`)."""
+        return settings.split_seed("qqp", seed, self.resplit)
 
     def validate(self) -> QQPConfig:
         """Check every value of a resolved configuration; return self."""

@@ -36,14 +36,14 @@ from project.data.creditcard import (
 )
 from project.errors import InputError, SettingError, literal
 from project.experiments import rundir
-from project.experiments.compare import compare, summarize_runs
+from project.experiments.compare import compare, judge, summarize_runs
 from project.experiments.config import FraudConfig
 from project.io import write_json
 from project.models import convnet
 from project.models.baselines import fit_baseline
 from project.models.saving import save_model
 from project.sampling.protocols import protocol_split
-from project.settings import BASELINES, protocol_label
+from project.settings import BASELINES, FRAUD_SPLIT_SEED, protocol_label
 from project.training.distribution import setup
 from project.training.loop import TrainingResult, train
 from project.training.metrics import (
@@ -102,6 +102,7 @@ class ProtocolRun:
             adasyn-all), the ConvNet scored on ``none``'s test rows; ``leaked_rows`` says how many
             of those rows were among its training rows.
         directory: the part's folder, relative to the run.
+        split_seed: the split's random_state (50, the report's, unless ``resplit``).
     """
 
     protocol: str
@@ -116,6 +117,7 @@ class ProtocolRun:
     clean_test: Evaluation | None
     leaked_rows: int | None
     directory: str
+    split_seed: int = FRAUD_SPLIT_SEED
 
     @property
     def label(self) -> str:
@@ -146,7 +148,7 @@ class ProtocolRun:
             "leaked_rows": self.leaked_rows,
             "baselines": {n: {s: e.to_dict() for s, e in v.items()}
                           for n, v in self.baselines.items()},
-            "directory": self.directory,
+            "directory": self.directory, "split_seed": self.split_seed,
         }
 
 
@@ -162,7 +164,7 @@ def _load_part(folder: Path) -> ProtocolRun:
         leaked_rows=data["leaked_rows"],
         baselines={n: {s: ev(f"baseline:{n}:{s}", r) for s, r in v.items()}
                    for n, v in data["baselines"].items()},
-        directory=data["directory"],
+        directory=data["directory"], split_seed=data.get("split_seed", FRAUD_SPLIT_SEED),
     )
 
 
@@ -180,8 +182,11 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
     if "adasyn-all" in oversampling:
         checks.append((x, y, "the whole data"))
     if "adasyn-train" in oversampling:
-        split = split_and_scale(df, stratify=config.stratify)
-        checks.append((split.x_train, split.y_train, "the training split"))
+        for split_seed in dict.fromkeys(config.split_seed(s) for s in config.seeds):
+            split = split_and_scale(df, stratify=config.stratify, seed=split_seed)
+            where = "the training split" + (f" (split seed {split_seed})" if config.resplit
+                                            else "")
+            checks.append((split.x_train, split.y_train, where))
     for xs, ys, where in checks:
         frauds = int(ys.sum())
         if frauds == 0 or frauds == len(ys):
@@ -193,7 +198,8 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
                 + literal(f"{config.adasyn_k} needs more than {config.adasyn_k} (lower ")
                 + "{adasyn_k})")
         try:
-            ADASYN(n_neighbors=config.adasyn_k, beta=config.adasyn_beta).fit(xs, ys)
+            ADASYN(n_neighbors=config.adasyn_k, beta=config.adasyn_beta,
+                   variant=config.adasyn_variant).fit(xs, ys)
         except ValueError as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise InputError(f"{config.data}: ADASYN cannot run on {where} ({reason})") from None
@@ -202,8 +208,10 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
 def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: FraudConfig,
                 context: rundir.RunContext) -> ProtocolRun:
     run, plan, log = context.run, context.plan, context.log
+    split_seed = config.split_seed(seed)
     split = protocol_split(df, protocol, seed=seed, stratify=config.stratify,
-                           n_neighbors=config.adasyn_k, beta=config.adasyn_beta)
+                           n_neighbors=config.adasyn_k, beta=config.adasyn_beta,
+                           variant=config.adasyn_variant, split_seed=split_seed)
     seed_everything(seed)
     with plan.model_scope():  # the run's precision and devices
         model = convnet.compile_convnet(plan.prepare(convnet.build_convnet()),
@@ -231,7 +239,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
 
     clean_test = leaked = None
     if (split.test_rows < 0).any():  # the LEAKY split: also score none's untouched test rows
-        clean = split_and_scale(df, stratify=config.stratify)
+        clean = split_and_scale(df, stratify=config.stratify, seed=split_seed)
         x_clean = split.scaler.transform(raw_x[clean.test_rows]).astype(np.float32)
         clean_test = evaluate(model, x_clean, clean.y_test, threshold, seed=seed)
         leaked = int(np.isin(clean.test_rows, split.train_rows).sum())
@@ -252,7 +260,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
             ("train", split.train_rows), ("val", split.val_rows), ("test", split.test_rows))},
         training=training, threshold=threshold, val=val, test=test, baselines=baselines,
         clean_test=clean_test, leaked_rows=leaked,
-        directory=str(folder.relative_to(run.path)),
+        directory=str(folder.relative_to(run.path)), split_seed=split_seed,
     )
     model_path = save_model(model, folder / "model.keras")  # float32 policies
     write_json(folder / "model.json", {
@@ -260,7 +268,8 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         "model_sha256": rundir.file_sha256(model_path), "features": FEATURES,
         "mean": split.scaler.mean_, "scale": split.scaler.scale_, "protocol": protocol,
         "stratify": config.stratify, "adasyn_k": config.adasyn_k,
-        "adasyn_beta": config.adasyn_beta, "threshold": threshold,
+        "adasyn_beta": config.adasyn_beta, "adasyn_variant": config.adasyn_variant,
+        "split_seed": split_seed, "threshold": threshold,
     })
     rundir.save_part(folder, part.to_dict(), part.evaluations())
     (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -278,9 +287,15 @@ class FraudResult(rundir.RunResult):
     part_key: ClassVar[str] = "protocol"
 
 
-def compare_with_none(runs: list) -> list:
+#: The fraud task's primary comparison and metric: its verdict stands alone; every other one is
+#: Holm-adjusted across the run (:func:`project.experiments.compare.judge`).
+PRIMARY = ("adasyn-train", "average_precision")
+
+
+def compare_with_none(runs: list, resplit: bool = False) -> list:
     """Each protocol minus ``none`` on the same untouched test rows (the LEAKY protocol is scored
-    on ``none``'s test rows for this; see :attr:`ProtocolRun.comparable_test`)."""
+    on ``none``'s test rows for this; see :attr:`ProtocolRun.comparable_test`), judged with
+    :data:`PRIMARY` as the primary verdict (``resplit``: each seed had its own split)."""
     by_key = {(r.protocol, r.seed): r for r in runs}
     comparisons = []
     for protocol in dict.fromkeys(r.protocol for r in runs):
@@ -291,9 +306,13 @@ def compare_with_none(runs: list) -> list:
             continue
         entry = compare([(seed, a.comparable_test, b.test) for seed, a, b in pairs],
                         f"{protocol_label(protocol)} − none",
-                        ("average_precision", "f1", "recall", "precision"))
+                        ("average_precision", "f1", "recall", "precision"),
+                        shared_examples=not resplit)
         comparisons.append({"a": protocol, "b": "none", "split": "test (none's rows)",
                             "leaked_rows": pairs[0][1].leaked_rows, **entry})
+    primary = next(((i, PRIMARY[1]) for i, c in enumerate(comparisons) if c["a"] == PRIMARY[0]),
+                   None)
+    judge(comparisons, primary)
     return comparisons
 
 
@@ -335,4 +354,4 @@ def run(config: FraudConfig, out, *, resume: rundir.RunDirectory | None = None,
     }
     return FraudResult.of(context, data=data, runs=parts,
                           summary=summarize_runs(parts, "protocol"),
-                          comparisons=compare_with_none(parts))
+                          comparisons=compare_with_none(parts, config.resplit))

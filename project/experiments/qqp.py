@@ -30,7 +30,7 @@ from project.data.qqp import CLASS_NAMES, LABEL
 from project.data.qqp_length import LengthChoice, choose_sequence_length, tokenize_pairs
 from project.data.qqp_splits import QQPData, load_qqp
 from project.experiments import rundir
-from project.experiments.compare import compare, summarize_runs
+from project.experiments.compare import compare, judge, summarize_runs
 from project.experiments.config import QQPConfig
 from project.interop import load_classifier
 from project.io import write_json
@@ -90,13 +90,16 @@ class PreparedData:
     labels: dict
     max_length: int
     model_description: str
+    data_seed: int = 0
 
     def summary(self) -> dict:
-        return {**self.data.summary(), "length": self.length.summary()}
+        return {**self.data.summary(), "length": self.length.summary(),
+                "data_seed": self.data_seed}
 
 
 def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
-    """Read, balance, subsample and split the pairs; choose the length; tokenise once."""
+    """Read, balance, subsample and split the pairs (``data_seed``: the seed of all three);
+    choose the length from the training pairs alone; tokenise once."""
     data = load_qqp(config.data, config.dev, fraction=config.fraction, balance=config.balance,
                         validation_fraction=config.val_fraction,
                         test_fraction=config.test_fraction, seed=data_seed)
@@ -106,9 +109,9 @@ def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
     if requested is not None and requested == (QQPConfig(profile=config.profile).resolve()
                                                .sequence_length):
         requested = min(requested, max_length)  # a profile's length (the paper's 512), capped
-    frames = [f for f in (data.train, data.validation, data.test) if f is not None]
-    length = choose_sequence_length(probe.preprocessor.tokenizer, frames, max_length,
-                                        requested)
+    # The rule reads the training questions only: validation and test pairs are not looked at.
+    length = choose_sequence_length(probe.preprocessor.tokenizer, data.train, max_length,
+                                    requested)
     preprocessor = build_preprocessor(probe.preprocessor.tokenizer, length.sequence_length)
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     features = {k: None if f is None else tokenize_pairs(preprocessor, f)
@@ -118,7 +121,7 @@ def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
     description = (f"`{config.preset}`" if config.preset else "tiny RoBERTa, random weights") + (
         f" ({b.num_layers} layers, {b.num_heads} heads, hidden {b.hidden_dim}, vocabulary "
         f"{b.vocabulary_size:,})")
-    return PreparedData(data, length, features, labels, max_length, description)
+    return PreparedData(data, length, features, labels, max_length, description, data_seed)
 
 
 @dataclasses.dataclass
@@ -132,6 +135,7 @@ class ModeRun:
         model_bytes, adapter_bytes: file sizes; merge_max_abs_diff: largest logit change from
             folding LoRA into the kernels (LoRA only).
         lora: the LoRA settings (LoRA only); directory: the part's folder, relative to the run.
+        data_seed: the seed of its data split (0 unless ``resplit``).
     """
 
     mode: str
@@ -147,6 +151,7 @@ class ModeRun:
     merge_max_abs_diff: float | None
     lora: dict | None
     directory: str
+    data_seed: int = 0
 
     @property
     def label(self) -> str:
@@ -189,7 +194,9 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
     run, plan, log = context.run, context.plan, context.log
     features, labels = prepared.features, prepared.labels
     learning_rate = config.lr_full if mode == "full" else config.lr_lora
-    updates = config.epochs * -(-len(labels["train"]) // config.batch_size) // config.grad_accum
+    # The updates that really happen (dropped partial batches, devices, accumulation), so that
+    # the linear schedule ends at 0 on the last one, as Hugging Face's does.
+    updates = plan.updates(len(labels["train"]), config.batch_size, config.epochs)
     with plan.model_scope():  # the run's precision and devices
         model = plan.prepare(new_model(config, mode, seed, prepared.length.sequence_length))
         model.compile(
@@ -243,7 +250,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
         "sequence_length": prepared.length.sequence_length,
         "data": {"path": data.source, "dev": config.dev, "balance": config.balance,
                  "fraction": config.fraction, "val_fraction": config.val_fraction,
-                 "test_fraction": config.test_fraction, "seed": 0,
+                 "test_fraction": config.test_fraction, "seed": prepared.data_seed,
                  "sha256": run.record["data_sha256"].get(str(config.data))},
     })
     part = ModeRun(
@@ -251,7 +258,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
         total_params=total, training=training, val=val, test=test,
         model_bytes=model_path.stat().st_size, adapter_bytes=adapter_bytes,
         merge_max_abs_diff=merge_diff, lora=settings,
-        directory=str(folder.relative_to(run.path)),
+        directory=str(folder.relative_to(run.path)), data_seed=prepared.data_seed,
     )
     rundir.save_part(folder, part.to_dict(), part.evaluations())
     (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -282,8 +289,10 @@ class QQPResult(rundir.RunResult):
         return {**data, "model": self.model}
 
 
-def compare_modes(runs: list) -> list:
-    """LoRA minus full fine-tuning on the same validation (and test) pairs."""
+def compare_modes(runs: list, resplit: bool = False) -> list:
+    """LoRA minus full fine-tuning on the same validation (and test) pairs, judged with accuracy
+    on the held-out split (test, else validation) as the primary verdict (``resplit``: each seed
+    had its own split)."""
     by_key = {(r.mode, r.seed): r for r in runs}
     seeds = [s for s in dict.fromkeys(r.seed for r in runs)
              if ("lora", s) in by_key and ("full", s) in by_key]
@@ -295,7 +304,10 @@ def compare_modes(runs: list) -> list:
                   by_key[("full", s)].evaluations()[split]) for s in seeds]
         name = "validation" if split == "val" else "test"
         comparisons.append({"a": "lora", "b": "full", "split": split,
-                            **compare(pairs, f"LoRA − full ({name})")})
+                            **compare(pairs, f"LoRA − full ({name})",
+                                      shared_examples=not resplit)})
+    held_out = [i for i, c in enumerate(comparisons) if c["split"] == "test"] or [0]
+    judge(comparisons, (held_out[0], "accuracy"))
     return comparisons
 
 
@@ -317,24 +329,38 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
     plan = setup(config)  # before any data: precision, devices, other processes
     if resume is None:
         rundir.RunDirectory.check_writable(out, plan.chief)  # before any data is read
-    prepared = prepare(config)
-    data = prepared.data
+    prepared = {}  # the data of the seed being trained (one split per seed with resplit)
+
+    def data_for(seed: int) -> PreparedData:
+        if config.split_seed(seed) not in prepared:
+            prepared.clear()
+            prepared[config.split_seed(seed)] = prepare(config, config.split_seed(seed))
+        return prepared[config.split_seed(seed)]
+
+    first = data_for(config.seeds[0])  # before the run folder: bad data is refused first
+    data = first.data
     log(f"{data.source}: {data.rows_read:,} rows, dropped {data.dropped_missing} with an empty "
         f"question; {len(data.train):,} training, {len(data.validation):,} validation"
         + (f", {len(data.test):,} test" if data.test is not None else "") + " pairs; pair length "
-        f"{prepared.length.sequence_length}")
+        f"{first.length.sequence_length}" + (f" (seed {config.seeds[0]}'s split; one per seed)"
+                                             if config.resplit else ""))
+    # What the report says of the data: the first seed's (with resplit, only the cache holds
+    # a seed's tokenised pairs).
+    summary, lengths = first.summary(), first.length
+    model = {"preset": config.preset, "random_weights": config.preset is None,
+             "description": first.model_description, "max_sequence_length": first.max_length}
+    del first, data
     context = rundir.start("qqp", config, out, plan, config.modes, resume=resume,
                     data_files=[config.data, config.dev], verbose=verbose, log=log)
     parts = rundir.run_parts(
         context, config.modes,
-        lambda mode, seed, folder: _train_part(prepared, mode, seed, folder, config, context),
+        lambda mode, seed, folder: _train_part(data_for(seed), mode, seed, folder, config,
+                                               context),
         _load_part, label=LABELS.get)
     return QQPResult.of(
-        context, data={**prepared.summary(),
-                       "sha256": context.run.record["data_sha256"].get(str(config.data))},
-        model={"preset": config.preset, "random_weights": config.preset is None,
-               "description": prepared.model_description,
-               "max_sequence_length": prepared.max_length},
-        runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
-        comparisons=compare_modes(parts), lengths=prepared.length,
+        context, data={**summary,
+                       "sha256": context.run.record["data_sha256"].get(str(config.data)),
+                       "data_seeds": [config.split_seed(s) for s in config.seeds]},
+        model=model, runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
+        comparisons=compare_modes(parts, config.resplit), lengths=lengths,
     )

@@ -200,10 +200,12 @@ class RunDirectory:
                                                "run")
         return cls(path, record)
 
-    def check_resumable(self, given: dict, backend: str) -> None:
+    def check_resumable(self, given: dict, backend: str, defaults: dict | None = None) -> None:
         """Refuse to resume with options that differ from the run's, another backend, or data
-        files whose bytes changed since the run started."""
-        saved = self.record["config"]
+        files whose bytes changed since the run started. A setting the run's ``config.json``
+        does not hold (a run made before the setting existed) counts as its value in
+        ``defaults``, the value that run had."""
+        saved = {**(defaults or {}), **self.record["config"]}
         for key, value in given.items():
             if key in saved and _normal(saved[key]) != _normal(value):
                 raise SettingError(

@@ -15,7 +15,7 @@ from project.io import write_json, write_text
 from project.reporting import SYNTHETIC_NOTE, scaling_note
 from project.reporting.plots import plot_length_histogram, plt, save_figure
 from project.reporting.published import PAPER_QQP, REPORT_QQP
-from project.reporting.tables import markdown_table, stat_cell, value_cell
+from project.reporting.tables import markdown_table, noise_lines, stat_cell, value_cell
 from project.settings import QQP_PROFILES
 
 LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
@@ -52,44 +52,76 @@ def _with_ci(ev, metric: str) -> str:
     return value_cell(getattr(ev, metric), ev.intervals.get(metric))
 
 
-def comparison_rows(result) -> list[dict]:
-    """The side-by-side table: one row per quantity, one column per mode (the first seed's run;
-    with several seeds, accuracy and loss rows are over seeds)."""
-    first = {mode: result.runs_of(mode)[0] for mode in result.config.modes}
-    several = len(result.config.seeds) > 1
-    rows = []
-    if several:
-        rows += [
-            ("Validation accuracy, over seeds: mean ± std (median)",
-             lambda r: stat_cell(result.summary[r.mode]["val"]["accuracy"])),
-            ("Validation loss, over seeds", lambda r: stat_cell(result.summary[r.mode]["val"]["loss"])),
-        ]
-    rows += [
-        ("Validation accuracy [95% CI]", lambda r: _with_ci(r.val, "accuracy")),
-        ("Validation loss (best epoch)", lambda r: f"{r.val.loss:.4f}"),
-    ]
-    if all(r.test is not None for r in first.values()):
-        rows.append(("Test accuracy [95% CI]", lambda r: _with_ci(r.test, "accuracy")))
+def _rows(has_test: bool) -> list:
+    """The table's rows: ``(label, value of a run, format)``; a value is a number or a tuple."""
+    rows = [("Validation accuracy", lambda r: r.val.accuracy, "{:.4f}"),
+            ("Validation loss (best epoch)", lambda r: r.val.loss, "{:.4f}")]
+    if has_test:
+        rows.append(("Test accuracy", lambda r: r.test.accuracy, "{:.4f}"))
     for name in ("not duplicate", "duplicate"):
         rows.append((f"Precision / recall / F1, {name}",
-                     lambda r, n=name: "{precision:.3f} / {recall:.3f} / {f1:.3f}".format(
-                         **r.val.per_class[n])))
-    rows += [
-        ("Trainable parameters", lambda r: f"{r.trainable_params:,} "
-                                           f"({100 * r.trainable_params / r.total_params:.2f}%)"),
-        ("Total parameters", lambda r: f"{r.total_params:,}"),
-        ("Best epoch / epochs run",
-         lambda r: f"{r.training.best_epoch} / {r.training.epochs_run}"),
-        ("Training time", lambda r: f"{r.training.train_seconds:.1f} s"),
-        ("Training throughput", lambda r: f"{r.training.samples_per_second or 0:.1f} samples/s"),
-        ("Peak memory (host RSS)", lambda r: f"{r.training.peak_rss_mb:.0f} MB"),
-        ("Peak accelerator memory", lambda r: "–" if r.training.peak_device_mb is None
-         else f"{r.training.peak_device_mb:.0f} MB"),
-        ("Saved model (.keras)", lambda r: _mb(r.model_bytes)),
-        ("Adapter file (A, B, head)", lambda r: _mb(r.adapter_bytes)),
+                     lambda r, n=name: tuple(r.val.per_class[n][k]
+                                             for k in ("precision", "recall", "f1")),
+                     "{:.3f} / {:.3f} / {:.3f}"))
+    return rows + [
+        ("Trainable parameters", lambda r: (r.trainable_params,
+                                            100 * r.trainable_params / r.total_params),
+         "{:,.0f} ({:.2f}%)"),
+        ("Total parameters", lambda r: r.total_params, "{:,.0f}"),
+        ("Best epoch / epochs run", lambda r: (r.training.best_epoch, r.training.epochs_run),
+         "{:g} / {:g}"),
+        ("Training time", lambda r: r.training.train_seconds, "{:.1f} s"),
+        ("Training throughput", lambda r: r.training.samples_per_second or 0, "{:.1f} samples/s"),
+        ("Peak memory (host RSS)", lambda r: r.training.peak_rss_mb, "{:.0f} MB"),
+        ("Peak accelerator memory", lambda r: r.training.peak_device_mb, "{:.0f} MB"),
+        ("Saved model (.keras)", lambda r: r.model_bytes / 2**20, "{:.2f} MB"),
+        ("Adapter file (A, B, head)", lambda r: None if r.adapter_bytes is None
+         else r.adapter_bytes / 2**20, "{:.2f} MB"),
     ]
-    return [{"what": what, **{mode: cell(run) for mode, run in first.items()}}
-            for what, cell in rows]
+
+
+def _median_cell(runs: list, value, fmt: str) -> str:
+    """``fmt`` of the median over ``runs`` of ``value(run)`` (each part of a tuple on its own);
+    "–" when a run has no value."""
+    import numpy as np
+
+    values = [value(r) for r in runs]
+    if any(v is None for v in values):
+        return "–"
+    if isinstance(values[0], tuple):
+        return fmt.format(*np.median(np.asarray(values, dtype=float), axis=0))
+    return fmt.format(float(np.median(values)))
+
+
+def comparison_rows(result) -> list[dict]:
+    """The side-by-side table: one row per quantity, one column per mode. One seed: the run's
+    values, accuracies with their 95% bootstrap interval. Several seeds: the **median over the
+    seeds** of every row (the LoRA paper's statistic), after mean ± std (median) rows."""
+    config = result.config
+    runs = {mode: result.runs_of(mode) for mode in config.modes}
+    has_test = all(r.test is not None for mode_runs in runs.values() for r in mode_runs)
+    out = []
+    if len(config.seeds) > 1:
+        n = len(config.seeds)
+        splits = [("val", "Validation")] + ([("test", "Test")] if has_test else [])
+        for split, name in splits:
+            for metric in ("accuracy", "loss"):
+                out.append({"what": f"{name} {metric}, over {n} seeds: mean ± std (median)",
+                            **{m: stat_cell(result.summary[m][split][metric]) for m in runs}})
+        for what, value, fmt in _rows(has_test):
+            out.append({"what": f"{what}, median of {n} seeds",
+                        **{m: _median_cell(r, value, fmt) for m, r in runs.items()}})
+        return out
+    for what, value, fmt in _rows(has_test):
+        cells = {}
+        for mode, (run,) in runs.items():
+            if what.endswith("accuracy"):
+                cells[mode] = _with_ci(run.val if what.startswith("Validation") else run.test,
+                                       "accuracy")
+            else:
+                cells[mode] = _median_cell([run], value, fmt)
+        out.append({"what": what + (" [95% CI]" if what.endswith("accuracy") else ""), **cells})
+    return out
 
 
 def _published(result) -> list[str]:
@@ -132,7 +164,10 @@ def qqp_report(result) -> str:
         f"Data: `{data['source']}` — {data['rows_read']:,} rows, {data['dropped_missing']} "
         f"dropped for an empty question; training {data['train_rows']:,} pairs "
         f"({100 * data['train_duplicate_rate']:.1f}% duplicates), validation "
-        f"{data['validation_rows']:,} ({data['validation_source']}){test_part}.", "",
+        f"{data['validation_rows']:,} ({data['validation_source']}){test_part}"
+        + (f"; split anew for every seed (`--resplit`; data seeds "
+           f"{', '.join(map(str, data['data_seeds']))}; sizes are the first seed's)"
+           if config.resplit else "") + ".", "",
     ]
     if result.synthetic or model["random_weights"]:
         lines += [
@@ -156,17 +191,18 @@ def qqp_report(result) -> str:
         f" **{config.epochs} epochs, fewer than the {config.profile} profile's "
         f"{profile['epochs']}.**")
     rule = ("given" if length["explicit"]
-            else f"max q1 + max q2 + 10 = {length['rule_length']}")
+            else f"max q1 + max q2 + 10 over the training pairs = {length['rule_length']}")
     seeds = ", ".join(map(str, config.seeds))
-    clipping = f"at global norm {config.clip_norm:g}" if config.clip_norm else "off"
+    clipping = (f"at global norm {config.clip_norm:g} (of the whole batch's gradient)"
+                if config.clip_norm else "off")
     lines += [
         f"Model: {model['description']}; pair length {length['sequence_length']} tokens "
         f"({rule}, model maximum {length['max_length']}). "
         + scaling_note(config, result.environment), "",
         f"Training ({config.profile} profile): AdamW (epsilon 1e-8, weight decay "
         f"{config.weight_decay:g}), learning rate full {config.lr_full:g}, LoRA "
-        f"{config.lr_lora:g}, linear decay, warm-up {config.warmup_ratio:.0%}, gradient clipping "
-        f"{clipping}, batch "
+        f"{config.lr_lora:g}, linear decay, warm-up {config.warmup_ratio:.0%} of the updates "
+        f"(rounded up, as Hugging Face), gradient clipping {clipping}, batch "
         f"{config.batch_size}" + (f" (accumulated over {config.grad_accum})"
                                   if config.grad_accum > 1 else "") +
         f", {config.epochs} epochs, seeds {seeds}; best epoch by `{config.monitor}` restored."
@@ -191,25 +227,22 @@ def qqp_report(result) -> str:
     lines += [
         "## Comparison", "",
         f"Always answering the majority class would score {majority:.4f} on this validation set. "
-        "Intervals: 95% bootstrap over the evaluated pairs.", "",
+        + ("Cells: the median over the seeds (the LoRA paper's statistic), after the mean ± std "
+           "rows." if len(config.seeds) > 1 else
+           "Intervals: 95% bootstrap over the evaluated pairs (one seed)."), "",
         markdown_table(comparison_rows(result),
                        [("what", "", "")] + [(m, LABELS[m], "") for m in config.modes]),
         "",
     ]
     if result.comparisons:
-        over = ("mean of the per-seed differences, 95% t-interval over seeds"
-                if len(config.seeds) > 1 else "paired bootstrap over the same pairs")
-        lines += ["### Is the difference more than noise?", "", f"LoRA minus full ({over}):", ""]
-        for comp in result.comparisons:
-            lines += [f"- {s}" for s in comp["sentences"].values()]
-            mcn = comp["per_seed"][0]["mcnemar_accuracy"]
-            lines.append(f"  - McNemar on accuracy (seed {comp['per_seed'][0]['seed']}): "
-                         f"{mcn['a_only']} pairs right only with LoRA, {mcn['b_only']} only with "
-                         f"full, p = {mcn['p_value']:.3g}")
-        lines.append("")
+        lines += ["### Is the difference more than noise?", "",
+                  "LoRA minus full fine-tuning on the same pairs; differences are means over the "
+                  "seeds.", ""]
+        lines += noise_lines(result.comparisons, len(config.seeds), config.resplit, "pairs")
         if result.synthetic:
-            moved = ("with the seed (initial weights, data order, dropout)"
-                     if len(config.seeds) > 1 else "on another draw of pairs like these")
+            moved = ("with the seed (initial weights, data order, dropout) and with the draw of "
+                     "the pairs" if len(config.seeds) > 1
+                     else "on another draw of pairs like these")
             lines += [f"On synthetic pairs and a random model these intervals only say how much "
                       f"this mechanics check moves {moved}.", ""]
     lines += ["![training curves](curves.png)", "", "![tokens per question](lengths.png)", ""]

@@ -1,5 +1,6 @@
-"""Markdown tables from lists of dicts, and the two cells every report prints: a value with its
-95% interval, and a statistic over seeds.
+"""Markdown tables from lists of dicts, the two cells every report prints (a value with its 95%
+interval, a statistic over seeds), and the "is the difference more than noise?" lines both
+reports share (:func:`noise_lines`).
 
 Example:
 
@@ -49,3 +50,63 @@ def stat_cell(stat: dict) -> str:
     if stat["std"] is None:
         return f"{stat['mean']:.4f}"
     return f"{stat['mean']:.4f} ± {stat['std']:.4f} (median {stat['median']:.4f})"
+
+
+def points(x: float) -> str:
+    """A difference of shares in points, signed: ``0.0123`` -> ``+1.2``."""
+    return f"{x * 100:+.1f}".replace("-", "−")
+
+
+def _interval_note(seeds: int, resplit: bool, rows: str) -> str:
+    if seeds == 1:
+        return (f"95% paired bootstrap over the {rows} (1,000 replicates). With one seed it "
+                f"covers the sampling of the {rows}, not the training randomness, so no verdict "
+                "here calls a difference more than noise (`--seeds 0,1,2,3,4` counts both).")
+    if resplit:
+        return (f"95% bootstrap over the {seeds} seeds, each trained and scored on its own split "
+                f"(`--resplit`), so the per-seed differences vary with the training randomness "
+                f"and with the {rows}: the interval counts both (widened for few seeds).")
+    return (f"95% two-level bootstrap (1,000 replicates): the {seeds} seeds are resampled and, "
+            f"in each replicate, the {rows}, one resample shared by every seed and both "
+            f"models (every seed is scored on the same {rows}, so their noise does not average "
+            "out over seeds). It counts both the training randomness and the sampling of the "
+            f"{rows}; the seed level is widened for few seeds. \"Beyond noise\" means this "
+            "interval leaves 0 out.")
+
+
+def noise_lines(comparisons: list, seeds: int, resplit: bool, rows: str,
+                extra=lambda comp: []) -> list[str]:
+    """The lines under "Is the difference more than noise?" in both reports: what the intervals
+    cover, the multiplicity (the primary verdict, the Holm-adjusted rest), one line per
+    verdict, and below each comparison the t-interval over seeds on these rows (several seeds),
+    ``extra(comp)`` lines and McNemar on the first seed.
+
+    Args:
+        comparisons: judged comparisons (:func:`project.experiments.compare.judge`).
+        seeds: the run's number of seeds; resplit: whether each seed had its own split.
+        rows: what the evaluated examples are called ("test rows", "pairs").
+        extra: more sub-lines for a comparison (e.g. the LEAKY note).
+    """
+    primary = next(((c["label"], c["primary"]) for c in comparisons if c.get("primary")), None)
+    others = sum(len(c["headline"]) for c in comparisons) - (primary is not None)
+    lead = (f"Primary verdict: {primary[0]}, {primary[1].replace('_', ' ')} (marked); it stands "
+            "alone at 95%. " if primary else "No primary comparison in this run. ")
+    lines = [f"Intervals: {_interval_note(seeds, resplit, rows)}", "",
+             lead + f"The other {others} verdicts are Holm-adjusted across this run (adjusted p "
+             "beside each; the call is made on it) and are exploratory.", ""]
+    for comp in comparisons:
+        lines += [f"- {'**primary:** ' if m == comp['primary'] else ''}{sentence}"
+                  for m, sentence in comp["sentences"].items()]
+        if comp.get("over_seeds"):
+            spans = [f"{m.replace('_', ' ')} {points(d['difference'])} [{points(d['ci95'][0])}, "
+                     f"{points(d['ci95'][1])}]" for m in comp["headline"]
+                     if (d := comp["over_seeds"][m])["ci95"]]
+            lines.append(f"  - over seeds, on these {rows} (95% t-interval of the per-seed "
+                         "differences: training randomness only): " + "; ".join(spans))
+        lines += extra(comp)
+        first = comp["per_seed"][0]
+        mcn = first["mcnemar_accuracy"]
+        lines.append(f"  - accuracy, McNemar on seed {first['seed']} (these {rows} only, "
+                     f"unadjusted): {mcn['a_only']} right only with {comp['a']}, "
+                     f"{mcn['b_only']} only with {comp['b']}, p = {mcn['p_value']:.3g}")
+    return lines + [""]

@@ -10,8 +10,13 @@ that trains, evaluates or writes.
   synchronised batch normalisation for the same reason. ``--batch-size`` is the global batch
   of one step; it must divide by the device count. Under JAX the last, partial batch of an
   epoch is cut to a multiple of the device count (at most N-1 rows of that epoch's order are
-  skipped that epoch; TensorFlow splits uneven batches itself), and predictions run on
-  replicated inputs (every device sees the whole batch), which accepts any batch size.
+  skipped that epoch; TensorFlow splits uneven batches itself; :meth:`Scaling.updates` counts
+  the updates that happen), and predictions run on replicated inputs (every device sees the
+  whole batch), which accepts any batch size. Gradient clipping to a global norm applies to the
+  whole batch's gradient on every engine: JAX clips the gradient of the global batch; under
+  TensorFlow, where Keras clips each replica's gradient before summing them, the fine-tuning
+  optimizer scales each replica's gradient by the clip factor of their sum
+  (:func:`project.keras_internals.clip_summed_gradients`).
   The torch backend has no Keras data parallelism: one clear line says what to use.
 * **several hosts** (JAX; :mod:`project.training.devices` for the environment): each process
   feeds its slice of every global batch; process 0 (:attr:`Scaling.chief`) alone writes the run
@@ -25,7 +30,7 @@ that trains, evaluates or writes.
   :class:`project.training.optimizer.LinearWarmupDecay` counts updates). Exceptions: batch
   normalisation normalises each step's B rows, and Keras counts steps across ``fit`` calls,
   so when an epoch's steps do not divide by K the last update of the epoch also takes the first
-  steps of the next.
+  steps of the next. Under TensorFlow data parallelism Keras cannot accumulate (refused).
 
 Example:
 
@@ -159,6 +164,31 @@ class Scaling:
             return order, batch_size
         return shard_rows(order, batch_size, self.devices, self.processes, self.process_id)
 
+    def steps_per_epoch(self, rows: int, batch_size: int) -> int:
+        """Steps (batches) one epoch of ``rows`` training rows feeds this process: under JAX data
+        parallelism the last partial batch is cut to a multiple of the devices, and is gone
+        when fewer rows than devices are left (:func:`shard_rows`).
+
+        >>> Scaling("jax", distribute="data", devices=2).steps_per_epoch(257, 64)
+        4
+        >>> Scaling("tensorflow").steps_per_epoch(257, 64)
+        5
+        """
+        import numpy as np
+
+        order, step = self.epoch_rows(np.arange(int(rows)), batch_size)
+        return -(-len(order) // step)
+
+    def updates(self, rows: int, batch_size: int, epochs: int) -> int:
+        """Optimizer updates in a run of ``epochs`` epochs: the steps that happen, divided by
+        the accumulation. Keras counts steps across ``fit`` calls, so an update takes every
+        ``grad_accum`` steps of the whole run, across epoch ends.
+
+        >>> Scaling("jax", distribute="data", devices=2, grad_accum=2).updates(257, 64, 3)
+        6
+        """
+        return int(epochs) * self.steps_per_epoch(rows, batch_size) // self.grad_accum
+
     def fit_inputs(self, x):
         """``x`` as ``fit`` takes it: under TensorFlow data parallelism, boolean arrays (e.g. a
         padding mask) become int32, because Keras averages the first batch across replicas
@@ -214,7 +244,7 @@ def setup(config, backend: str | None = None) -> Scaling:
             "{distribute} is none: give {distribute} data in every process, or unset those "
             "variables")
     if distribute == "data":
-        _check_backend_can_distribute(backend, group)
+        _check_backend_can_distribute(backend, group, int(config.grad_accum))
     if precision == "mixed_float16":
         precisions.check_float16(backend)
     processes, process_id, devices, engine = 1, 0, 1, None
@@ -233,7 +263,8 @@ def setup(config, backend: str | None = None) -> Scaling:
                    process_id=process_id, engine=engine)
 
 
-def _check_backend_can_distribute(backend: str, group: ProcessGroup | None) -> None:
+def _check_backend_can_distribute(backend: str, group: ProcessGroup | None,
+                                  grad_accum: int = 1) -> None:
     if backend == "torch":
         raise SettingError("{distribute} data is not available with the torch backend (Keras "
                            "has no torch data parallelism): use {backend} jax or {backend} "
@@ -242,6 +273,12 @@ def _check_backend_can_distribute(backend: str, group: ProcessGroup | None) -> N
         raise SettingError(
             f"several processes ({group.source}) need " + "{backend} jax: Keras 3's TensorFlow "
             "trainer cannot train with MultiWorkerMirroredStrategy (keras-team/keras#20585)")
+    if backend == "tensorflow" and grad_accum > 1:
+        raise SettingError(
+            "{grad_accum} " + str(grad_accum) + " with {distribute} data needs {backend} jax: "
+            "Keras's TensorFlow optimizer cannot accumulate gradients under MirroredStrategy "
+            "(its update is a synchronisation point inside a conditional, which tf.distribute "
+            "refuses)")
 
 
 def _engine_devices(backend: str) -> list:

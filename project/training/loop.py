@@ -76,7 +76,7 @@ class SeedEpoch(keras.callbacks.Callback):
 
 
 def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
-              plan=None) -> dict:
+              plan=None, callbacks=()) -> dict:
     """Train ``model`` for epoch ``epoch`` (0-based) on NumPy ``x`` (array or dict) and ``y``,
     in the order :func:`epoch_order` gives; returns the epoch's training logs (loss, metrics).
 
@@ -84,7 +84,8 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
     ``(seed, epoch)`` and ``shuffle=False``, global generators seeded by :class:`SeedEpoch`, so
     nothing depends on a data pipeline's or a generator's hidden state. ``batch_size`` is the
     global batch of one step (all devices and processes together); ``plan`` is the run's
-    :class:`~project.training.distribution.Scaling` (None: one device).
+    :class:`~project.training.distribution.Scaling` (None: one device); ``callbacks``: more
+    Keras callbacks for this ``fit``.
     """
     plan = plan or Scaling(keras.backend.backend())
     first = next(iter(x.values())) if isinstance(x, dict) else x
@@ -96,7 +97,7 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
     with plan.training_inputs():
         history = model.fit(
             x_epoch, y[order], batch_size=step_batch, epochs=epoch + 1, initial_epoch=epoch,
-            shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch)],
+            shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch), *callbacks],
         )
     return {k: float(v[-1]) for k, v in history.history.items()}
 

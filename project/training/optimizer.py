@@ -11,7 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import keras
+
+from project.keras_internals import clip_summed_gradients
 
 
 @keras.saving.register_keras_serializable(package="project")
@@ -51,23 +55,27 @@ def fine_tuning_optimizer(
     grad_accum: int = 1,
 ) -> keras.optimizers.AdamW:
     """AdamW as Hugging Face's Trainer sets it up: epsilon 1e-8, linear decay (with optional
-    warm-up), no weight decay on biases and layer-norm weights, gradients clipped to a global
-    norm of ``clip_norm`` (the Trainer's ``max_grad_norm`` = 1.0; 0 turns clipping off).
+    warm-up of ``ceil(warmup_ratio x total_steps)`` updates, the Trainer's ``get_warmup_steps``),
+    no weight decay on biases and layer-norm weights, gradients clipped to a global norm of
+    ``clip_norm`` (the Trainer's ``max_grad_norm`` = 1.0; 0 turns clipping off): the norm of the
+    whole batch's gradient, on every engine (under TensorFlow data parallelism the sum over
+    replicas: :func:`project.keras_internals.clip_summed_gradients`).
 
     Args:
         learning_rate: the peak rate.
-        total_steps: optimizer updates in the whole run (batches / ``grad_accum``).
-        warmup_ratio: share of the updates spent warming up from 0.
+        total_steps: optimizer updates in the whole run, those that really happen
+            (:meth:`project.training.distribution.Scaling.updates`).
+        warmup_ratio: share of the updates spent warming up from 0 (rounded up).
         weight_decay: decoupled weight decay (AdamW).
         clip_norm: global-norm gradient clipping (0: none).
         grad_accum: accumulate the gradients of this many batches per update.
     """
-    schedule = LinearWarmupDecay(learning_rate, total_steps, round(warmup_ratio * total_steps),
-                                 accumulation=grad_accum)
+    schedule = LinearWarmupDecay(learning_rate, total_steps,
+                                 math.ceil(total_steps * warmup_ratio), accumulation=grad_accum)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-8,
         global_clipnorm=clip_norm or None,
         gradient_accumulation_steps=grad_accum if grad_accum > 1 else None,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
+    return clip_summed_gradients(optimizer)
