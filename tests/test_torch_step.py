@@ -1,0 +1,140 @@
+"""The torch backend's own training step and chain forward (project/training/torch_step.py,
+project/models/torch_chain.py) against Keras's own step: the same weights, predictions and logs.
+Under TensorFlow and JAX both are off, and the same checks compare Keras with itself."""
+
+import contextlib
+
+import keras
+import numpy as np
+import pytest
+
+from project.backend import seed_everything
+from project.models import convnet, lora
+from project.models.roberta import build_classifier, detached_preprocessor
+from project.models.torch_chain import chain_forward
+from project.training import loop, torch_step
+from project.training.optimizer import fine_tuning_optimizer
+from tests.conftest import BACKEND
+
+RNG = np.random.default_rng(3)
+X = RNG.normal(size=(300, 29)).astype("float32")
+Y = (X[:, :1] + 0.5 * RNG.normal(size=(300, 1)) > 0.8).astype("float32")
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def _numpy(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def _train(build, own_step: bool, monkeypatch, epochs=2, batch_size=64):
+    """``build()``'s model trained by fit_epoch, with our step or with Keras's own."""
+    with monkeypatch.context() as patch:
+        if not own_step:
+            patch.setattr(loop, "installed", lambda model, processes: contextlib.nullcontext())
+        seed_everything(0)
+        model = build()
+        logs = [loop.fit_epoch(model, X, Y, batch_size=batch_size, epoch=e, seed=1)
+                for e in range(epochs)]
+    return model, logs
+
+
+def _convnet(grad_accum=1):
+    return lambda: convnet.compile_convnet(convnet.build_convnet(), 1e-3, grad_accum=grad_accum)
+
+
+def _clipped_dense():
+    model = keras.Sequential([keras.Input((29,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=fine_tuning_optimizer(5e-2, 10, clip_norm=0.05, weight_decay=0.1),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("build", [_convnet(), _convnet(grad_accum=2), _clipped_dense],
+                         ids=["convnet", "convnet-accumulated", "dense-clipped"])
+def test_our_step_trains_what_keras_step_trains(build, monkeypatch):
+    # Dropout on (the masks must be the same), batch norm training, the last batch uneven.
+    ours, our_logs = _train(build, True, monkeypatch)
+    keras_, keras_logs = _train(build, False, monkeypatch)
+    for a, b in zip(_weights(ours), _weights(keras_)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(ours.predict(X, verbose=0), keras_.predict(X, verbose=0),
+                               atol=1e-5)
+    assert our_logs[-1].keys() == keras_logs[-1].keys() == {"loss", "accuracy"}
+    for ours_, theirs in zip(our_logs, keras_logs):
+        assert ours_ == pytest.approx(theirs, abs=1e-5)
+    assert "train_step" not in vars(ours)  # Keras's own step is back
+    untrained = build()
+    assert max(float(np.abs(a - b).max()) for a, b in zip(_weights(ours), _weights(untrained))
+               if a.size > 1) > 1e-3  # it trained
+
+
+def test_the_chain_forward_is_the_convnet_in_torch_ops():
+    model = convnet.build_convnet()
+    forward = chain_forward(model)
+    if BACKEND != "torch":
+        assert forward is None
+        return
+    import torch
+
+    x = torch.from_numpy(X[:50])
+    bn = model.get_layer("bn1")
+    moving = [_numpy(v) for v in (bn.moving_mean, bn.moving_variance)]
+    np.testing.assert_allclose(_numpy(forward(x)), _numpy(model(X[:50])), atol=1e-6)
+    # Training: batch statistics and Keras's moving averages; "all processes" being this one,
+    # the batch norm of several processes gives the same.
+    for all_mean in (None, lambda t: t):
+        for v, value in zip((bn.moving_mean, bn.moving_variance), moving):
+            v.assign(value)
+        seed_everything(0)
+        got = _numpy(chain_forward(model, all_mean)(x, training=True))
+        ours = [_numpy(v) for v in (bn.moving_mean, bn.moving_variance)]
+        for v, value in zip((bn.moving_mean, bn.moving_variance), moving):
+            v.assign(value)
+        seed_everything(0)
+        np.testing.assert_allclose(got, _numpy(model(X[:50], training=True)), atol=1e-5)
+        for a, b in zip(ours, (bn.moving_mean, bn.moving_variance)):
+            np.testing.assert_allclose(a, _numpy(b), atol=1e-6)
+
+
+def test_the_chain_forward_declines_what_it_does_not_know():
+    inputs = keras.Input((29,))
+    branches = keras.layers.Add()([keras.layers.Dense(4)(inputs), keras.layers.Dense(4)(inputs)])
+    dense = keras.Sequential([keras.Input((29,)), keras.layers.Dense(4)])
+    dense.layers[0].enable_lora(2)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = convnet.build_convnet()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for model in (keras.Model(inputs, branches), dense, mixed):
+        assert chain_forward(model) is None
+
+
+def test_our_step_on_a_lora_classifier_equals_keras_step():
+    tokens = {"token_ids": RNG.integers(3, 100, (4, 16)).astype("int32"),
+              "padding_mask": np.ones((4, 16), bool)}
+    labels = np.array([0, 1, 1, 0])
+
+    def trained(own_step):
+        seed_everything(0)
+        model = build_classifier(sequence_length=16, vocabulary=None, num_layers=1)
+        lora.enable_lora(model, rank=2, alpha=4, dropout=0.1, seed=0)
+        model.compile(optimizer=fine_tuning_optimizer(1e-2, 4),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        scope = torch_step.installed(model) if own_step else contextlib.nullcontext()
+        with detached_preprocessor(model), scope:
+            logs = [model.train_on_batch(tokens, labels, return_dict=True) for _ in range(2)]
+        return model, logs
+
+    ours, our_logs = trained(True)
+    theirs, their_logs = trained(False)
+    for a, b in zip(_weights(ours), _weights(theirs)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for ours_, theirs_ in zip(our_logs, their_logs):
+        assert ours_ == pytest.approx(theirs_, abs=1e-5)
