@@ -138,3 +138,48 @@ def test_our_step_on_a_lora_classifier_equals_keras_step():
         np.testing.assert_allclose(a, b, atol=1e-5)
     for ours_, theirs_ in zip(our_logs, their_logs):
         assert ours_ == pytest.approx(theirs_, abs=1e-5)
+
+
+def test_each_process_draws_its_own_seeded_dropout_masks(monkeypatch):
+    seeded = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5, seed=7)])
+    seeded.compile(loss="mse")
+    (state,) = [v for v in seeded.non_trainable_variables if "seed" in v.path]
+    before = _numpy(state).tolist()
+    if BACKEND == "torch":  # process 1 of 2 (no process group needed to look)
+        import torch.distributed as dist
+
+        monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+        monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    with torch_step.installed(seeded, processes=2):
+        inside = _numpy(state).tolist()
+    assert _numpy(state).tolist() == before  # given back
+    assert inside == (before if BACKEND != "torch"
+                      else [before[0] + torch_step.SEED_STREAM, before[1]])
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_the_lora_projection_as_one_matmul_equals_the_einsum(policy):
+    from project.models.lora_layer import LoraEinsumDense
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        base = keras.layers.EinsumDense("abc,cde->abde", output_shape=(None, 3, 4),
+                                        bias_axes="de")
+        base.build((None, 5, 8))
+        layer = LoraEinsumDense.from_base(base, rank=2, alpha=4, dropout=0.3, seed=1)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    layer.lora_b.assign(RNG.normal(size=(2, 12)).astype("float32"))
+    x = RNG.normal(size=(2, 5, 8)).astype("float32")
+    assert layer.matrix_form  # q/k/v's equation and bias: the torch backend's 2-D matmul
+    outputs = {}
+    for matrix_form in (True, False):
+        layer.matrix_form = matrix_form
+        layer.seed_generator.state.assign([1, 0])  # the same dropout masks
+        outputs[matrix_form] = [_numpy(layer(x, training=t)).astype("float32")
+                                for t in (True, False)]
+    tolerance = 1e-5 if policy == "float32" else 1e-2  # bfloat16: one rounding apart
+    for a, b in zip(outputs[True], outputs[False]):
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+    assert np.abs(outputs[True][0] - outputs[True][1]).max() > 1e-3  # dropout was on

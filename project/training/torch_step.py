@@ -17,7 +17,8 @@ gradients and dispatches every layer through Keras. :func:`installed` binds our 
   step, so clipping sees the global gradient; the metrics are computed on every process's
   predictions gathered, and batch normalisation in the chain forward uses the statistics of
   the global batch (a model that is not such a chain normalises each process's rows on their
-  own). So N processes train, log and checkpoint what one process would.
+  own). So N processes train, log and checkpoint what one process would; each draws its own
+  dropout masks.
 
 On one process the step gives Keras's results (tests compare trained weights, predictions and
 logs with Keras's own step).
@@ -43,6 +44,9 @@ import keras
 
 from project.models.torch_chain import chain_forward
 
+#: How far apart the dropout seed streams of two processes start.
+SEED_STREAM = 2**20
+
 
 @contextlib.contextmanager
 def installed(model, processes: int = 1):
@@ -57,17 +61,26 @@ def installed(model, processes: int = 1):
     if keras.backend.backend() != "torch":
         yield model
         return
-    world = 1
+    world, rank = 1, 0
     if processes > 1:
         import torch.distributed as dist
 
-        world = dist.get_world_size()
+        world, rank = dist.get_world_size(), dist.get_rank()
     forward = chain_forward(model, all_mean=_all_mean if world > 1 else None)
     model.train_step = functools.partial(train_step, model, forward=forward, world=world)
+    # Seeded dropout (the LoRA branch's) draws from seed states that are model variables, the
+    # same in every process: each process other than 0 draws from its own stream while it
+    # trains (so the processes' rows get independent masks), and gives the states back after.
+    seeds = [v for v in model.non_trainable_variables
+             if v.path.endswith("seed_generator_state")] if rank else []
+    for state in seeds:
+        state.assign(state + [rank * SEED_STREAM, 0])
     try:
         yield model
     finally:
         del model.train_step
+        for state in seeds:
+            state.assign(state - [rank * SEED_STREAM, 0])
 
 
 def train_step(model, data, forward=None, world: int = 1):
