@@ -7,10 +7,11 @@ chain of layers this module knows (the fraud ConvNet: Reshape, Conv1D, BatchNorm
 MaxPooling1D, Dropout, Flatten, Dense), :func:`chain_forward` returns a function computing the
 same outputs directly with torch's own ops on the layers' variables:
 
-* activations stay in the memory layout Keras gives them: a convolution's output is
-  channels-first in memory and seen channels-last (a view, no copy), so the next
-  convolution, batch norm or pooling reads it channels-first for free, and elementwise layers
-  (dropout) see the very layout Keras's path gives them, hence draw the same masks;
+* activations between convolutions stay channels-first (torch's layout: no permutes, no
+  copies, contiguous elementwise ops); dropout is handed the channels-last view Keras's path
+  hands it, so it draws the same masks on the same elements (keras 3.15; keras 3.10 hands its
+  first dropout a channels-last copy, so there the masks differ from its own path's, drawn
+  alike);
 * batch normalisation in training is torch's fused kernel; the moving statistics are
   updated exactly as Keras updates them (biased batch variance, Keras's momentum);
 * max pooling whose stride equals its size is a reshape and a max (torch's ``max_pool1d`` is
@@ -79,9 +80,10 @@ def chain_forward(model, all_mean=None):
 
         if x.dtype != torch.float32:
             x = x.to(torch.float32)
+        x = _standard(_channels_first(x))
         for step in steps:
             x = step(x, training)
-        return x
+        return _keras_layout(x)
 
     return forward
 
@@ -92,25 +94,29 @@ def _plain(layer) -> bool:
             and layer.compute_dtype == "float32"
             and all(v.dtype == "float32" for v in layer.weights)
             and not getattr(layer, "lora_enabled", False)
+            and getattr(layer, "activity_regularizer", None) is None  # added by Keras's call
             and getattr(layer, "quantization_mode", None) is None)
 
 
 def _step(layer, all_mean):
-    """The torch computation of one layer, ``(x, training) -> y``, or None."""
-    if not _plain(layer):
+    """The torch computation of one layer, ``(x, training) -> y``, or None. A 3-D activation
+    travels channels-first: ``(batch, channels, steps)``, Keras's ``(batch, steps, channels)``
+    transposed."""
+    if not _plain(layer) or len(layer.output.shape) > 3:
         return None
     kind = type(layer).__name__
     if kind == "Reshape":
         shape = tuple(layer.target_shape)
-        return lambda x, training: x.reshape((x.shape[0], *shape))
+        return lambda x, training: _standard(_channels_first(x.reshape((x.shape[0], *shape))))
     if kind == "Flatten":
         if layer.data_format != "channels_last":
             return None
-        return lambda x, training: x.reshape(x.shape[0], -1)
+        return lambda x, training: _keras_layout(x).reshape(x.shape[0], -1)
     if kind == "Dropout":
         if layer.noise_shape is not None:
             return None
-        return lambda x, training: layer.call(x, training=training)
+        # in Keras's layout (a view): the masks fall on the elements Keras's path gives them
+        return lambda x, training: _channels_first(layer.call(_keras_layout(x), training))
     if kind == "Dense":
         return _dense(layer)
     if kind == "Conv1D":
@@ -120,18 +126,39 @@ def _step(layer, all_mean):
     return _batch_norm(layer, all_mean)
 
 
+def _standard(x):
+    """``x`` with the strides of its shape: one channel is otherwise ambiguous, and torch's
+    convolution then answers channels-last, which makes every op after it slower."""
+    import torch
+
+    return x.clone(memory_format=torch.contiguous_format)
+
+
+def _channels_first(x):
+    return x.transpose(1, 2) if x.ndim == 3 else x
+
+
+_keras_layout = _channels_first  # the same transposition, back
+
+
+def _activation(layer, y):
+    """``layer``'s activation on a channels-first ``y``: in place where it is elementwise."""
+    if layer.activation in (keras.activations.relu, keras.activations.linear):
+        return layer.activation(y)
+    return _channels_first(layer.activation(_keras_layout(y)))
+
+
 def _dense(layer):
     import torch
 
     def step(x, training):
         kernel = layer.kernel.value
-        if layer.bias is None:
-            y = x @ kernel
-        elif x.ndim == 2:
-            y = torch.addmm(layer.bias.value, x, kernel)
-        else:
-            y = x @ kernel + layer.bias.value
-        return layer.activation(y)
+        if x.ndim == 2 and layer.bias is not None:
+            return layer.activation(torch.addmm(layer.bias.value, x, kernel))
+        y = _keras_layout(x) @ kernel
+        if layer.bias is not None:
+            y = y + layer.bias.value
+        return _channels_first(layer.activation(y))
 
     return step
 
@@ -146,10 +173,10 @@ def _conv1d(layer):
 
     def step(x, training):
         # Keras's kernel is (width, in, out); torch's (out, in, width).
-        y = functional.conv1d(x.transpose(1, 2), layer.kernel.value.permute(2, 1, 0),
+        y = functional.conv1d(x, layer.kernel.value.permute(2, 1, 0),
                               None if layer.bias is None else layer.bias.value,
                               stride=stride, dilation=dilation)
-        return layer.activation(y.transpose(1, 2))
+        return _activation(layer, y)
 
     return step
 
@@ -162,14 +189,11 @@ def _max_pool1d(layer):
     size, stride = layer.pool_size[0], layer.strides[0]
 
     def step(x, training):
-        x = x.transpose(1, 2)
-        if size == stride:
-            n, c, length = x.shape
-            out = length // size
-            y = x[:, :, :out * size].reshape(n, c, out, size).max(-1).values
-        else:
-            y = functional.max_pool1d(x, size, stride)
-        return y.transpose(1, 2)
+        if size != stride:
+            return functional.max_pool1d(x, size, stride)
+        n, c, length = x.shape
+        out = length // size
+        return x[:, :, :out * size].reshape(n, c, out, size).max(-1).values
 
     return step
 
@@ -184,27 +208,25 @@ def _batch_norm(layer, all_mean):
     momentum, epsilon = layer.momentum, layer.epsilon
 
     def step(x, training):
-        xc = x.transpose(1, -1) if x.ndim > 2 else x  # channels on axis 1, as torch has them
         gamma = None if layer.gamma is None else layer.gamma.value
         beta = None if layer.beta is None else layer.beta.value
         if not (training and layer.trainable):
-            y = functional.batch_norm(xc, layer.moving_mean.value, layer.moving_variance.value,
-                                      gamma, beta, False, 0.0, epsilon)
-            return y.transpose(1, -1) if x.ndim > 2 else y
-        channels = xc.shape[1]
+            return functional.batch_norm(x, layer.moving_mean.value, layer.moving_variance.value,
+                                         gamma, beta, False, 0.0, epsilon)
+        channels = x.shape[1]
         if all_mean is None:
             # torch's fused kernel; with momentum 1 the "running" buffers receive the batch's
             # mean and unbiased variance, from which Keras's biased one follows.
-            mean, var = xc.new_zeros(channels), xc.new_zeros(channels)
-            y = functional.batch_norm(xc, mean, var, gamma, beta, True, 1.0, epsilon)
-            n = xc.numel() // channels
+            mean, var = x.new_zeros(channels), x.new_zeros(channels)
+            y = functional.batch_norm(x, mean, var, gamma, beta, True, 1.0, epsilon)
+            n = x.numel() // channels
             var = var * ((n - 1) / n)
         else:
-            y, mean, var = _global_batch_norm(xc, gamma, beta, epsilon, all_mean)
+            y, mean, var = _global_batch_norm(x, gamma, beta, epsilon, all_mean)
         with torch.no_grad():  # Keras's update: moving * momentum + batch * (1 - momentum)
             layer.moving_mean.value.mul_(momentum).add_(mean.detach() * (1.0 - momentum))
             layer.moving_variance.value.mul_(momentum).add_(var.detach() * (1.0 - momentum))
-        return y.transpose(1, -1) if x.ndim > 2 else y
+        return y
 
     return step
 

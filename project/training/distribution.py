@@ -253,8 +253,9 @@ def _check_backend_can_distribute(backend: str, group: ProcessGroup | None) -> N
                            "(several processes under JAX: KERAS_DISTRIBUTION_*)")
     if backend == "tensorflow" and group is not None:
         raise SettingError(
-            f"several processes ({group.source}) need " + "{backend} jax: Keras 3's TensorFlow "
-            "trainer cannot train with MultiWorkerMirroredStrategy (keras-team/keras#20585)")
+            f"several processes ({group.source}) need " + "{backend} jax, or {backend} torch "
+            "under torchrun: Keras 3's TensorFlow trainer cannot train with "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585)")
 
 
 def torch_processes(group: ProcessGroup | None, batch_size: int) -> tuple[int, int]:

@@ -35,11 +35,11 @@ import keras
 import numpy as np
 
 from project.errors import InputError, SettingError
+from project.training import torch_step
 from project.training.callbacks import BestEpoch, TensorBoardLog, progress_line, write_history
 from project.training.checkpoint import load_checkpoint, save_checkpoint
 from project.training.distribution import Scaling
 from project.training.memory import PeakMemory
-from project.training.torch_step import installed
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -100,7 +100,8 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
     x_epoch = plan.fit_inputs(x_epoch)
     # torch: our own step (project.training.torch_step), which also averages the gradients
     # of several processes.
-    with plan.training_inputs(), installed(model, plan.processes):
+    steps = -(-len(order) // step_batch)
+    with plan.training_inputs(), torch_step.installed(model, plan.processes, steps):
         history = model.fit(
             x_epoch, y[order], batch_size=step_batch, epochs=epoch + 1, initial_epoch=epoch,
             shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch, plan.process_id)],

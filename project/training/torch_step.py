@@ -10,7 +10,8 @@ gradients and dispatches every layer through Keras. :func:`installed` binds our 
 * the loss, the metrics and the update are Keras's (``compute_loss``, ``compute_metrics``,
   ``optimizer.apply``: clipping, gradient accumulation and loss scaling as usual); the
   gradients come from ``torch.autograd.grad`` (no ``zero_grad`` walk, no ``.grad``
-  accumulation);
+  accumulation); in ``fit_epoch`` the metrics (streaming over rows) are updated once, with
+  every row of the epoch, at its last step;
 * with several processes (``torch.distributed``, :func:`project.training.devices.join_torch`),
   each process feeds its slice of every global batch; the gradients are averaged over the
   processes (one all-reduce of one flat buffer, the loss with them) **before** the optimizer
@@ -49,7 +50,7 @@ SEED_STREAM = 2**20
 
 
 @contextlib.contextmanager
-def installed(model, processes: int = 1):
+def installed(model, processes: int = 1, steps: int | None = None):
     """Inside the block, ``model.fit`` and ``train_on_batch`` use :func:`train_step` (torch
     backend; elsewhere the block does nothing).
 
@@ -57,6 +58,9 @@ def installed(model, processes: int = 1):
         model: a compiled Keras model.
         processes: the processes that train it together (``torch.distributed`` joined when more
             than one).
+        steps: the steps of the one ``fit`` epoch the block holds, if known: the metrics (which
+            stream over rows) are then updated once, at the epoch's last step, with every row
+            of the epoch, instead of once a step (the logs of the steps before hold the loss).
     """
     if keras.backend.backend() != "torch":
         yield model
@@ -67,7 +71,10 @@ def installed(model, processes: int = 1):
 
         world, rank = dist.get_world_size(), dist.get_rank()
     forward = chain_forward(model, all_mean=_all_mean if world > 1 else None)
-    model.train_step = functools.partial(train_step, model, forward=forward, world=world)
+    model.train_step = functools.partial(
+        train_step, model, forward=forward, world=world,
+        loss=None if forward is None else direct_loss(model),
+        epoch=None if steps is None else _Epoch(model, steps))
     # Seeded dropout (the LoRA branch's) draws from seed states that are model variables, the
     # same in every process: each process other than 0 draws from its own stream while it
     # trains (so the processes' rows get independent masks), and gives the states back after.
@@ -83,35 +90,107 @@ def installed(model, processes: int = 1):
             state.assign(state - [rank * SEED_STREAM, 0])
 
 
-def train_step(model, data, forward=None, world: int = 1):
+class _Epoch:
+    """One epoch of ``steps`` steps: its trainable variables, and every step's targets,
+    predictions and loss, for the metrics at its last step."""
+
+    def __init__(self, model, steps: int):
+        self.variables, self.steps = model.trainable_weights, int(steps)
+        self.kept, self.loss_sum, self.rows = [], 0.0, 0
+
+    def step_logs(self, model, x, y, y_pred, sample_weight, loss, rows: int, world: int):
+        """The logs of a step; at the last, the epoch's metrics (all rows, every process)."""
+        self.kept.append((y, y_pred, sample_weight))
+        self.loss_sum = self.loss_sum + loss * rows
+        self.rows += rows
+        if len(self.kept) < self.steps:
+            return {}
+        y, y_pred, sample_weight = (_concatenate(part) for part in zip(*self.kept))
+        return _metrics(model, x, y, y_pred, sample_weight, self.loss_sum / self.rows,
+                        self.rows, world)
+
+
+def train_step(model, data, forward=None, world: int = 1, loss=None,
+               epoch: _Epoch | None = None):
     """One training step of ``model`` on ``data`` (``(x, y, sample_weight)``); returns the
-    metrics as Keras's step does. ``forward``: the model's computation (None: its call);
-    ``world``: processes whose gradients are averaged."""
+    logs. ``forward``: the model's computation (None: its call); ``world``: processes whose
+    gradients are averaged; ``loss``: ``(y, y_pred) -> loss`` (None: Keras's
+    ``compute_loss``); ``epoch``: the epoch it belongs to (None: Keras's metrics are updated at
+    every step)."""
     import torch
 
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     y_pred = model(x, training=True) if forward is None else forward(x, training=True)
-    loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                              training=True)
-    variables = model.trainable_weights
+    if loss is not None and sample_weight is None:
+        loss = loss(y, y_pred)
+    else:
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                  training=True)
+    variables = model.trainable_weights if epoch is None else epoch.variables
     grads = []
     if variables:
         scaled = model.optimizer.scale_loss(loss)
         grads = list(torch.autograd.grad(scaled, [v.value for v in variables],
                                          allow_unused=True))
-    batch = y_pred.shape[0]
+    loss, rows = loss.detach(), y_pred.shape[0]
     if world > 1:
-        grads, loss = _all_mean_gradients(grads, loss.detach(), world)
-        y, y_pred, sample_weight = keras.tree.map_structure(
-            _all_gather, (y, y_pred.detach(), sample_weight))
-        batch *= world
-    for metric in model.metrics:
-        if metric.name == "loss":  # Keras's loss tracker: the mean over rows
-            metric.update_state(loss.detach(), sample_weight=batch)
+        grads, loss = _all_mean_gradients(grads, loss, world)
     if variables:
         with torch.no_grad():
             model.optimizer.apply(grads, variables)
-    return model.compute_metrics(x, y, y_pred.detach(), sample_weight)
+    if epoch is None:
+        return _metrics(model, x, y, y_pred.detach(), sample_weight, loss, rows * world, world)
+    return epoch.step_logs(model, x, y, y_pred.detach(), sample_weight, loss, rows * world,
+                           world)
+
+
+#: Keras's binary cross-entropy as ``compile(loss="binary_crossentropy")`` makes it.
+_BINARY_CROSSENTROPY = {"reduction": "sum_over_batch_size", "from_logits": False,
+                        "label_smoothing": 0.0, "axis": -1}
+
+
+def direct_loss(model):
+    """``(y, y_pred) -> loss`` computed with torch's own ops where ``model`` is compiled with
+    Keras's binary cross-entropy (the fraud ConvNet) and nothing else adds to its loss (no
+    regularisation); None otherwise (Keras's ``compute_loss``). Keras's formula: predictions
+    clipped to [epsilon, 1 - epsilon], the mean over the last axis, then over the rows."""
+    compiled = model.loss
+    if isinstance(compiled, keras.losses.BinaryCrossentropy):
+        config = {k: v for k, v in compiled.get_config().items() if k not in ("name", "dtype")}
+        if config != _BINARY_CROSSENTROPY:
+            return None
+    elif compiled not in ("binary_crossentropy", keras.losses.binary_crossentropy):
+        return None
+    if model.losses:
+        return None
+    return _binary_crossentropy
+
+
+def _binary_crossentropy(y, y_pred):
+    import torch
+    from torch.nn import functional
+
+    epsilon = keras.config.epsilon()
+    y_pred = torch.clip(y_pred, epsilon, 1.0 - epsilon)
+    return functional.binary_cross_entropy(y_pred, y.to(y_pred.dtype),
+                                           reduction="none").mean(-1).mean()
+
+
+def _metrics(model, x, y, y_pred, sample_weight, loss, rows: int, world: int) -> dict:
+    """Keras's loss tracker and compiled metrics updated with these rows (every process's)."""
+    if world > 1:
+        y, y_pred, sample_weight = keras.tree.map_structure(
+            _all_gather, (y, y_pred, sample_weight))
+    for metric in model.metrics:
+        if metric.name == "loss":  # Keras's loss tracker: the mean over rows
+            metric.update_state(loss, sample_weight=rows)
+    return model.compute_metrics(x, y, y_pred, sample_weight)
+
+
+def _concatenate(parts):
+    import torch
+
+    return None if parts[0] is None else torch.cat(parts)
 
 
 def _all_mean_gradients(grads, loss, world: int):
