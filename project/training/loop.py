@@ -104,7 +104,8 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
     with plan.training_inputs(), torch_step.installed(model, plan.processes, steps):
         history = model.fit(
             x_epoch, y[order], batch_size=step_batch, epochs=epoch + 1, initial_epoch=epoch,
-            shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch, plan.process_id)],
+            shuffle=False, verbose=verbose,
+            callbacks=[SeedEpoch(seed, epoch, plan.process_id), *torch_step.callbacks()],
         )
     return {k: float(v[-1]) for k, v in history.history.items()}
 
