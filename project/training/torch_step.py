@@ -8,7 +8,8 @@ gradients and dispatches every layer through Keras. :func:`installed` binds our 
 * the forward pass is :func:`project.models.torch_chain.chain_forward` where the model is a
   chain of layers it knows (the fraud ConvNet), the model's own call otherwise;
 * the loss, the metrics and the update are Keras's (``compute_loss``, ``compute_metrics``,
-  ``optimizer.apply``: clipping, gradient accumulation and loss scaling as usual); the
+  ``optimizer.apply``: clipping, gradient accumulation and loss scaling as usual), but for
+  the ConvNet's binary cross-entropy, computed with torch's own op (:func:`direct_loss`); the
   gradients come from ``torch.autograd.grad`` (no ``zero_grad`` walk, no ``.grad``
   accumulation); in ``fit_epoch`` the metrics (streaming over rows) are updated once, with
   every row of the epoch, at its last step;
