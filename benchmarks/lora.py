@@ -7,8 +7,10 @@ All contenders train RoBERTa-base dimensions (12 layers, 12 heads, hidden 768, F
 * ours, LoRA: :func:`project.models.lora.enable_lora` (matrix style: r=8, alpha=16, dropout 0.05
   on query/key/value; head trainable), per Keras backend;
 * ours, full fine-tuning: the same keras-hub classifier, every weight trainable;
-* on torch also our LoRA with the branch's dropout off (what the dropout costs); on TensorFlow
-  also our LoRA under XLA (``jit_compile=True``; XLA is off by default on a CPU);
+* on torch also our LoRA with the branch's dropout off (what the dropout costs) and with its
+  projections as einsums (``matrix_form`` off: what the one 2-D ``addmm`` saves); on
+  TensorFlow also our LoRA under XLA (``jit_compile=True``; XLA is off by default on a CPU);
+  under torch every Keras step is :mod:`project.training.torch_step`'s, as ``qqp.py`` trains;
 * HF PEFT: ``RobertaForSequenceClassification`` from a ``RobertaConfig`` +
   ``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["query", "key", "value"])``,
   and HF full fine-tuning, in plain PyTorch;
@@ -54,6 +56,10 @@ TARGETS = (
     Target("JAX backend: our LoRA step vs PEFT's (time)", "jax_lora_vs_peft", "<=", 0.9, aim=0.8),
     Target("torch backend: our LoRA step vs PEFT's (CPU time, --threads 1)",
            "torch_lora_vs_peft_cpu", "<=", 0.9, aim=0.8),
+    Target("torch backend: our full fine-tuning step vs HF's (time)", "torch_full_vs_hf_full",
+           "<=", 1.0),
+    Target("torch backend: our full fine-tuning step vs HF's (CPU time, --threads 1)",
+           "torch_full_vs_hf_full_cpu", "<=", 1.0),
     # LoRA/full toward the FLOP ratio (0.68): within 10% of it, aiming at it
     Target("torch backend: LoRA/full step time", "torch_lora_vs_full", "<=", 0.75, aim=0.68),
     Target("TensorFlow backend: LoRA/full step time", "tensorflow_lora_vs_full", "<=", 0.75,
@@ -104,14 +110,26 @@ def keras_classifier(dims: dict, kind: str = "full", precision: str = "float32",
 
 
 def prepare_keras(kind: str, dims: dict, batch: int, length: int, jit_compile="auto",
-                  dropout: float = DROPOUT, precision: str = "float32") -> Prepared:
-    """One ``train_on_batch`` of :func:`keras_classifier` per call."""
+                  dropout: float = DROPOUT, precision: str = "float32",
+                  matrix_form: bool = True) -> Prepared:
+    """One ``train_on_batch`` of :func:`keras_classifier` per call, with our torch step under
+    torch (as ``fit_epoch`` trains); ``matrix_form=False``: LoRA projections as einsums."""
+    from project.keras_internals import all_layers
     from project.models.lora import count_params
+    from project.models.lora_layer import LoraEinsumDense
+    from project.training.torch_step import installed
 
     model = keras_classifier(dims, kind, precision, jit_compile, dropout)
+    for layer in all_layers(model):
+        if isinstance(layer, LoraEinsumDense):
+            layer.matrix_form = layer.matrix_form and matrix_form
     x, labels = make_batch(dims, batch, length)
-    return Prepared(lambda: model.train_on_batch(x, labels),
-                    {"trainable": count_params(model)[0]})
+
+    def step():
+        with installed(model):
+            return model.train_on_batch(x, labels)
+
+    return Prepared(step, {"trainable": count_params(model)[0]})
 
 
 def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
@@ -207,6 +225,8 @@ def contenders(backends, quick: bool):
         group = [ours(b, "lora", f"ours LoRA, {b}"), ours(b, "full", f"ours full, {b}")]
         if b == "torch":
             group.append(ours(b, "lora-nodropout", "ours LoRA, dropout 0, torch", dropout=0.0))
+            group.append(ours(b, "lora-einsum", "ours LoRA, einsum projections, torch",
+                              matrix_form=False))
         else:
             group.append(matmul(b))
         groups.append(group)
@@ -220,6 +240,12 @@ def _flops(key: str, dims, batch, length) -> float:
     lora = kind.startswith("lora") or kind in ("per-head", "peft")
     return train_step_flops(dims, batch, length, lora, RANK, TARGET_PROJECTIONS,
                             style="per-head" if kind == "per-head" else "matrix")
+
+
+def _cpu_over_peft(results, key) -> float:
+    """``key``'s median CPU time over PEFT's in the rounds where ``key`` took its turns."""
+    (group,) = results[key]["cpu_by_group"]
+    return median_cpu(results[key]) / median_cpu(results["peft"], group)
 
 
 def run(args) -> dict:
@@ -279,6 +305,9 @@ def run(args) -> dict:
             # in different rounds: each against PEFT in its own rounds, then divided
             ratios[f"{b}_full_vs_hf_full"] = ((t(f"{b}:full") / peer("peft", f"{b}:full"))
                                               / (t("hf-full") / peer("peft", "hf-full")))
+    if t("torch:lora-einsum"):
+        ratios["torch_lora_einsum_vs_peft"] = (t("torch:lora-einsum")
+                                               / peer("peft", "torch:lora-einsum"))
     if t("torch:lora-nodropout"):
         ratios["torch_lora_nodropout_vs_lora"] = t("torch:lora-nodropout") / t("torch:lora")
         ratios["torch_lora_nodropout_vs_peft"] = (t("torch:lora-nodropout")
@@ -296,6 +325,8 @@ def run(args) -> dict:
             if f"{b}:full" in results:
                 ratios[f"{b}_lora_vs_full_cpu"] = (median_cpu(results[f"{b}:lora"])
                                                    / median_cpu(results[f"{b}:full"]))
+                ratios[f"{b}_full_vs_hf_full_cpu"] = (
+                    _cpu_over_peft(results, f"{b}:full") / _cpu_over_peft(results, "hf-full"))
     ratios["lora_vs_full_flops"] = (train_step_flops(dims, batch, length, True)
                                     / train_step_flops(dims, batch, length, False))
     ratios.update({f"matmul_peak_gflops_{k}": v for k, v in peaks.items()})

@@ -101,7 +101,8 @@ def add_run_options(p: argparse.ArgumentParser, experiment: str) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="Keras dtype policy (default float32)")
     p.add_argument("--distribute", choices=DISTRIBUTIONS, default=None,
-                   help="data: data parallel over every local device (JAX, TensorFlow)")
+                   help="data: data parallel over every local device (JAX, TensorFlow; torch: "
+                        "one process per device, started by torchrun)")
     p.add_argument("--grad-accum", type=int, default=None,
                    help="accumulate gradients over K batches before each update")
     p.add_argument("--tensorboard", action="store_true", default=None,

@@ -96,8 +96,45 @@ def test_a_wrong_process_setting_is_one_line(env, words):
         devices.process_group(env)
 
 
+TORCHRUN = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": "9"}
+
+
+def test_process_group_from_torchrun_variables():
+    group = devices.process_group(TORCHRUN)
+    assert (group.count, group.index, group.coordinator, group.local_index) == (
+        2, 1, "127.0.0.1:9", 1)
+    assert group.source == devices.TORCHRUN
+    assert devices.process_group({**TORCHRUN, "WORLD_SIZE": "1", "RANK": "0"}) is None
+    with pytest.raises(InputError, match="set in part .MASTER_PORT missing"):
+        devices.process_group({k: v for k, v in TORCHRUN.items() if k != "MASTER_PORT"})
+    with pytest.raises(InputError, match="RANK=2: must be in 0..1"):
+        devices.process_group({**TORCHRUN, "RANK": "2"})
+
+
+def test_torch_data_parallelism_is_one_process_per_device(monkeypatch):
+    # Not started by torchrun: one process on one device; with several GPUs, how to launch.
+    plan = distribution.setup(FraudConfig(distribute="data"), backend="torch")
+    assert (plan.devices, plan.processes, plan.chief) == (1, 1, True)
+    monkeypatch.setattr(distribution, "_local_gpus", lambda: 2)
+    with pytest.raises(InputError, match="one process per GPU .2 here.: launch with torchrun "
+                                         "--nproc-per-node 2 SCRIPT --backend torch"):
+        distribution.setup(FraudConfig(distribute="data"), backend="torch")
+    # Started by torchrun: the global batch must divide by the processes, before joining.
+    for name, value in TORCHRUN.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(distribution, "join_torch", lambda group: pytest.fail("joined"))
+    with pytest.raises(InputError, match="batch_size 65 does not divide by the 2 devices"):
+        distribution.setup(FraudConfig(distribute="data", batch_size=65), backend="torch")
+    with pytest.raises(InputError, match="torchrun's processes .* need backend torch"):
+        distribution.setup(FraudConfig(distribute="data"), backend="jax")
+
+
 def test_setup_refuses_what_the_run_cannot_do(monkeypatch):
-    with pytest.raises(InputError, match="torch backend.*use backend jax"):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    with pytest.raises(InputError, match="TF_CONFIG describes TensorFlow workers: start .* "
+                                         "with torchrun"):
         distribution.setup(FraudConfig(distribute="data"), backend="torch")
     with pytest.raises(InputError, match="grad_accum 2 with distribute data needs backend jax: "
                                          "Keras's TensorFlow optimizer cannot accumulate"):
@@ -139,10 +176,17 @@ def test_a_coordinator_that_does_not_answer_is_one_line_in_bounded_time():
 def test_bad_scaling_options_exit_2_with_one_line():
     code, _, err = call_script("fraud.py", "--precision", "mixed_half")
     assert code == 2 and "--precision" in err and len(err.strip().splitlines()) == 1
-    if BACKEND == "torch":
-        code, _, err = call_script("fraud.py", "--distribute", "data", "--epochs", "1")
-        assert code == 2 and err.startswith("error: --distribute data is not available")
-        assert len(err.strip().splitlines()) == 1
+
+def test_a_batch_the_torch_processes_cannot_share_exits_2_with_one_line(monkeypatch):
+    for name, value in TORCHRUN.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = call_script("fraud.py", "--distribute", "data", "--batch-size", "65",
+                               "--epochs", "1")
+    expected = ("--batch-size 65 does not divide by the 2 devices of --distribute data"
+                if BACKEND == "torch" else "torchrun's processes (torchrun (RANK, WORLD_SIZE)) "
+                "need --backend torch")
+    assert code == 2 and err.startswith(f"error: {expected}")
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_one_device_plan():

@@ -4,15 +4,18 @@ interpreters: devices must be set up before JAX or TensorFlow starts, and proces
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from project.training import distribution
 from tests.conftest import BACKEND, ROOT, call_script, read_metrics, run_script, without_timings
 
 TIMEOUT = 600
@@ -29,8 +32,8 @@ def _env(**extra) -> dict:
                 TF_CPP_MIN_LOG_LEVEL="3", **extra)
 
 
-@pytest.mark.skipif(BACKEND == "torch", reason="Keras has no torch data parallelism; the "
-                    "refusal is tested in test_scaling.py")
+@pytest.mark.skipif(BACKEND == "torch", reason="torch runs one process per device: "
+                    "test_two_torch_processes_train_one_model_and_only_process_0_writes")
 def test_two_virtual_devices_train_the_one_device_model(tmp_path, tiny_creditcard):
     env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
     done = subprocess.run([sys.executable, "-m", "tests.scaling_child", "2", str(tmp_path),
@@ -122,15 +125,71 @@ def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path, tiny_
     assert without_timings(read_metrics(out))["runs"] == before["runs"]
 
 
+def _run_group(command, env, timeout=TIMEOUT) -> subprocess.CompletedProcess:
+    """Run ``command`` in its own process group (torchrun and its workers), all ended if it
+    does not finish in time."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.distributed is the torch backend's; JAX's "
+                    "processes are tested above")
+def test_two_torch_processes_train_one_model_and_only_process_0_writes(tmp_path, tiny_creditcard):
+    from tests.torch_child import fit
+
+    private = tmp_path / "tmp"  # the processes' temporary folders, private folders included
+    private.mkdir()
+    done = _run_group([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                       "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+                       "-m", "tests.torch_child", str(tmp_path), str(tiny_creditcard)],
+                      _env(TMPDIR=str(private), PROJECT_DISTRIBUTION_TIMEOUT="240"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 1  # process 0's
+    found = json.loads(reports[0])
+    assert (found["processes"], found["devices"], found["chief"]) == (2, 2, True)
+    assert found["resume_max_diff"] == 0 and found["run_code"] == found["resume_code"] == 0
+
+    # Dropout off: two processes on halves of every global batch (batch norm synchronised,
+    # gradients averaged) train the one-process model, and log its losses.
+    alone, losses = fit(distribution.Scaling("torch"), 2, tmp_path / "alone.safetensors")
+    together = np.load(tmp_path / "weights.npz")
+    for i, weight in enumerate(alone):
+        np.testing.assert_allclose(together[f"arr_{i}"], weight, atol=1e-5)
+    np.testing.assert_allclose(found["losses"], losses, atol=1e-5)
+
+    # scripts/fraud.py: recorded as two processes; process 0 wrote the run, process 1 nothing
+    # (no private folder left); the resumed run kept the finished part in both processes.
+    metrics = read_metrics(tmp_path / "run")
+    assert (metrics["config"]["devices"], metrics["config"]["processes"]) == (2, 2)
+    assert not list(private.glob("project-process-*"))
+    assert not list((tmp_path / "run").rglob(".*tmp*"))
+    assert done.stdout.count("finished earlier, kept") == 2
+
+
 def test_an_unreachable_coordinator_or_a_backend_without_processes_is_one_line(tmp_path):
-    env = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{_free_port()}",
+    port = _free_port()
+    env = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
            "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "1",
            "PROJECT_DISTRIBUTION_TIMEOUT": "2"}
+    if BACKEND == "torch":  # torchrun's variables, as a torchrun would set them
+        env = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port), "PROJECT_DISTRIBUTION_TIMEOUT": "2"}
+    start = time.monotonic()
     done = run_script("fraud.py", "--distribute", "data", "--epochs", "1", "--out",
                       tmp_path / "run", env=env, timeout=120)
-    expected = {"jax": "no answer from the coordinator 127.0.0.1:",
+    assert time.monotonic() - start < 90  # the 2 s wait, and the start of Python and Keras
+    expected = {"jax": f"no answer from the coordinator 127.0.0.1:{port} within 2 s",
                 "tensorflow": "several processes (KERAS_DISTRIBUTION_*) need --backend jax",
-                "torch": "--distribute data is not available with the torch backend"}[BACKEND]
+                "torch": f"no answer from the coordinator 127.0.0.1:{port} within 2 s "
+                         "(MASTER_ADDR:MASTER_PORT"}[BACKEND]
     assert done.returncode == 2 and done.stderr.startswith(f"error: {expected}")
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()

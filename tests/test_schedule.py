@@ -105,8 +105,8 @@ def test_every_update_follows_hugging_faces_schedule(found):
         np.testing.assert_allclose(run["rates"], expected, rtol=1e-6, atol=1e-9, err_msg=name)
 
 
-@pytest.mark.skipif(BACKEND == "torch", reason="Keras has no torch data parallelism; the "
-                    "refusal is tested in test_scaling.py")
+@pytest.mark.skipif(BACKEND == "torch", reason="torch's devices are torchrun processes: "
+                    "tests/test_torch_step.py clips their averaged gradient")
 def test_clipping_is_of_the_whole_batch_on_every_engine(found):
     assert found["devices"] == 2
     weight = found["one_weight"]

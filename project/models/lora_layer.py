@@ -83,6 +83,11 @@ class LoraEinsumDense(keras.layers.EinsumDense):
             raise ValueError(f"LoRA needs the kernel's first axis on the input's last: {equation}")
         self.rank, self.alpha, self.dropout = int(rank), float(alpha), float(dropout)
         self.seed, self.merged = seed, bool(merged)
+        # x (..., d_in) times the kernel (d_in, ...) giving (..., kernel's other axes), the
+        # bias (if any) on all of those: one 2-D matmul (see torch_call).
+        output = equation.split("->")[1]
+        self.matrix_form = ("." not in equation and output == inputs[:-1] + kernel[1:]
+                            and kwargs.get("bias_axes") in (None, kernel[1:]))
         self.seed_generator = (
             keras.random.SeedGenerator(seed, name="lora_dropout_seed") if dropout > 0 else None
         )
@@ -158,6 +163,8 @@ class LoraEinsumDense(keras.layers.EinsumDense):
             self.merged = False
 
     def call(self, inputs, training=None):
+        if self.matrix_form and keras.backend.backend() == "torch" and not self.quantization_mode:
+            return self.torch_call(inputs, training)
         outputs = ops.einsum(self.equation, inputs, stored_kernel(self))
         if self.bias is not None:
             outputs = ops.add(outputs, self.bias)
@@ -166,6 +173,28 @@ class LoraEinsumDense(keras.layers.EinsumDense):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+    def torch_call(self, inputs, training=None):
+        """:meth:`call` under torch: the projection as one 2-D matmul with its bias
+        (``addmm``, as ``torch.nn.Linear`` computes it) instead of an einsum (a batched
+        ``bmm``), and the branch's second matmul accumulated into it; the same numbers."""
+        import torch
+
+        kernel = stored_kernel(self).value  # in the compute dtype under mixed precision
+        rows = inputs.reshape(-1, kernel.shape[0])
+        weight = kernel.reshape(kernel.shape[0], -1)
+        if self.bias is None:
+            outputs = rows @ weight
+        else:
+            outputs = torch.addmm(self.bias.value.reshape(-1), rows, weight)
+        if not self.merged:
+            x = inputs
+            if training and self.dropout > 0:
+                x = keras.random.dropout(x, self.dropout, seed=self.seed_generator)
+            low = (x.reshape(rows.shape) @ self.lora_a.value) * self.scale
+            outputs = torch.addmm(outputs, low, self.lora_b.value)
+        outputs = outputs.reshape(*inputs.shape[:-1], *kernel.shape[1:])
+        return outputs if self.activation is None else self.activation(outputs)
 
     def branch(self, inputs, outputs, training=None):
         """The LoRA branch (alpha / r) (dropout(x) A) B, shaped like ``outputs``."""

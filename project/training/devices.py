@@ -4,14 +4,17 @@ run on several hosts (the environment's description, the coordinator, joining).
 * :func:`device_info`, :func:`float16_support`: the accelerator (or CPU) each backend uses;
 * :func:`reset_device_peak`, :func:`device_peak_mb`: the accelerator's memory peak;
 * :func:`process_group`: the processes of a multi-process run, from Keras's own variables (what
-  ``keras.distribution.initialize`` reads) or ``TF_CONFIG``; light (reads the environment only)::
+  ``keras.distribution.initialize`` reads), torchrun's (``RANK``, ``WORLD_SIZE``,
+  ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) or ``TF_CONFIG``; light (reads the
+  environment only)::
 
       KERAS_DISTRIBUTION_JOB_ADDRESSES=10.0.0.1:1234   # the coordinator (process 0), or all
       KERAS_DISTRIBUTION_NUM_PROCESSES=2
       KERAS_DISTRIBUTION_PROCESS_ID=0                   # 1 on the second host
       PROJECT_DISTRIBUTION_TIMEOUT=300                  # seconds to wait for the others
 
-* :func:`join`: this process joins the others (JAX), within that timeout.
+* :func:`join`: this process joins the others (JAX), within that timeout;
+  :func:`join_torch`: the same with ``torch.distributed`` (gloo on CPUs, NCCL on GPUs).
 
 Example:
 
@@ -25,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -39,6 +43,9 @@ from project.errors import InputError
 ENV_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 ENV_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 ENV_PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
+#: What torchrun sets in every process it starts (torch.distributed's ``env://`` rendezvous).
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+TORCHRUN = "torchrun (RANK, WORLD_SIZE)"
 #: Seconds a process waits for the coordinator and for the others to join.
 ENV_TIMEOUT = "PROJECT_DISTRIBUTION_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
@@ -156,13 +163,15 @@ class ProcessGroup:
     Attributes:
         count: number of processes; index: this one (0 is the coordinator and the writer).
         coordinator: ``host:port`` of process 0 (None under ``TF_CONFIG``, which lists all).
-        source: the variables it came from, for messages.
+        source: the variables it came from, for messages (:data:`TORCHRUN` for torchrun's).
+        local_index: this process's place on its host (torchrun's ``LOCAL_RANK``: its GPU).
     """
 
     count: int
     index: int
     coordinator: str | None
     source: str
+    local_index: int = 0
 
 
 def _int_variable(environ, name: str):
@@ -178,9 +187,9 @@ def _int_variable(environ, name: str):
 def process_group(environ=None) -> ProcessGroup | None:
     """The multi-process setting of this process, or None for a single process.
 
-    Reads Keras's ``KERAS_DISTRIBUTION_*`` variables, else ``TF_CONFIG``. Raises InputError for
-    a setting that cannot be right (a process id out of range, a count below 1, a malformed
-    address or ``TF_CONFIG``).
+    Reads Keras's ``KERAS_DISTRIBUTION_*`` variables, else torchrun's, else ``TF_CONFIG``.
+    Raises InputError for a setting that cannot be right (a process id out of range, a count
+    below 1, a malformed address or ``TF_CONFIG``, torchrun's variables in part).
     """
     environ = os.environ if environ is None else environ
     count = _int_variable(environ, ENV_PROCESSES)
@@ -207,6 +216,8 @@ def process_group(environ=None) -> ProcessGroup | None:
         if count == 1:
             return None
         return ProcessGroup(count, index, listed[0], "KERAS_DISTRIBUTION_*")
+    if any(environ.get(name) for name in TORCHRUN_VARIABLES):
+        return _torchrun_group(environ)
     text = environ.get("TF_CONFIG")
     if text:
         try:
@@ -224,6 +235,24 @@ def process_group(environ=None) -> ProcessGroup | None:
             return None
         return ProcessGroup(count, index, None, "TF_CONFIG")
     return None
+
+
+def _torchrun_group(environ) -> ProcessGroup | None:
+    """The process group torchrun describes (:func:`process_group`)."""
+    missing = [name for name in TORCHRUN_VARIABLES if not (environ.get(name) or "").strip()]
+    if missing:
+        raise InputError(f"torchrun's variables are set in part ({', '.join(missing)} missing): "
+                         "launch with torchrun, or set RANK, WORLD_SIZE, MASTER_ADDR and "
+                         "MASTER_PORT together")
+    count, index = _int_variable(environ, "WORLD_SIZE"), _int_variable(environ, "RANK")
+    local = _int_variable(environ, "LOCAL_RANK") or 0
+    if count < 1:
+        raise InputError(f"WORLD_SIZE={count}: must be at least 1")
+    if not 0 <= index < count:
+        raise InputError(f"RANK={index}: must be in 0..{count - 1} (WORLD_SIZE={count})")
+    coordinator = f"{environ['MASTER_ADDR'].strip()}:{environ['MASTER_PORT'].strip()}"
+    _host_port(coordinator, "MASTER_ADDR:MASTER_PORT")
+    return None if count == 1 else ProcessGroup(count, index, coordinator, TORCHRUN, local)
 
 
 def _host_port(address: str, where: str) -> tuple[str, int]:
@@ -271,6 +300,31 @@ def wait_for(address: str, timeout: float, where: str = ENV_ADDRESSES) -> None:
         time.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
 
 
+@contextlib.contextmanager
+def _joining(group: ProcessGroup, timeout: float):
+    """Around the library's join: a watchdog ends the process with one line and exit code 2 if
+    the block does not end within ``timeout`` seconds (the processes did not all join), and
+    the library's error becomes one line."""
+    done = threading.Event()
+
+    def watchdog():
+        if not done.wait(timeout):
+            print(f"error: process {group.index} of {group.count}: the processes did not all "
+                  f"join within {timeout:g} s (coordinator {group.coordinator}, "
+                  f"{group.source}; {ENV_TIMEOUT} sets the wait)", file=sys.stderr, flush=True)
+            os._exit(2)
+
+    threading.Thread(target=watchdog, daemon=True, name="project-join-watchdog").start()
+    try:
+        yield
+    except Exception as err:  # RuntimeError, XlaRuntimeError, DistStoreError: a long text
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0]
+        raise InputError(f"process {group.index} of {group.count} cannot join the run at "
+                         f"{group.coordinator}: {reason}") from None
+    finally:
+        done.set()
+
+
 def join(group: ProcessGroup) -> None:
     """Join the other processes of ``group`` (JAX), once per process, within the timeout.
 
@@ -291,25 +345,44 @@ def join(group: ProcessGroup) -> None:
         wait_for(group.coordinator, timeout)
     # CPU devices exchange gradients through gloo (GPUs use NCCL; this setting leaves them be).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    done = threading.Event()
-
-    def watchdog():
-        if not done.wait(timeout):
-            print(f"error: process {group.index} of {group.count}: the processes did not all "
-                  f"join within {timeout:g} s (coordinator {group.coordinator}, "
-                  f"{ENV_PROCESSES}={group.count}; {ENV_TIMEOUT} sets the wait)",
-                  file=sys.stderr, flush=True)
-            os._exit(2)
-
-    threading.Thread(target=watchdog, daemon=True, name="project-join-watchdog").start()
-    try:
+    with _joining(group, timeout):
         jax.distributed.initialize(
             coordinator_address=group.coordinator, num_processes=group.count,
             process_id=group.index, initialization_timeout=int(timeout) + 60,
         )
-    except Exception as err:  # jax raises RuntimeError / XlaRuntimeError with a long text
-        reason = (str(err).strip() or type(err).__name__).splitlines()[0]
-        raise InputError(f"process {group.index} of {group.count} cannot join the run at "
-                         f"{group.coordinator}: {reason}") from None
-    finally:
-        done.set()
+
+
+def join_torch(group: ProcessGroup) -> None:
+    """Join the other processes of ``group`` with ``torch.distributed``, once per process,
+    within the timeout: gloo on CPUs, NCCL on GPUs (each process on the GPU of its
+    ``local_index``).
+
+    Under torchrun the rendezvous is torchrun's (``env://``: its agent holds the store); with
+    ``KERAS_DISTRIBUTION_*`` process 0 holds it at the coordinator's address. A process other
+    than 0 first waits for that address (one line and exit code 2 if it does not answer in
+    time); a watchdog then ends the process with one line and exit code 2 if not every process
+    joins in time. Collectives themselves may wait longer (process 0 writes while the others
+    wait): at least 30 minutes.
+    """
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        if (dist.get_world_size(), dist.get_rank()) != (group.count, group.index):
+            raise InputError("this process already joined another multi-process run")
+        return
+    timeout = join_timeout()
+    if group.index != 0:
+        wait_for(group.coordinator, timeout, "MASTER_ADDR:MASTER_PORT"
+                 if group.source == TORCHRUN else ENV_ADDRESSES)
+    gpu = torch.cuda.is_available()
+    if gpu:
+        torch.cuda.set_device(group.local_index % torch.cuda.device_count())
+    with _joining(group, timeout):
+        dist.init_process_group(
+            "nccl" if gpu else "gloo",
+            init_method="env://" if group.source == TORCHRUN else f"tcp://{group.coordinator}",
+            world_size=group.count, rank=group.index,
+            timeout=datetime.timedelta(seconds=max(timeout, 1800)))

@@ -16,14 +16,18 @@ that trains, evaluates or writes.
   whole batch's gradient on every engine: JAX clips the gradient of the global batch; under
   TensorFlow, where Keras clips each replica's gradient before summing them, the fine-tuning
   optimizer scales each replica's gradient by the clip factor of their sum
-  (:func:`project.keras_internals.clip_summed_gradients`).
-  The torch backend has no Keras data parallelism: one clear line says what to use.
-* **several hosts** (JAX; :mod:`project.training.devices` for the environment): each process
-  feeds its slice of every global batch; process 0 (:attr:`Scaling.chief`) alone writes the run
-  folder, the others compute the same things and write nothing there (on ``--resume`` they read
-  process 0's checkpoints, so the run folder must be visible to every host). TensorFlow's
-  ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``) is refused with one line: Keras 3's
-  TensorFlow trainer cannot fit with it (keras-team/keras#20585).
+  (:func:`project.keras_internals.clip_summed_gradients`); torch averages the gradients of
+  its processes before the optimizer clips them.
+  Under torch (Keras has no torch data parallelism) one process per device, started by
+  ``torchrun`` and joined with ``torch.distributed`` (gloo on CPUs, NCCL on GPUs): each feeds
+  its slice of every global batch and :mod:`project.training.torch_step` averages the
+  gradients before the update (one process per device: without a process group, one device).
+* **several hosts** (JAX, torch; :mod:`project.training.devices` for the environment): each
+  process feeds its slice of every global batch; process 0 (:attr:`Scaling.chief`) alone
+  writes the run folder, the others compute the same things and write nothing there (on
+  ``--resume`` they read process 0's checkpoints, so the run folder must be visible to every
+  host). TensorFlow's ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``) is refused with one
+  line: Keras 3's TensorFlow trainer cannot fit with it (keras-team/keras#20585).
 * **gradient accumulation** (``--grad-accum K``): the optimizer's
   ``gradient_accumulation_steps``; each update averages the gradients of K steps of
   ``--batch-size`` rows, so K x B follows batch K·B (same data, same learning-rate schedule:
@@ -51,7 +55,7 @@ import functools
 from project import keras_internals, settings
 from project.errors import SettingError
 from project.training import precision as precisions
-from project.training.devices import ProcessGroup, join, process_group
+from project.training.devices import TORCHRUN, ProcessGroup, join, join_torch, process_group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +163,8 @@ class Scaling:
 
     def epoch_rows(self, order, batch_size: int):
         """An epoch's rows and per-step batch as this process feeds them: :func:`shard_rows`
-        under JAX data parallelism, unchanged otherwise."""
-        if self.distribute != "data" or self.backend != "jax":
+        under JAX or torch data parallelism, unchanged otherwise."""
+        if self.distribute != "data" or self.backend not in ("jax", "torch"):
             return order, batch_size
         return shard_rows(order, batch_size, self.devices, self.processes, self.process_id)
 
@@ -248,37 +252,75 @@ def setup(config, backend: str | None = None) -> Scaling:
     if precision == "mixed_float16":
         precisions.check_float16(backend)
     processes, process_id, devices, engine = 1, 0, 1, None
-    if distribute == "data":
+    if distribute == "data" and backend == "torch":
+        processes, process_id = torch_processes(group, config.batch_size)
+        devices = processes
+    elif distribute == "data":
         if group is not None:
             join(group)
             processes, process_id = group.count, group.index
         engine = _make_engine(backend)
         devices = len(_engine_devices(backend))
-    if config.batch_size % devices:
-        raise SettingError(
-            f"{{batch_size}} {config.batch_size} does not divide by the {devices} devices of "
-            f"{{distribute}} data: it is the global batch, give a multiple of {devices}")
+    _check_divides(config.batch_size, devices)
     return Scaling(backend=backend, precision=precision, distribute=distribute,
                    grad_accum=int(config.grad_accum), devices=devices, processes=processes,
                    process_id=process_id, engine=engine)
 
 
+def _check_divides(batch_size: int, devices: int) -> None:
+    if batch_size % devices:
+        raise SettingError(
+            f"{{batch_size}} {batch_size} does not divide by the {devices} devices of "
+            f"{{distribute}} data: it is the global batch, give a multiple of {devices}")
+
+
 def _check_backend_can_distribute(backend: str, group: ProcessGroup | None,
                                   grad_accum: int = 1) -> None:
-    if backend == "torch":
-        raise SettingError("{distribute} data is not available with the torch backend (Keras "
-                           "has no torch data parallelism): use {backend} jax or {backend} "
-                           "tensorflow")
+    if backend == "torch" and group is not None and group.source == "TF_CONFIG":
+        raise SettingError("TF_CONFIG describes TensorFlow workers: start the processes of a "
+                           "torch run with torchrun --nproc-per-node N SCRIPT --backend torch "
+                           "{distribute} data ...")
+    if backend != "torch" and group is not None and group.source == TORCHRUN:
+        raise SettingError(f"torchrun's processes ({group.source}) need {{backend}} torch "
+                           "(several processes under JAX: KERAS_DISTRIBUTION_*)")
     if backend == "tensorflow" and group is not None:
         raise SettingError(
-            f"several processes ({group.source}) need " + "{backend} jax: Keras 3's TensorFlow "
-            "trainer cannot train with MultiWorkerMirroredStrategy (keras-team/keras#20585)")
+            f"several processes ({group.source}) need " + "{backend} jax, or {backend} torch "
+            "under torchrun: Keras 3's TensorFlow trainer cannot train with "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585)")
     if backend == "tensorflow" and grad_accum > 1:
         raise SettingError(
-            "{grad_accum} " + str(grad_accum) + " with {distribute} data needs {backend} jax: "
-            "Keras's TensorFlow optimizer cannot accumulate gradients under MirroredStrategy "
-            "(its update is a synchronisation point inside a conditional, which tf.distribute "
-            "refuses)")
+            "{grad_accum} " + str(grad_accum) + " with {distribute} data needs {backend} jax "
+            "or torch: Keras's TensorFlow optimizer cannot accumulate gradients under "
+            "MirroredStrategy (its update is a synchronisation point inside a conditional, "
+            "which tf.distribute refuses)")
+
+
+def torch_processes(group: ProcessGroup | None, batch_size: int) -> tuple[int, int]:
+    """``--distribute data`` under torch: one process per device, joined with
+    ``torch.distributed`` (:func:`project.training.devices.join_torch`). Returns ``(processes,
+    this one)``; every device of the run is one process's.
+
+    Without a process group (not started by torchrun) the run is one process on one device;
+    with several local GPUs that is refused with how to launch. The global batch must divide
+    by the processes (checked before joining)."""
+    if group is None:
+        gpus = _local_gpus()
+        if gpus > 1:
+            raise SettingError(
+                f"{{distribute}} data under {{backend}} torch runs one process per GPU ({gpus} "
+                f"here): launch with torchrun --nproc-per-node {gpus} SCRIPT --backend torch "
+                "{distribute} data ...")
+        return 1, 0
+    _check_divides(batch_size, group.count)
+    join_torch(group)
+    return group.count, group.index
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _engine_devices(backend: str) -> list:

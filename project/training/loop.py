@@ -35,6 +35,7 @@ import keras
 import numpy as np
 
 from project.errors import InputError, SettingError
+from project.training import torch_step
 from project.training.callbacks import BestEpoch, TensorBoardLog, progress_line, write_history
 from project.training.checkpoint import load_checkpoint, save_checkpoint
 from project.training.distribution import Scaling
@@ -61,17 +62,21 @@ class SeedEpoch(keras.callbacks.Callback):
     generator (TensorFlow and JAX use seed states that are model variables, and checkpointed as
     such). Seeding it at ``on_epoch_begin`` (after ``fit``'s one-off set-up, which draws from it
     on a model's first ``fit``) makes each epoch's masks independent of what ran before.
+
+    With several processes each process draws its own masks (process ``i > 0`` from its own
+    stream; process 0 from the one-process stream).
     """
 
-    def __init__(self, seed: int, epoch: int):
+    def __init__(self, seed: int, epoch: int, process: int = 0):
         super().__init__()
-        self.seed, self.epoch = int(seed), int(epoch)
+        self.seed, self.epoch, self.process = int(seed), int(epoch), int(process)
 
     def on_epoch_begin(self, epoch, logs=None):
         if keras.backend.backend() == "torch":
             import torch
 
-            rng = np.random.default_rng([self.seed, self.epoch, 1])
+            rng = np.random.default_rng([self.seed, self.epoch, 1]
+                                        + ([self.process] if self.process else []))
             torch.manual_seed(int(rng.integers(2**62)))
 
 
@@ -94,10 +99,15 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
     order, step_batch = plan.epoch_rows(epoch_order(len(first), seed, epoch), batch_size)
     x_epoch = {k: v[order] for k, v in x.items()} if isinstance(x, dict) else x[order]
     x_epoch = plan.fit_inputs(x_epoch)
-    with plan.training_inputs():
+    # torch: our own step (project.training.torch_step), which also averages the gradients
+    # of several processes.
+    steps = -(-len(order) // step_batch)
+    with plan.training_inputs(), torch_step.installed(model, plan.processes, steps):
         history = model.fit(
             x_epoch, y[order], batch_size=step_batch, epochs=epoch + 1, initial_epoch=epoch,
-            shuffle=False, verbose=verbose, callbacks=[SeedEpoch(seed, epoch), *callbacks],
+            shuffle=False, verbose=verbose,
+            callbacks=[SeedEpoch(seed, epoch, plan.process_id), *callbacks,
+                       *torch_step.callbacks()],
         )
     return {k: float(v[-1]) for k, v in history.history.items()}
 
