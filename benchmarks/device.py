@@ -6,9 +6,10 @@ else the CPU: :func:`project.training.devices.device_info`):
   on a GPU, 2048^3 on a CPU), the yardstick of the utilisation figures;
 * the fraud ConvNet's training samples/s, as scripts/fraud.py trains it (benchmarks.convnet);
 * RoBERTa-large dimensions (random weights and token ids: no tokenizer, no TensorFlow), LoRA
-  (r=8, alpha 16, dropout 0.05 on q/k/v) and full fine-tuning (benchmarks.lora), train_on_batch
-  at 16 x 128 tokens in float32 and mixed_bfloat16: step time, tokens/s, ``mfu``
-  (project.models.flops's FLOPs / step time / that precision's matmul peak), memory peak;
+  (r=8, alpha 16, dropout 0.05 on q/k/v), full fine-tuning, LoRA with rematerialised layers and
+  LoRA on an int8 base (benchmarks.lora), train_on_batch at 16 x 128 tokens in float32 and
+  mixed_bfloat16: step time, tokens/s, ``mfu`` (project.models.flops's FLOPs / step time / that
+  precision's matmul peak; the int8 base's matmuls counted as float), device memory peak;
 * the bfloat16 vs float32 logit gap (the same weights, inference);
 * the largest batch that fits (full, float32, length 128): :func:`search_largest`.
 
@@ -42,7 +43,7 @@ GRACE_SECONDS = 45  # a worker past its share by this much is stopped (its resul
 BATCH, LENGTH = 16, 128  # the RoBERTa step (full check); --quick: TINY dims, 4 x 16
 QUICK_BATCH, QUICK_LENGTH = 4, 16
 PRECISIONS = ("float32", "mixed_bfloat16")
-MODES = ("lora", "full")
+MODES = ("lora", "full", "lora-remat", "lora-int8")  # kinds of benchmarks.lora.KINDS
 OUT_OF_MEMORY = ("out of memory", "resource_exhausted", "resourceexhausted", "outofmemory",
                  "failed to allocate", "cannot allocate")  # in an error's type or message
 
@@ -173,7 +174,7 @@ def roberta_step(backend, dims, mode, precision, batch, length, warmup, steps, p
     prepared = prepare_keras(mode, dims, batch, length, precision=precision)
     times = _timed(prepared.step, warmup, steps)  # train_on_batch returns NumPy logs: done
     seconds = times[len(times) // 2]
-    flops = train_step_flops(dims, batch, length, lora=mode == "lora", rank=RANK)
+    flops = train_step_flops(dims, batch, length, lora=mode.startswith("lora"), rank=RANK)
     result = {"mode": mode, "precision": precision, "step_seconds": seconds, "times": times,
               "tokens_per_second": batch * length / seconds, "model_flops": flops,
               "mfu": flops / seconds / (peak * 1e12) if peak else None,

@@ -47,6 +47,11 @@ QUICK = dict(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64,
 RANK, ALPHA, DROPOUT, LR = 8, 16, 0.05, 1e-4
 TARGET_PROJECTIONS = 3  # query, key, value
 MATMUL_N, QUICK_MATMUL_N = 2048, 256
+#: What :func:`keras_classifier` builds for each kind: (LoRA style or "full", quantize, remat).
+KINDS = {"full": ("full", None, False), "lora": ("matrix", None, False),
+         "per-head": ("per-head", None, False), "lora-remat": ("matrix", None, True),
+         "lora-int8": ("matrix", "int8", False), "lora-int8-remat": ("matrix", "int8", True),
+         "full-remat": ("full", None, True)}
 
 TARGETS = (
     Target("torch backend: our LoRA step vs PEFT's (time)", "torch_lora_vs_peft", "<=", 0.9,
@@ -85,20 +90,28 @@ def make_batch(dims: dict, batch: int, length: int, seed: int = 0):
 def keras_classifier(dims: dict, kind: str = "full", precision: str = "float32",
                      jit_compile="auto", dropout: float = DROPOUT):
     """Our compiled keras-hub classifier, random weights, under this process's backend: ``kind``
-    full, lora or per-head; ``precision`` a Keras dtype policy (float32, mixed_bfloat16)."""
+    a key of :data:`KINDS` (full, lora, per-head; lora-int8: LoRA on an int8 base; ``-remat``:
+    rematerialised layers); ``precision`` a Keras dtype policy (float32, mixed_bfloat16)."""
     import keras
 
+    from project.models.backbone import rematerialize_layers
     from project.models.lora import enable_lora
+    from project.models.quantize import quantize_base
     from project.models.roberta import build_classifier
 
+    style, quantize, remat = KINDS[kind]
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(0)
         model = build_classifier(**dims, vocabulary=None)
-        if kind != "full":
-            enable_lora(model, RANK, ALPHA, 0.0 if kind == "per-head" else dropout, seed=0,
-                        style="per-head" if kind == "per-head" else "matrix")
+        if style != "full":
+            enable_lora(model, RANK, ALPHA, 0.0 if style == "per-head" else dropout, seed=0,
+                        style=style)
+        if quantize:
+            quantize_base(model, quantize)
+        if remat:
+            rematerialize_layers(model.backbone)
     finally:
         keras.config.set_dtype_policy(previous)
     model.compile(

@@ -111,6 +111,75 @@ def clip_summed_gradients(optimizer):
     return optimizer
 
 
+# --- rematerialisation -------------------------------------------------------------------------
+
+
+class _FixedSeed(keras.random.SeedGenerator):
+    """A seed generator that hands out one seed drawn beforehand, and has no state of its own
+    (``SeedGenerator.__init__`` is not called: it would make a variable)."""
+
+    def __init__(self, value, initial_seed):  # noqa: D107 (no super().__init__, on purpose)
+        self._value, self._initial_seed = value, initial_seed
+
+    def next(self, ordered=True):
+        return self._value
+
+
+def _drawing(layer, training) -> list:
+    """``layer``'s sublayers whose ``seed_generator`` draws once in a call with ``training``:
+    dropout layers (``rate``) and LoRA layers (``dropout``) with a positive rate. Under torch an
+    unseeded generator (``_initial_seed`` None) draws from PyTorch's global generator, whose
+    state torch's checkpoint restores for the recomputation: left alone."""
+    if not training:
+        return []
+    found = []
+    for sub in all_layers(layer)[1:]:
+        generator = getattr(sub, "seed_generator", None)
+        rate = getattr(sub, "rate", getattr(sub, "dropout", 0.0))
+        if not isinstance(generator, keras.random.SeedGenerator) or not (
+                isinstance(rate, (int, float)) and rate > 0):
+            continue
+        if keras.backend.backend() == "torch" and generator._initial_seed is None:
+            continue
+        found.append(sub)
+    return found
+
+
+def rematerialize(layer) -> None:
+    """Recompute ``layer``'s activations in the backward pass instead of keeping them: its
+    ``call`` (an instance attribute now) runs its original ``call`` through ``keras.remat``
+    (jax.checkpoint, tf.recompute_grad, torch.utils.checkpoint), with every keyword argument
+    (``training``, masks) bound outside, as Keras's ``RematScope`` cannot do for a keras-hub
+    ``TransformerEncoder`` (TensorFlow's custom gradient refuses keyword arguments in a graph;
+    JAX traces ``training`` into an array that ``if training`` cannot read).
+
+    Dropout inside stays exact: the seeds its generators would draw (``seed_generator.next()``,
+    reading ``_initial_seed``) are drawn once, before the rematerialised function, which then
+    sees fixed seeds (``seed_generator`` swapped for the call, bypassing Keras's tracking), so
+    the forward pass and the recomputation use the same masks, the masks of a call without
+    rematerialisation. Checked: keras 3.10-3.15 (``Dropout.seed_generator``, ``rate``).
+    """
+    original = layer.call
+
+    def call(inputs, *args, training=None, **kwargs):
+        fixed = {sub: _FixedSeed(sub.seed_generator.next(), sub.seed_generator._initial_seed)
+                 for sub in _drawing(layer, training)}
+
+        def forward(x):
+            kept = {sub: sub.seed_generator for sub in fixed}
+            try:
+                for sub, seed in fixed.items():
+                    object.__setattr__(sub, "seed_generator", seed)
+                return original(x, *args, training=training, **kwargs)
+            finally:
+                for sub, generator in kept.items():
+                    object.__setattr__(sub, "seed_generator", generator)
+
+        return keras.remat(forward)(inputs)
+
+    layer.call = call
+
+
 # --- keras-hub's RoBERTa (TransformerEncoder and Backbone) ---------------------------------------
 
 #: MultiHeadAttention's private attribute behind each projection (the public ``query_dense`` ...

@@ -42,6 +42,8 @@ DISTRIBUTIONS = ("none", "data")
 LORA_TARGETS = ("query", "key", "value")
 #: ``matrix``: the paper's and PEFT's LoRA; ``per-head``: keras-hub's EinsumDense LoRA.
 LORA_STYLES = ("matrix", "per-head")
+#: Quantisations of LoRA's frozen base (``--quantize``): Keras's int8 (per-channel scales).
+QUANTIZE_MODES = ("int8",)
 #: The scikit-learn baselines fitted beside the ConvNet.
 BASELINES = ("logistic-regression", "gradient-boosting")
 #: Metrics every evaluation reports, with an interval each. ``average_precision`` is
@@ -180,6 +182,43 @@ def lora_settings(rank, alpha, dropout, targets=LORA_TARGETS, style="matrix") ->
         raise SettingError.about("lora_dropout", f"must be < 1, got {dropout:g}")
     choice("lora_style", style, LORA_STYLES)
     return several("targets", targets, LORA_TARGETS, canonical=True)
+
+
+def quantize_mode(value) -> str | None:
+    """None (float32 base) or one of :data:`QUANTIZE_MODES`.
+
+    >>> quantize_mode("int4")
+    Traceback (most recent call last):
+    ...
+    project.errors.SettingError: quantize 'int4' is not one of int8
+    """
+    return None if value is None else choice("quantize", value, QUANTIZE_MODES)
+
+
+def quantize_settings(quantize, modes, lora_style: str = "matrix",
+                      precision: str = "float32") -> str | None:
+    """Check ``quantize`` against the run it belongs to: LoRA's frozen base only (full
+    fine-tuning trains every weight), matrix LoRA, no float16 compute (Keras's int8 path
+    refuses it)."""
+    quantize = quantize_mode(quantize)
+    if quantize is None:
+        return None
+    if "full" in modes:
+        raise SettingError("{quantize} " + f"{quantize} quantises LoRA's frozen base: use it with "
+                           "{modes} lora (full fine-tuning trains every weight)")
+    if lora_style != "matrix":
+        raise SettingError("{quantize} needs {lora_style} matrix (the paper's LoRA)")
+    if precision == "mixed_float16":
+        raise SettingError("{quantize} " + f"{quantize} does not work with float16 compute "
+                           "({precision} mixed_float16): use float32 or mixed_bfloat16")
+    return quantize
+
+
+def flag_value(name: str, value) -> bool:
+    """A yes/no setting (``remat``, ...)."""
+    if not isinstance(value, bool):
+        raise SettingError.about(name, f"must be true or false, got {value!r}")
+    return value
 
 
 def sequence_length(value, max_length: int) -> int:

@@ -3,7 +3,9 @@
     python scripts/bench.py --suite convnet     # Keras backends vs plain PyTorch (ConvNet training)
     python scripts/bench.py --suite adasyn      # ours vs imbalanced-learn vs the report's loop
     python scripts/bench.py --suite lora        # our LoRA/full per backend vs HF PEFT/full
-    python scripts/bench.py --suite all --json runs/bench.json
+    python scripts/bench.py --suite memory      # RoBERTa-large memory: full, LoRA, remat, int8 base
+    python scripts/bench.py --suite experiment  # the fraud experiment and QQP's data at real sizes
+    python scripts/bench.py --suite all --json runs/bench.json    # convnet, adasyn and lora
     python scripts/bench.py --suite convnet --quick     # a smoke test (seconds), not a result
 
 Every suite follows one protocol (benchmarks/harness.py): each contender in its own process, a
@@ -32,7 +34,8 @@ from project.errors import InputError, run_cli
 from project.io import check_output_file
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = ("convnet", "adasyn", "lora")
+ALL = ("convnet", "adasyn", "lora")  # --suite all; the long ones run by name only
+SUITES = (*ALL, "memory", "experiment")
 
 
 def chosen_backends(value: str | None, quick: bool) -> list[str]:
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
     machine = machine_line()
     print(machine, flush=True)
     results = []
-    for name in SUITES if args.suite == "all" else (args.suite,):
+    for name in ALL if args.suite == "all" else (args.suite,):
         suite = importlib.import_module(f"benchmarks.{name}")
         print(f"\n### suite {name}{' (quick: a smoke test, not a result)' if args.quick else ''}",
               flush=True)

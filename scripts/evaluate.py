@@ -4,6 +4,7 @@
     python scripts/evaluate.py runs/qqp-*/lora/model.keras --task qqp            # held-out pairs
     python scripts/evaluate.py runs/qqp-*/lora/model.keras --task qqp --data dev.tsv
     python scripts/evaluate.py runs/qqp-*/full/model.keras --task qqp --adapter runs/qqp-*/lora/adapter.safetensors
+    python scripts/evaluate.py runs/qqp-*/full/model.keras --task qqp --quantize int8   # int8 inference
 
 The model's folder holds model.json, written with it: the task, the run, the SHA-256 of the model
 file, and what is needed to rebuild its data (fraud: the scaler, protocol, seed, split seed, ADASYN
@@ -23,6 +24,7 @@ from project.backend import add_backend_argument
 from project.cli import Parser, finite_float, flag_names
 from project.errors import InputError, run_cli
 from project.io import check_output_file
+from project.settings import quantize_mode
 
 
 def parse_args(argv=None):
@@ -37,6 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--adapter", type=Path, default=None,
                    help="QQP: a LoRA adapter to put on the model first: adapter.safetensors "
                         "(ours) or a PEFT adapter folder")
+    p.add_argument("--quantize", default=None, metavar="MODE",
+                   help="QQP: the backbone's frozen projections in int8 first (int8 inference)")
     p.add_argument("--threshold", type=finite_float, default=None,
                    help="decision threshold (default: the one saved with the model, else 0.5)")
     p.add_argument("--json", type=Path, default=None, help="write the metrics here")
@@ -50,6 +54,8 @@ def parse_args(argv=None):
             check_output_file(path, option)
     if args.adapter is not None and args.task != "qqp":
         raise InputError("--adapter is for --task qqp (LoRA adapters of the RoBERTa classifier)")
+    if quantize_mode(args.quantize) and args.task != "qqp":
+        raise InputError("--quantize is for --task qqp (the RoBERTa classifier's backbone)")
     return args
 
 
@@ -193,8 +199,10 @@ def main(argv=None) -> int:
         from project.data.qqp_length import tokenize_pairs
         from project.experiments.qqp import evaluate
         from project.interop import load_classifier
+        from project.training.devices import check_quantize_support
 
-        model = load_classifier(args.model, adapter=args.adapter)
+        check_quantize_support(args.quantize, backend)
+        model = load_classifier(args.model, adapter=args.adapter, quantize=args.quantize)
         frame, what = qqp_pairs(args, record)
         features = tokenize_pairs(model.preprocessor, frame)
         if "is_duplicate" not in frame:

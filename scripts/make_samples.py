@@ -3,10 +3,15 @@
     python scripts/make_samples.py                 # both, under runs/samples/
     python scripts/make_samples.py --out assets    # refresh the bundled files themselves
     python scripts/make_samples.py --only fraud
+    python scripts/make_samples.py --only fraud --rows 284807 --frauds 492 --out runs/real-size
+    python scripts/make_samples.py --only qqp --pairs 404290 --out runs/real-size
 
-* assets/creditcard_sample.csv.gz: 32,000 rows with the creditcard.csv schema, 160 frauds (0.5%).
+* assets/creditcard_sample.csv.gz: 32,000 rows with the creditcard.csv schema, 160 frauds (0.5%);
+  --rows and --frauds change the size (284,807 and 492: the real file's, for timing real runs).
 * assets/qqp_sample.csv.gz, assets/qqp_tokenizer/{vocab.json,merges.txt}, assets/qqp_tiny_config.json:
   synthetic question pairs with the QQP schema, a byte-level BPE trained on them, a tiny RoBERTa.
+  --pairs N writes N synthetic pairs (Kaggle's train.csv has 404,290) and nothing else: the
+  bundled tokenizer and tiny RoBERTa stay as they are.
 
 Both are synthetic: they let the demo and the tests run offline; they are not real data.
 """
@@ -16,24 +21,42 @@ from pathlib import Path
 
 from project.cli import Parser
 from project.data.creditcard_sample import write_creditcard_sample
-from project.errors import run_cli
+from project.errors import InputError, run_cli
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", choices=("fraud", "qqp"), default=None)
     p.add_argument("--out", type=Path, default=Path("runs/samples"),
                    help="output folder (default runs/samples; --out assets refreshes the bundled "
                         "files)")
+    p.add_argument("--rows", type=int, default=32_000, help="fraud sample rows (default 32,000)")
+    p.add_argument("--frauds", type=int, default=160, help="frauds among them (default 160)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="write only a QQP pairs file of this many pairs (default: the bundled "
+                        "sample with its tokenizer and tiny config)")
     args = p.parse_args(argv)
-    args.assets = args.out
-    if args.only in (None, "fraud"):
-        print(write_creditcard_sample(args.assets / "creditcard_sample.csv.gz"))
-    if args.only in (None, "qqp"):
-        from project.data.qqp_sample import write_qqp_assets
+    if not 1 <= args.frauds < args.rows:
+        raise InputError(f"--frauds {args.frauds}: must be at least 1 and below --rows "
+                         f"{args.rows}")
+    if args.pairs is not None and args.pairs < 100:
+        raise InputError(f"--pairs {args.pairs}: must be at least 100")
+    return args
 
-        for path in write_qqp_assets(args.assets):
-            print(path)
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.only in (None, "fraud"):
+        print(write_creditcard_sample(args.out / "creditcard_sample.csv.gz", n_rows=args.rows,
+                                      n_fraud=args.frauds))
+    if args.only in (None, "qqp"):
+        from project.data.qqp_sample import write_qqp_assets, write_qqp_sample
+
+        if args.pairs is not None:
+            print(write_qqp_sample(args.out / "qqp_sample.csv.gz", n_pairs=args.pairs))
+        else:
+            for path in write_qqp_assets(args.out):
+                print(path)
     return 0
 
 

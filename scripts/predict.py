@@ -4,12 +4,15 @@
     python scripts/predict.py hf-roberta-qqp/ "Is Paris nice?" "Is Paris a nice city?"
     python scripts/predict.py runs/qqp-*/full/model.keras "q1" "q2" --adapter runs/qqp-*/lora/adapter.safetensors
     python scripts/predict.py hf-roberta-base/ "q1" "q2" --adapter peft-qqp-adapter/
+    python scripts/predict.py runs/qqp-*/full/model.keras "q1" "q2" --quantize int8
 
 MODEL is a `.keras` file (loaded in Keras's safe mode), a Hugging Face transformers folder
 (`RobertaForSequenceClassification.save_pretrained`), or a keras-hub preset folder. --adapter puts
 a LoRA adapter on it first: our `adapter.safetensors` (refused unless made for this very base),
 or a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). Prints the
 probability that the two questions are duplicates (softmax of the two logits, class 1).
+--quantize int8 stores the backbone's frozen projections in int8 first (Keras's quantize; a model
+saved on an int8 base already is); an adapter trained on an int8 base goes on after that.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from project.backend import add_backend_argument
 from project.cli import Parser, flag_names
 from project.errors import InputError, run_cli
+from project.settings import quantize_mode
 
 
 def parse_args(argv=None):
@@ -30,8 +34,11 @@ def parse_args(argv=None):
     p.add_argument("question2", help="the second question")
     p.add_argument("--adapter", type=Path, default=None,
                    help="a LoRA adapter: adapter.safetensors (ours) or a PEFT adapter folder")
+    p.add_argument("--quantize", default=None, metavar="MODE",
+                   help="the backbone's frozen projections in int8 (int8 inference)")
     add_backend_argument(p)
     args = p.parse_args(argv)
+    quantize_mode(args.quantize)
     for name in ("question1", "question2"):
         if not getattr(args, name).strip():
             raise InputError(f"{name} is empty: give two non-empty questions")
@@ -47,15 +54,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from project.backend import select_backend
 
-    select_backend(["--backend", args.backend])  # before keras is imported
+    backend = select_backend(["--backend", args.backend])  # before keras is imported
     import pandas as pd
     from keras import ops
 
     from project.data.qqp_length import tokenize_pairs
     from project.interop import load_classifier
+    from project.training.devices import check_quantize_support
     from project.training.metrics import positive_scores
 
-    model = load_classifier(args.model, adapter=args.adapter)
+    check_quantize_support(args.quantize, backend)
+    model = load_classifier(args.model, adapter=args.adapter, quantize=args.quantize)
     frame = pd.DataFrame({"question1": [args.question1], "question2": [args.question2]})
     logits = ops.convert_to_numpy(model(tokenize_pairs(model.preprocessor, frame)))
     print(f"duplicate probability {float(positive_scores(logits)[0]):.4f}")

@@ -6,6 +6,7 @@
     python scripts/qqp.py --preset ./hf-roberta-dir        # a Hugging Face save_pretrained folder
     python scripts/qqp.py --seeds 0,1,2,3,4                # five seeds: medians and intervals
     python scripts/qqp.py --resume runs/qqp-20261129-101500
+    python scripts/qqp.py --mode lora --quantize int8 --remat   # int8 frozen base, less memory
 
 Profiles (explicit options override them):
   report  the course report: lr full 1e-6, LoRA 1e-4; 10 epochs; batch 16; linear decay, no
@@ -16,8 +17,13 @@ Profiles (explicit options override them):
 Without --preset the model is a tiny random RoBERTa, which learns nothing at the profiles' rates:
 its default rates are 1e-3 (full) and 5e-3 (LoRA), and the report says so.
 
+--quantize int8 (with --mode lora) stores LoRA's frozen base in int8 (Keras's quantize: one scale
+per output channel); A, B and the head stay float32 and train as usual, and the LoRA model is
+saved unmerged. --remat recomputes each transformer layer's activations in the backward pass
+(both modes; the same numbers, less memory, more compute).
+
 Writes under --out: config.json, lengths.png, then per mode (per seed with --seeds) model.keras
-(LoRA merged), model.json, history.csv, adapter.safetensors (LoRA) and result.json; at the end
+(LoRA merged; on an int8 base unmerged), model.json, history.csv, adapter.safetensors (LoRA) and result.json; at the end
 metrics.json, report.md and curves.png.
 """
 
@@ -43,13 +49,15 @@ from project.settings import (
     LORA_TARGETS,
     MODES,
     QQP_PROFILES,
+    QUANTIZE_MODES,
 )
 
 CONFIG_OPTIONS = ("data", "dev", "preset", "modes", "profile", "epochs", "batch_size", "lr_full",
                   "lr_lora", "weight_decay", "warmup_ratio", "clip_norm", "sequence_length",
                   "val_fraction", "test_fraction", "fraction", "balance", "resplit", "lora_style",
                   "rank", "alpha", "lora_dropout", "targets", "seeds", "monitor", "monitor_mode",
-                  "patience", "precision", "distribute", "grad_accum", "tensorboard")
+                  "patience", "precision", "distribute", "grad_accum", "tensorboard", "quantize",
+                  "remat")
 
 
 def parse_args(argv=None):
@@ -92,6 +100,10 @@ def parse_args(argv=None):
                    help="keep this stratified share")
     p.add_argument("--balance", action="store_true", default=None,
                    help="undersample the majority class")
+    p.add_argument("--quantize", default=None, metavar="MODE",
+                   help=f"LoRA's frozen base in {', '.join(QUANTIZE_MODES)} (--mode lora only)")
+    p.add_argument("--remat", action="store_true", default=None,
+                   help="recompute activations in the backward pass (less memory, more compute)")
     add_run_options(p, "qqp")
     args = p.parse_args(argv)
 

@@ -75,10 +75,12 @@ def test_quick_check_measures_everything(tmp_path, monkeypatch):
     assert r["matmul"]["float32_tflops"] > 0 and r["matmul"]["bfloat16_tflops"] > 0
     assert r["convnet"]["samples_per_second"] > 0
     runs = {(x["mode"], x["precision"]): x for x in r["roberta"]["runs"]}
-    assert set(runs) == {(m, p) for m in ("lora", "full") for p in ("float32", "mixed_bfloat16")}
+    assert set(runs) == {(m, p) for m in ("lora", "full", "lora-remat", "lora-int8")
+                         for p in ("float32", "mixed_bfloat16")}
     for run in runs.values():
         assert run["tokens_per_second"] > 0 and 0 < run["mfu"] < 1
     assert runs[("lora", "float32")]["trainable"] < runs[("full", "float32")]["trainable"]
+    assert runs[("lora-int8", "float32")]["trainable"] == runs[("lora", "float32")]["trainable"]
     gap = r["logit_gap"]
     assert 0 < gap["max_abs"] < 0.1 * gap["scale"] + 0.01  # bf16 rounding, not a different model
     (search,) = r["largest_batch"]

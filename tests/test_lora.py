@@ -143,6 +143,18 @@ def test_roberta_large_dimensions_train_peft_counts(large, targets, trainable):
     assert count_params(large) == (355_358_722, 355_358_722)
 
 
+def test_roberta_large_on_an_int8_base_trains_the_same_count(large):
+    """The last user of ``large``: it quantises it. LoRA on q,k,v still trains 2,231,298
+    parameters; the weights take about a quarter of float32's bytes."""
+    from project.models.quantize import quantize_base, weight_bytes
+
+    enable_lora(large, rank=8, alpha=16, dropout=0.05)
+    float_bytes = weight_bytes(large)
+    quantize_base(large)
+    assert count_params(large)[0] == 2_231_298
+    assert weight_bytes(large) < 0.3 * float_bytes
+
+
 @pytest.mark.oldest_versions
 def test_starts_equal_to_base_then_only_lora_and_head_train(data, features):
     model = build_classifier(sequence_length=40)

@@ -137,6 +137,10 @@ class QQPConfig:
         lora_style, rank, alpha, lora_dropout, targets: the LoRA settings.
         seeds, monitor, monitor_mode, patience: as in :class:`FraudConfig`.
         precision, distribute, grad_accum, tensorboard: as in :class:`FraudConfig`.
+        quantize: None, or ``"int8"``: LoRA's frozen base in int8 (LoRA mode only;
+            :mod:`project.models.quantize`).
+        remat: recompute each transformer layer's activations in the backward pass (both
+            modes; :func:`project.models.backbone.rematerialize_layers`).
     """
 
     data: str = str(asset("qqp_sample.csv.gz"))
@@ -170,6 +174,8 @@ class QQPConfig:
     distribute: str = "none"
     grad_accum: int = 1
     tensorboard: bool = False
+    quantize: str | None = None
+    remat: bool = False
 
     def resolve(self) -> QQPConfig:
         """Fill every None from the profile (and, for the tiny model, learning rates that learn);
@@ -219,6 +225,8 @@ class QQPConfig:
         number("fraction", self.fraction, low=0, high=1, low_open=True, allow_none=True)
         settings.lora_settings(self.rank, self.alpha, self.lora_dropout, self.targets,
                                self.lora_style)
+        settings.quantize_settings(self.quantize, self.modes, self.lora_style, self.precision)
+        settings.flag_value("remat", self.remat)
         return self
 
     def to_dict(self) -> dict:

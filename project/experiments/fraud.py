@@ -21,6 +21,7 @@ task's evaluator on a baseline):
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,6 +51,7 @@ from project.training.metrics import (
     Evaluation,
     binary_cross_entropy,
     choose_threshold,
+    epoch_logs,
     evaluate_scores,
 )
 
@@ -81,6 +83,15 @@ def evaluate(model, x, y, threshold: float = 0.5, n_boot: int | None = None,
                            loss=binary_cross_entropy(y, scores), seed=seed, **kwargs)
 
 
+def validation_logs(model, x, y) -> dict:
+    """:func:`evaluate`'s numbers at threshold 0.5 as epoch logs (``val_loss``,
+    ``val_average_precision``, ...), without its tables and intervals
+    (:func:`project.training.metrics.epoch_logs`: the same values to 1e-12, a tenth of the
+    cost): what training calls after every epoch."""
+    scores = predict_scores(model, x)
+    return epoch_logs(y, scores, 0.5, loss=binary_cross_entropy(y, scores))
+
+
 def _threshold(config: FraudConfig, model, x_val, y_val) -> float:
     if config.threshold == "val-f1":
         return choose_threshold(y_val, predict_scores(model, x_val))
@@ -103,6 +114,10 @@ class ProtocolRun:
             of those rows were among its training rows.
         directory: the part's folder, relative to the run.
         split_seed: the split's random_state (50, the report's, unless ``resplit``).
+        timings: where the part's time went, ``{what}_seconds``: ``split`` (split, scaling
+            and ADASYN), ``fit`` (the epochs' training), ``validation`` (the per-epoch
+            evaluations), ``evaluation`` (the final ones, with their bootstrap intervals),
+            ``baselines`` (fitted and evaluated), ``save``.
     """
 
     protocol: str
@@ -118,6 +133,7 @@ class ProtocolRun:
     leaked_rows: int | None
     directory: str
     split_seed: int = FRAUD_SPLIT_SEED
+    timings: dict = dataclasses.field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -149,6 +165,7 @@ class ProtocolRun:
             "baselines": {n: {s: e.to_dict() for s, e in v.items()}
                           for n, v in self.baselines.items()},
             "directory": self.directory, "split_seed": self.split_seed,
+            "timings": self.timings,
         }
 
 
@@ -165,6 +182,7 @@ def _load_part(folder: Path) -> ProtocolRun:
         baselines={n: {s: ev(f"baseline:{n}:{s}", r) for s, r in v.items()}
                    for n, v in data["baselines"].items()},
         directory=data["directory"], split_seed=data.get("split_seed", FRAUD_SPLIT_SEED),
+        timings=data.get("timings", {}),
     )
 
 
@@ -208,10 +226,12 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
 def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: FraudConfig,
                 context: rundir.RunContext) -> ProtocolRun:
     run, plan, log = context.run, context.plan, context.log
+    clock = time.perf_counter()
     split_seed = config.split_seed(seed)
     split = protocol_split(df, protocol, seed=seed, stratify=config.stratify,
                            n_neighbors=config.adasyn_k, beta=config.adasyn_beta,
                            variant=config.adasyn_variant, split_seed=split_seed)
+    timings = {"split_seconds": time.perf_counter() - clock}
     seed_everything(seed)
     with plan.model_scope():  # the run's precision and devices
         model = convnet.compile_convnet(plan.prepare(convnet.build_convnet()),
@@ -220,7 +240,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
     y_train = split.y_train[:, None].astype("float32")
 
     def validate(m):
-        return evaluate(m, split.x_val, split.y_val, 0.5, n_boot=0).epoch_logs()
+        return validation_logs(m, split.x_val, split.y_val)
 
     log(f"== seed {seed} · {protocol_label(protocol)}: {len(split.y_train):,} training rows ==")
     training = train(
@@ -233,6 +253,9 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
         verbose=context.verbose, log=log, plan=plan,
     )
+    timings.update(fit_seconds=sum(training.epoch_seconds),
+                   validation_seconds=sum(training.history.get("val_seconds", [])))
+    clock = time.perf_counter()
     threshold = _threshold(config, model, split.x_val, split.y_val)
     val = evaluate(model, split.x_val, split.y_val, threshold, seed=seed)
     test = evaluate(model, split.x_test, split.y_test, threshold, seed=seed)
@@ -244,6 +267,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         clean_test = evaluate(model, x_clean, clean.y_test, threshold, seed=seed)
         leaked = int(np.isin(clean.test_rows, split.train_rows).sum())
 
+    timings["evaluation_seconds"], clock = time.perf_counter() - clock, time.perf_counter()
     baselines = {}
     if config.baselines:
         for name in BASELINES:
@@ -254,6 +278,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
                 "test": evaluate(estimator, split.x_test, split.y_test, cut, seed=seed),
             }
 
+    timings["baselines_seconds"], clock = time.perf_counter() - clock, time.perf_counter()
     part = ProtocolRun(
         protocol=protocol, seed=seed, counts=split.counts(),
         synthetic_rows={s: int((rows < 0).sum()) for s, rows in (
@@ -261,6 +286,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         training=training, threshold=threshold, val=val, test=test, baselines=baselines,
         clean_test=clean_test, leaked_rows=leaked,
         directory=str(folder.relative_to(run.path)), split_seed=split_seed,
+        timings=timings,
     )
     model_path = save_model(model, folder / "model.keras")  # float32 policies
     write_json(folder / "model.json", {
@@ -271,6 +297,7 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         "adasyn_beta": config.adasyn_beta, "adasyn_variant": config.adasyn_variant,
         "split_seed": split_seed, "threshold": threshold,
     })
+    timings["save_seconds"] = time.perf_counter() - clock
     rundir.save_part(folder, part.to_dict(), part.evaluations())
     (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
     return part

@@ -36,13 +36,17 @@ from project.interop import load_classifier
 from project.io import write_json
 from project.models import lora
 from project.models.adapters import save_adapter
+from project.models.backbone import rematerialize_layers
+from project.models.quantize import quantize_base
 from project.models.roberta import build_preprocessor, detached_preprocessor
 from project.models.saving import save_model
 from project.settings import METRICS
+from project.training.devices import check_quantize_support
 from project.training.distribution import setup
 from project.training.loop import TrainingResult, train
 from project.training.metrics import (
     Evaluation,
+    epoch_logs,
     evaluate_scores,
     positive_scores,
     softmax_cross_entropy,
@@ -78,6 +82,15 @@ def evaluate(model, features: dict, labels, n_boot: int | None = None, seed: int
     kwargs = {} if n_boot is None else {"n_boot": n_boot}
     return evaluate_scores(labels, positive_scores(logits), 0.5, CLASS_NAMES,
                            loss=softmax_cross_entropy(labels, logits), seed=seed, **kwargs)
+
+
+def validation_logs(model, features: dict, labels) -> dict:
+    """:func:`evaluate`'s numbers as epoch logs (``val_loss``, ``val_accuracy``, ...), without its
+    tables and intervals (:func:`project.training.metrics.epoch_logs`, the same values): what
+    training calls after every epoch."""
+    logits = predict_logits(model, features)
+    return epoch_logs(labels, positive_scores(logits), 0.5,
+                      loss=softmax_cross_entropy(labels, logits))
 
 
 @dataclasses.dataclass
@@ -180,12 +193,17 @@ def _load_part(folder: Path) -> ModeRun:
 
 
 def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
-    """A fresh classifier for ``mode``; the same seed gives full and LoRA the same start."""
+    """A fresh classifier for ``mode``; the same seed gives full and LoRA the same start. LoRA
+    on an int8 base with ``config.quantize``; rematerialised layers with ``config.remat``."""
     seed_everything(seed)
     model = load_classifier(config.preset, sequence_length=sequence_length)
     if mode == "lora":
         lora.enable_lora(model, config.rank, config.alpha, config.lora_dropout,
                          targets=config.targets, style=config.lora_style, seed=seed)
+        if config.quantize:
+            quantize_base(model, config.quantize)
+    if config.remat:
+        rematerialize_layers(model.backbone)
     return model
 
 
@@ -211,7 +229,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
         f"lr {learning_rate:g}, {config.epochs} epochs ==")
 
     def validate(m):
-        return evaluate(m, features["validation"], labels["validation"], n_boot=0).epoch_logs()
+        return validation_logs(m, features["validation"], labels["validation"])
 
     with detached_preprocessor(model):
         training = train(
@@ -235,6 +253,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
         settings = lora.lora_config(model)
         adapter = save_adapter(model, folder / "adapter.safetensors")
         adapter_bytes = adapter.stat().st_size
+    if mode == "lora" and not config.quantize:  # an int8 base is saved unmerged
         before = predict_logits(model, features["validation"])
         lora.merge_lora(model)
         merge_diff = float(np.abs(predict_logits(model, features["validation"]) - before).max())
@@ -327,6 +346,7 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
         (:func:`project.reporting.qqp.write_qqp_outputs`).
     """
     plan = setup(config)  # before any data: precision, devices, other processes
+    check_quantize_support(config.quantize, keras.backend.backend())
     if resume is None:
         rundir.RunDirectory.check_writable(out, plan.chief)  # before any data is read
     prepared = {}  # the data of the seed being trained (one split per seed with resplit)

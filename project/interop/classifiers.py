@@ -15,13 +15,15 @@ from pathlib import Path
 from project.errors import InputError
 from project.interop.hf import load_hf_classifier
 from project.interop.peft import is_peft_adapter, load_peft_adapter
-from project.models.adapters import load_adapter
+from project.models.adapters import adapter_quantization, load_adapter
+from project.models.quantize import ensure_quantized
 from project.models.roberta import build_classifier, is_hf_checkpoint
 from project.models.saving import load_model
 
 
 def load_classifier(source=None, *, sequence_length: int | None = None, dropout: float = 0.1,
-                    num_classes: int = 2, adapter=None, **config):
+                    num_classes: int = 2, adapter=None, quantize: str | None = None,
+                    **config):
     """A RoBERTa pair classifier with its preprocessor, and optionally an adapter on it.
 
     Args:
@@ -33,8 +35,11 @@ def load_classifier(source=None, *, sequence_length: int | None = None, dropout:
         dropout: head dropout of a new or imported head (Hugging Face uses 0.1).
         num_classes: logits; a saved model or a checkpoint's head must have as many.
         adapter: a LoRA adapter to put on it: ours (``adapter.safetensors``, made for this very
-            base) or a PEFT adapter folder.
-        **config: with ``source=None`` only (:func:`project.models.roberta.build_classifier`).
+            base) or a PEFT adapter folder (``adapter_config.json``).
+        quantize: ``"int8"``: the backbone's frozen projections in int8
+            (:func:`project.models.quantize.quantize_base`; a saved int8 model stays as it is).
+            An adapter trained on an int8 base goes on after quantising, any other before.
+        **config: with ``source=None`` only (see :func:`project.models.roberta.build_classifier`).
 
     Raises:
         InputError: not a model we can read, no preprocessor, another number of classes, or an
@@ -58,9 +63,15 @@ def load_classifier(source=None, *, sequence_length: int | None = None, dropout:
         model, _ = load_hf_classifier(source, sequence_length, dropout, num_classes)
     else:
         model = build_classifier(str(source), num_classes, sequence_length, dropout, **config)
+    early = quantize is not None and (adapter is None or (
+        not is_peft_adapter(adapter) and adapter_quantization(adapter) == quantize))
+    if early:
+        ensure_quantized(model, quantize)
     if adapter is not None:
         if is_peft_adapter(adapter):
             load_peft_adapter(model, adapter)
         else:
             load_adapter(model, adapter)
+    if quantize is not None and not early:
+        ensure_quantized(model, quantize)
     return model

@@ -47,6 +47,7 @@ from project.interop import names
 from project.interop.tokenizer import load_json, read_hf_tokenizer, write_hf_tokenizer
 from project.io import write_json
 from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON, RobertaBackbone
+from project.models.quantize import quantization_mode
 from project.models.roberta import build_preprocessor, build_tokenizer, init_head
 from project.models.tensor_files import SafetensorsReader, write_safetensors
 from project.settings import sequence_length as checked_length
@@ -329,8 +330,8 @@ def save_hf_classifier(model, path) -> Path:
     ids. LoRA deltas are folded in (the model itself is not changed).
 
     Raises:
-        InputError: no preprocessor (no tokenizer to write), or a head that is not keras-hub's
-            RoBERTa head.
+        InputError: no preprocessor (no tokenizer to write), a head that is not keras-hub's
+            RoBERTa head, or an int8 base.
 
     Example:
 
@@ -343,6 +344,10 @@ def save_hf_classifier(model, path) -> Path:
     preprocessor = getattr(model, "preprocessor", None)
     if preprocessor is None:
         raise InputError("the model has no preprocessor: there is no tokenizer to export")
+    if quantization_mode(model):
+        raise InputError(f"the model's base is {quantization_mode(model)}: a transformers "
+                         "checkpoint holds float weights; export the float base, and the "
+                         "adapter with save_peft_adapter")
     if model.hidden_dim != model.backbone.hidden_dim:
         raise InputError(f"the head's hidden_dim {model.hidden_dim} differs from the backbone's "
                          f"{model.backbone.hidden_dim}: transformers cannot express it")

@@ -3,7 +3,10 @@
 An adapter is one ``adapter.safetensors`` holding A, B and the head (per-head style: also the
 q/k/v biases), float32, under names that do not depend on the process
 (``layer_3.query.lora_a``, ``head.pooled_dense.kernel``), with the LoRA settings and a SHA-256
-of the frozen base weights (:func:`base_fingerprint`) in its metadata. Loading checks everything
+of the frozen base weights (:func:`base_fingerprint`) in its metadata. An adapter trained on an
+int8 base (:mod:`project.models.quantize`) says so (``base_quantization``) and is tied to that
+int8 base: it loads on the same base quantised again (quantising is deterministic); PEFT's
+format (:mod:`project.interop.peft`) carries it to a float base. Loading checks everything
 before it changes anything; two adapters can be switched on one base without rebuilding it.
 PEFT's adapter format: :mod:`project.interop.peft`, which reuses the checks here.
 
@@ -43,7 +46,8 @@ from project.models.lora import (
     per_head_projections,
     remove_lora_layers,
 )
-from project.models.tensor_files import read_safetensors, write_safetensors
+from project.models.quantize import quantization_mode
+from project.models.tensor_files import SafetensorsReader, read_safetensors, write_safetensors
 
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_FORMAT = "project.lora-adapter/1"
@@ -137,7 +141,8 @@ def save_adapter(model, path) -> Path:
     Returns:
         The file written (atomically). Tensors are float32, keyed ``layer_{i}.{target}.lora_a``
         / ``lora_b`` and ``head.{pooled_dense|logits}.{kernel|bias}``; the metadata holds
-        ``format``, ``lora`` (the settings as JSON) and ``base_sha256`` (:func:`base_fingerprint`).
+        ``format``, ``lora`` (the settings as JSON), ``base_sha256`` (:func:`base_fingerprint`)
+        and ``base_quantization`` (``none`` or ``int8``).
 
     Raises:
         InputError: no LoRA on the model, LoRA merged, or a file name not ending .safetensors.
@@ -154,6 +159,7 @@ def save_adapter(model, path) -> Path:
         "format": ADAPTER_FORMAT,
         "lora": json.dumps(config, sort_keys=True),
         "base_sha256": base_fingerprint(model, config["style"], config["targets"]),
+        "base_quantization": quantization_mode(model) or "none",
     }
     return write_safetensors(path, tensors, metadata)
 
@@ -228,6 +234,11 @@ def load_adapter(model, path):
     if current is not None and current["style"] == "per-head" and current != lora:
         raise InputError(f"{path}: adapter settings {lora} differ from the model's per-head "
                          f"LoRA {current}")
+    trained_on, here = _quantization_of(metadata), quantization_mode(model) or "none"
+    if trained_on != here:
+        raise InputError(f"{path}: made for {_base_words(trained_on)}, this model has "
+                         f"{_base_words(here)}; " + ("quantise the model first (--quantize "
+                         f"{trained_on})" if here == "none" else "load it before quantising"))
     expected_hash = base_fingerprint(model, lora["style"], lora["targets"])
     if metadata["base_sha256"] != expected_hash:
         raise InputError(
@@ -236,6 +247,21 @@ def load_adapter(model, path):
         )
     apply_adapter(model, lora, tensors)
     return model
+
+
+def adapter_quantization(path) -> str:
+    """The base the adapter file (or folder) ``path`` was trained on: ``"none"`` (float) or
+    ``"int8"``, read from its metadata only."""
+    with SafetensorsReader(_adapter_file(path), "adapter") as reader:
+        return _quantization_of(reader.metadata)
+
+
+def _quantization_of(metadata: dict) -> str:
+    return metadata.get("base_quantization", "none")  # older adapters: a float base
+
+
+def _base_words(mode: str) -> str:
+    return "a float base" if mode == "none" else f"an {mode} base"
 
 
 def apply_adapter(model, lora: dict, tensors: dict) -> None:

@@ -111,6 +111,14 @@ def projections(backbone, targets=LORA_TARGETS) -> list:
     return found
 
 
+def rematerialize_layers(backbone) -> None:
+    """Recompute every transformer layer's activations in the backward pass instead of keeping
+    them (``--remat``): Keras's ``keras.remat`` around each layer
+    (:func:`project.keras_internals.rematerialize`), the same numbers, dropout included."""
+    for layer in backbone.transformer_layers:
+        keras_internals.rematerialize(layer)
+
+
 def lora_projections(backbone) -> list:
     """``[(index, target, layer)]`` for every matrix-style LoRA layer of ``backbone``."""
     return [(i, t, layer) for i, t, _, layer in projections(backbone)

@@ -18,8 +18,11 @@ tied to the base's exact bytes).
 The layer is a registered Keras layer (``project>LoraEinsumDense``) whose configuration holds
 rank, alpha, dropout and seed: a model saved with it reloads in safe mode, LoRA still on. Under a
 mixed-precision policy A and B are float32 variables and the branch computes in the layer's
-compute dtype. Putting these layers into a backbone, and taking them out:
-:mod:`project.models.lora`.
+compute dtype. On an int8 base (``layer.quantize("int8")``, :mod:`project.models.quantize`)
+the frozen kernel is Keras's int8 kernel with per-channel scales, computed by Keras's own int8
+path (:meth:`~LoraEinsumDense.quantized_call`), A and B stay float32 and the branch is added as
+before; such a layer cannot be merged (the delta has no exact int8 form). Putting these layers
+into a backbone, and taking them out: :mod:`project.models.lora`.
 
 Example:
 
@@ -46,6 +49,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from project.errors import InputError
 from project.keras_internals import stored_kernel
 
 #: The configuration entries of LoRA (the rest is EinsumDense's).
@@ -97,11 +101,10 @@ class LoraEinsumDense(keras.layers.EinsumDense):
     def from_base(cls, base, rank: int, alpha: float, dropout: float = 0.0, seed=None):
         """A LoRA layer computing what ``base`` (a built plain EinsumDense) computes, with
         ``base``'s kernel and bias values, at ``base``'s place in the model (variable paths)."""
-        layer = cls(**base.get_config(), rank=rank, alpha=alpha, dropout=dropout, seed=seed)
+        layer = cls.from_config({**base.get_config(), "rank": rank, "alpha": alpha,
+                                 "dropout": dropout, "seed": seed})
         build_like(layer, base)
-        stored_kernel(layer).assign(stored_kernel(base))
-        if base.bias is not None:
-            layer.bias.assign(base.bias)
+        copy_frozen(layer, base)
         return layer
 
     def build(self, input_shape):
@@ -134,15 +137,35 @@ class LoraEinsumDense(keras.layers.EinsumDense):
 
     @property
     def kernel(self):
-        """The kernel the layer computes with: W0 + delta (the stored kernel when merged)."""
+        """The kernel the layer computes with: W0 + delta (the stored kernel when merged; on an
+        int8 base the dequantised kernel + delta, float32)."""
         kernel = stored_kernel(self)
+        if self.quantization_mode is not None:
+            return ops.add(dequantized_kernel(self), self.delta())
         if self.merged:
             return kernel
         return ops.add(kernel, ops.cast(self.delta(), kernel.dtype))
 
+    def quantize(self, mode=None, type_check=True, config=None, **kwargs):
+        """Keras's quantisation of the frozen kernel (``"int8"``: int8 values and one float32
+        scale per output channel); A, B and the bias stay float32. Refused while merged (the
+        kernel then holds W0 + delta, and W0 would not come back)."""
+        if self.merged:
+            raise InputError(f"{self.path}: LoRA is merged into the kernel; unmerge it before "
+                             "quantising the base")
+        if self.activation not in (None, keras.activations.linear):
+            raise InputError(f"{self.path}: an int8 base needs a projection without activation")
+        if config is not None:  # keras >= 3.13 passes one; 3.10 has no such argument
+            kwargs["config"] = config
+        super().quantize(mode, type_check=False, **kwargs)
+
     def merge(self) -> None:
         """Fold the delta into the stored kernel and switch the branch off (A and B kept; W0
-        kept aside for :meth:`unmerge`)."""
+        kept aside for :meth:`unmerge`). Refused on an int8 base (InputError): W0 + delta has no
+        exact int8 form; save such a model unmerged."""
+        if self.quantization_mode is not None:
+            raise InputError(f"cannot merge LoRA into an {self.quantization_mode} base "
+                             f"({self.path}): save the model unmerged, or merge on a float base")
         if not self.merged:
             kernel = stored_kernel(self)
             self._base_kernel = ops.convert_to_numpy(kernel)
@@ -196,6 +219,14 @@ class LoraEinsumDense(keras.layers.EinsumDense):
         outputs = outputs.reshape(*inputs.shape[:-1], *kernel.shape[1:])
         return outputs if self.activation is None else self.activation(outputs)
 
+    def quantized_call(self, inputs, training=None):
+        """On an int8 base: Keras's int8 projection (bias included; no activation) plus the
+        float32-weight branch."""
+        outputs = super().quantized_call(inputs, training=training)
+        if not self.merged:
+            outputs = ops.add(outputs, self.branch(inputs, outputs, training))
+        return outputs
+
     def branch(self, inputs, outputs, training=None):
         """The LoRA branch (alpha / r) (dropout(x) A) B, shaped like ``outputs``."""
         x = inputs
@@ -215,6 +246,8 @@ class LoraEinsumDense(keras.layers.EinsumDense):
 
     def _variables_by_name(self) -> dict:
         found = {"kernel": stored_kernel(self), "lora_a": self.lora_a, "lora_b": self.lora_b}
+        if self.quantization_mode is not None:
+            found["kernel_scale"] = self.kernel_scale
         if self.bias is not None:
             found["bias"] = self.bias
         return found
@@ -262,9 +295,26 @@ def plain_copy(layer: LoraEinsumDense) -> keras.layers.EinsumDense:
     """A plain EinsumDense with ``layer``'s configuration and stored kernel (W0, or W0 + delta
     if merged) and bias, at its place."""
     config = {k: v for k, v in layer.get_config().items() if k not in LORA_KEYS}
-    plain = keras.layers.EinsumDense(**config)
+    plain = keras.layers.EinsumDense.from_config(config)  # an int8 policy: an int8 kernel
     build_like(plain, layer)
-    stored_kernel(plain).assign(stored_kernel(layer))
-    if layer.bias is not None:
-        plain.bias.assign(layer.bias)
+    copy_frozen(plain, layer)
     return plain
+
+
+def copy_frozen(layer, base) -> None:
+    """Give ``layer`` (built like ``base``) ``base``'s stored kernel, its int8 scales if
+    quantised, and its bias."""
+    stored_kernel(layer).assign(stored_kernel(base))
+    if base.quantization_mode is not None:
+        layer.kernel_scale.assign(base.kernel_scale)
+    if base.bias is not None:
+        layer.bias.assign(base.bias)
+
+
+def dequantized_kernel(layer):
+    """An int8 LoRA base's kernel in float32: the int8 values over their per-channel scales
+    (Keras's absmax rule: w ~ q / scale; one scale per output channel, reduced over the input
+    axis, the kernel's first)."""
+    kernel = stored_kernel(layer)
+    scale = ops.reshape(layer.kernel_scale, (1, *kernel.shape[1:]))
+    return ops.divide(ops.cast(kernel, "float32"), scale)

@@ -26,16 +26,18 @@ from project.io import MAX_CONFIG_BYTES, atomic_path
 
 @contextlib.contextmanager
 def portable(model):
-    """Inside the block the model's layers carry float32 policies and unsynchronised batch
-    normalisation, so that a ``.keras`` file written there loads and evaluates in float32 on any
-    backend, whatever precision and devices it was trained with."""
+    """Inside the block the model's layers carry float32 policies (an int8 layer's:
+    ``int8_from_float32``) and unsynchronised batch
+    normalisation: what a ``.keras`` file written there records, so that it loads and
+    evaluates in float32 on any backend (and the model itself predicts in float32 there).
+    Everything is put back afterwards."""
     changed = []
     for layer in keras_internals.all_layers(model):
         policy = layer.dtype_policy
-        if policy.quantization_mode is None and policy.compute_dtype != policy.variable_dtype \
-                and policy.variable_dtype == "float32":
+        if policy.compute_dtype != policy.variable_dtype and policy.variable_dtype == "float32":
             changed.append((layer, "dtype_policy", policy))
-            layer.dtype_policy = "float32"
+            mode = policy.quantization_mode  # int8_from_mixed_bfloat16 -> int8_from_float32
+            layer.dtype_policy = f"{mode}_from_float32" if mode else "float32"
         if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized:
             changed.append((layer, "synchronized", True))
             layer.synchronized = False
@@ -68,7 +70,7 @@ def load_model(path: str | os.PathLike, compile: bool = False):
         InputError: the file is missing, is not a ``.keras`` archive, has an oversized
             configuration, or is truncated/corrupt.
     """
-    path = Path(path)
+    path, config = Path(path), b""
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
@@ -85,7 +87,8 @@ def load_model(path: str | os.PathLike, compile: bool = False):
                                      f"the {MAX_CONFIG_BYTES // 2**20} MiB a model configuration "
                                      "may take; not loading it")
             bad = archive.testzip()
-            ours = b'"module": "project' in archive.read("config.json")
+            config = archive.read("config.json")
+            ours = b'"module": "project' in config
         if bad is not None:
             raise ValueError(f"damaged entry {bad}")
         if ours:  # our classes, registered on import (keras-hub is slow to import: only then)
@@ -94,5 +97,10 @@ def load_model(path: str | os.PathLike, compile: bool = False):
     except (InputError, ImportError):
         raise
     except Exception as err:  # Keras raises many types for a damaged file
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path}: cannot load as a Keras model ({reason})") from None
+        lines = [line for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        # Keras's "A total of N objects could not be loaded. Example error message for <x>:"
+        # puts the reason on the next line
+        reason = (lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0])[:300]
+        what = ("int8 weights or scales missing or mis-shaped, cannot load"
+                if b'"QuantizedDTypePolicy"' in config else "cannot load as a Keras model")
+        raise InputError(f"{path}: {what} ({reason})") from None

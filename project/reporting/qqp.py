@@ -206,7 +206,8 @@ def qqp_report(result) -> str:
         f"{config.batch_size}" + (f" (accumulated over {config.grad_accum})"
                                   if config.grad_accum > 1 else "") +
         f", {config.epochs} epochs, seeds {seeds}; best epoch by `{config.monitor}` restored."
-        f"{epochs_note}", "",
+        f"{epochs_note}" + (" Activations recomputed in the backward pass (`--remat`)."
+                            if config.remat else ""), "",
     ]
     if "lora" in config.modes:
         targets = "/".join(config.targets)
@@ -216,6 +217,12 @@ def qqp_report(result) -> str:
             "the paper's, and PEFT's default, is q,v); everything else in the backbone frozen, "
             "classification head trained.", "",
         ]
+        if config.quantize:
+            lines += [f"LoRA's frozen base in **{config.quantize}**: every frozen projection "
+                      "(token embedding, q/k/v, attention output, feed-forward) stored in int8 "
+                      "with one scale per output channel, inputs quantised per token on the fly "
+                      "(Keras's `quantize`); A, B, biases, layer norms and the head in float32.",
+                      ""]
         if config.lora_style == "per-head":
             lines += ["**per-head style is keras-hub's EinsumDense LoRA, not the paper's:** one A "
                       "per head, no dropout, q/k/v biases trainable.", ""]
@@ -251,8 +258,10 @@ def qqp_report(result) -> str:
         lines += [f"## {run.label}, seed {run.seed}: classification report (validation)", "",
                   "```", run.val.classification_report.rstrip(), "```", ""]
         if run.mode == "lora":
-            lines += [f"Saved `{run.directory}/model.keras` with LoRA merged into the kernels "
-                      f"(largest logit change from merging: {run.merge_max_abs_diff:.1e}) and "
+            saved = ("unmerged, on its int8 base (LoRA cannot be merged into int8 kernels)"
+                     if run.merge_max_abs_diff is None else "with LoRA merged into the kernels "
+                     f"(largest logit change from merging: {run.merge_max_abs_diff:.1e})")
+            lines += [f"Saved `{run.directory}/model.keras` {saved} and "
                       f"`{run.directory}/adapter.safetensors` ({_mb(run.adapter_bytes)}: A, B and "
                       f"the head only, against {_mb(run.model_bytes)} for the whole model).", ""]
     return "\n".join(lines)

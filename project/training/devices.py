@@ -1,7 +1,8 @@
 """Devices and processes: what the backend computes on, its memory peak, and the processes of a
 run on several hosts (the environment's description, the coordinator, joining).
 
-* :func:`device_info`, :func:`float16_support`: the accelerator (or CPU) each backend uses;
+* :func:`device_info`, :func:`float16_support`, :func:`check_quantize_support`: the
+  accelerator (or CPU) each backend uses, and what it can compute;
 * :func:`reset_device_peak`, :func:`device_peak_mb`: the accelerator's memory peak;
 * :func:`process_group`: the processes of a multi-process run, from Keras's own variables (what
   ``keras.distribution.initialize`` reads), torchrun's (``RANK``, ``WORLD_SIZE``,
@@ -37,7 +38,7 @@ import sys
 import threading
 import time
 
-from project.errors import InputError
+from project.errors import InputError, SettingError
 
 #: Keras's own variables for a multi-process run (``keras.distribution.initialize`` reads them).
 ENV_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
@@ -51,6 +52,9 @@ ENV_TIMEOUT = "PROJECT_DISTRIBUTION_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
 #: The smallest CUDA compute capability with float16 arithmetic.
 FLOAT16_CAPABILITY = (5, 3)
+#: Where Keras's int8 layers run (their int8 einsum / matmul): CPUs, CUDA or ROCm GPUs, TPUs;
+#: not Apple's MPS (no int8 matmul in PyTorch there).
+INT8_PLATFORMS = ("cpu", "gpu", "tpu")
 
 
 # --- the accelerator ---------------------------------------------------------------------------
@@ -109,6 +113,15 @@ def float16_support(backend: str) -> tuple[bool, str]:
     if device["platform"] != "gpu":
         return False, where
     return capability is None or capability >= FLOAT16_CAPABILITY, where
+
+
+def check_quantize_support(mode: str | None, backend: str) -> None:
+    """Refuse (SettingError naming ``quantize``) a quantisation the device Keras computes on
+    cannot run; None passes."""
+    platform = device_info(backend)["platform"] if mode is not None else "cpu"
+    if platform not in INT8_PLATFORMS:
+        raise SettingError.about("quantize", f"{mode} is not supported on {platform.upper()} "
+                                             f"({backend} backend): use a CPU or a CUDA GPU")
 
 
 def reset_device_peak(backend: str) -> None:

@@ -153,7 +153,8 @@ class TrainingResult:
             score by ``monitor``.
         monitor, mode: what "best" means.
         train_seconds: wall time of all epochs (training and validation), summed over resumes.
-        epoch_seconds: training time of each epoch, validation excluded.
+        epoch_seconds: training time of each epoch, validation excluded (the history's
+            ``val_seconds`` holds each epoch's validation time).
         samples_per_second: median training throughput over epochs.
         peak_rss_mb, peak_device_mb: host and accelerator peaks in this process (None off GPU).
         resumed_from: epochs already done when this process took over (None: a fresh run).
@@ -255,10 +256,11 @@ def train(
                              verbose=keras_verbose(verbose), plan=plan)
             fit_seconds = time.perf_counter() - start
             logs.update(validate(model))
+            validation_seconds = time.perf_counter() - start - fit_seconds
             if monitor not in logs:
                 raise SettingError.about("monitor", f"{monitor!r} is not logged "
                                                     f"({', '.join(logs)})")
-            logs["epoch_seconds"] = fit_seconds
+            logs["epoch_seconds"], logs["val_seconds"] = fit_seconds, validation_seconds
             logs["samples_per_second"] = n_samples / max(fit_seconds, 1e-9)
             for key, value in logs.items():
                 history.setdefault(key, []).append(float(value))

@@ -4,8 +4,10 @@
 accuracy, precision, recall and F1 of class 1 at a threshold, average precision and ROC-AUC,
 the confusion matrix, a per-class table, the loss, and a 95% bootstrap interval for every metric
 (:mod:`project.stats`). Each task's evaluator (``project.experiments.fraud.evaluate``,
-``project.experiments.qqp.evaluate``) calls it; training calls the same evaluator on the
-validation data after every epoch, so the number that picks the best epoch is the number reported.
+``project.experiments.qqp.evaluate``) calls it. After every epoch training scores the
+validation data with the same predictions and :func:`epoch_logs`, which computes the same numbers
+(to 1e-12, tested) without the tables, so the number that picks the best epoch is the number
+reported.
 
 Names say what they are: ``average_precision`` is scikit-learn's step-wise average precision (the
 area under the precision-recall curve without interpolation). Keras's ``AUC(curve="PR")`` is a
@@ -122,6 +124,40 @@ class Evaluation:
         """The numbers logged per epoch: ``{"val_loss", "val_accuracy", ...}`` (None skipped)."""
         values = {"loss": self.loss, **{m: getattr(self, m) for m in METRICS}}
         return {prefix + k: float(v) for k, v in values.items() if v is not None}
+
+
+def epoch_logs(y_true, scores, threshold: float = 0.5, loss: float | None = None,
+               prefix: str = "val_") -> dict:
+    """What :meth:`Evaluation.epoch_logs` holds (loss and :data:`~project.settings.METRICS`),
+    computed in NumPy from one sort and the confusion counts, without scikit-learn's checks and
+    tables: the numbers :func:`evaluate_scores` gives (to 1e-12) at a tenth of its cost, for the
+    evaluation after every epoch.
+
+    >>> logs = epoch_logs(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
+    >>> logs["val_recall"], logs["val_precision"], logs["val_roc_auc"]
+    (1.0, 0.6666666666666666, 1.0)
+    """
+    y = np.asarray(y_true).astype(int).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    predicted = scores >= threshold
+    tp = int(np.count_nonzero(predicted & (y == 1)))
+    fp, positives = int(np.count_nonzero(predicted)) - tp, int(np.count_nonzero(y))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / positives if positives else 0.0
+    values = {"loss": loss, "accuracy": (y.size - fp - (positives - tp)) / y.size,
+              "precision": precision, "recall": recall,
+              "f1": 2 * tp / (2 * tp + fp + positives - tp) if tp else 0.0,
+              "average_precision": None, "roc_auc": None}
+    if 0 < positives < y.size:  # scikit-learn's step-wise AP and trapezoidal ROC-AUC
+        order = np.argsort(-scores, kind="mergesort")
+        last = np.r_[np.flatnonzero(np.diff(scores[order])), y.size - 1]  # per distinct score
+        tps = np.cumsum(y[order])[last].astype(np.float64)
+        fps = last + 1 - tps
+        values["average_precision"] = float(np.sum(np.diff(np.r_[0.0, tps / positives])
+                                                   * tps / (tps + fps)))
+        tpr, fpr = np.r_[0.0, tps] / positives, np.r_[0.0, fps] / (y.size - positives)
+        values["roc_auc"] = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    return {prefix + k: float(v) for k, v in values.items() if v is not None}
 
 
 def evaluate_scores(

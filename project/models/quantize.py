@@ -1,0 +1,122 @@
+"""An int8 frozen base under LoRA (and for int8 inference): Keras's own int8 quantisation of a
+keras-hub RoBERTa backbone's frozen projections.
+
+:func:`quantize_base` calls Keras's ``layer.quantize("int8")`` on every frozen projection of the
+backbone: the token embedding (one scale per row) and, in every transformer layer, the query, key
+and value projections (a LoRA layer's base kernel included), the attention output and both
+feed-forward Dense layers. Each kernel is stored in int8 with one float32 scale per output
+channel (Keras's absmax rule, w ~ q / scale); in the forward pass Keras quantises each layer's
+input per token on the fly and multiplies in int8 (its ``inputs_quantizer``, what
+``quantize("int8")`` does by default in keras 3.10 to 3.15). What stays float32: LoRA's A and B
+(which train as before), every bias, the layer norms, the position embedding and the
+classification head (which trains). At RoBERTa-large dimensions the weights take 0.26x the
+float32 model's bytes (:func:`weight_bytes`); the trainable count is unchanged (2,231,298 with
+q, k, v).
+
+The int8 policy (``int8_from_float32``) is saved with the model: an unmerged LoRA model on an
+int8 base saves to ``.keras`` and reloads in safe mode, int8 and LoRA still on, under any backend.
+Merging LoRA into an int8 base is refused in one line (the delta has no exact int8 form): save
+it unmerged, or merge on a float base. Quantising is one-way: there is no float base to go back
+to. Full fine-tuning trains every weight and has no frozen base; ``scripts/qqp.py`` refuses
+``--quantize`` with ``--mode full``.
+
+Example:
+
+>>> from project.models.lora import count_params, enable_lora
+>>> from project.models.roberta import build_classifier
+>>> model = enable_lora(build_classifier(), rank=8, alpha=16, seed=0)
+>>> before = count_params(model)[0], weight_bytes(model)
+>>> model = quantize_base(model)
+>>> quantization_mode(model), count_params(model)[0] == before[0], weight_bytes(model) < before[1]
+('int8', True, True)
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import keras
+import numpy as np
+
+from project import keras_internals, settings
+from project.errors import InputError
+from project.models.backbone import attention
+from project.models.lora import is_merged, lora_config
+
+
+def base_projections(backbone) -> list:
+    """The layers :func:`quantize_base` stores in int8: the token embedding, then per transformer
+    layer query, key, value, attention output, feed-forward intermediate and output."""
+    found = [backbone.embeddings.token_embedding]
+    for index in range(backbone.num_layers):
+        layer = attention(backbone, index)
+        found += [layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense]
+        found += list(keras_internals.feedforward(backbone.get_layer(f"transformer_layer_{index}")))
+    return found
+
+
+def quantization_mode(model) -> str | None:
+    """``"int8"`` when the model's backbone is quantised (:func:`quantize_base`), else None."""
+    modes = {layer.quantization_mode for layer in base_projections(model.backbone)}
+    modes.discard(None)
+    return modes.pop() if modes else None
+
+
+def quantize_base(model, mode: str = "int8"):
+    """Store every frozen projection of ``model``'s backbone in int8 (see the module docstring).
+
+    Args:
+        model: a RoBERTa classifier, with matrix LoRA (not merged) or without LoRA (inference).
+        mode: ``"int8"`` (:data:`project.settings.QUANTIZE_MODES`).
+
+    Returns:
+        ``model`` (changed in place).
+
+    Raises:
+        SettingError: an unknown mode.
+        InputError: already quantised, per-head (keras-hub) LoRA, LoRA merged, or a float16
+            compute dtype (Keras's int8 path refuses it; use mixed_bfloat16).
+    """
+    settings.quantize_mode(mode)
+    if quantization_mode(model):
+        raise InputError(f"the model's base is already quantised ({quantization_mode(model)})")
+    config = lora_config(model)
+    if config and config["style"] != "matrix":
+        raise InputError("an int8 base needs the matrix (paper's) LoRA, not per-head LoRA")
+    if is_merged(model):
+        raise InputError("LoRA is merged into the kernels: unmerge_lora before quantising")
+    layers = base_projections(model.backbone)
+    if any(layer.compute_dtype == "float16" for layer in layers):
+        raise InputError("int8 does not work with float16 compute (mixed_float16): use "
+                         "float32 or mixed_bfloat16")
+    # Keras calls gc.collect() for every kernel it deletes: over a second each in a process
+    # holding a big model and three frameworks. Objects frozen before are not looked at; the
+    # garbage among them is collected once, at the end.
+    gc.freeze()
+    try:
+        for layer in layers:
+            layer.quantize(mode, type_check=False)  # keras-hub's embedding is a subclass too
+    finally:
+        gc.unfreeze()
+    keras_internals.refresh_torch_parameters(model)
+    gc.collect()
+    keras_internals.forget_traced_functions(model)
+    return model
+
+
+def ensure_quantized(model, mode: str):
+    """:func:`quantize_base`, or nothing when the base already is in ``mode`` (a saved int8
+    model)."""
+    if quantization_mode(model) == settings.quantize_mode(mode):
+        return model
+    return quantize_base(model, mode)
+
+
+def weight_bytes(model) -> int:
+    """Bytes of every weight of ``model`` (int8 kernels count one byte per value)."""
+    def itemsize(dtype) -> int:
+        name = keras.backend.standardize_dtype(dtype)
+        return 2 if name == "bfloat16" else np.dtype(name).itemsize
+
+    return sum(math.prod(v.shape) * itemsize(v.dtype) for v in model.weights)
