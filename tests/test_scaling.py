@@ -131,14 +131,14 @@ def test_torch_data_parallelism_is_one_process_per_device(monkeypatch):
 
 
 def test_setup_refuses_what_the_run_cannot_do(monkeypatch):
+    with pytest.raises(InputError, match="grad_accum 2 with distribute data needs backend jax "
+                                         "or torch: Keras's TensorFlow optimizer cannot accumulate"):
+        distribution.setup(FraudConfig(distribute="data", grad_accum=2), backend="tensorflow")
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
                                                 "task": {"type": "worker", "index": 1}}))
     with pytest.raises(InputError, match="TF_CONFIG describes TensorFlow workers: start .* "
                                          "with torchrun"):
         distribution.setup(FraudConfig(distribute="data"), backend="torch")
-    with pytest.raises(InputError, match="grad_accum 2 with distribute data needs backend jax: "
-                                         "Keras's TensorFlow optimizer cannot accumulate"):
-        distribution.setup(FraudConfig(distribute="data", grad_accum=2), backend="tensorflow")
     monkeypatch.setenv(devices.ENV_ADDRESSES, "127.0.0.1:9")
     monkeypatch.setenv(devices.ENV_PROCESSES, "2")
     monkeypatch.setenv(devices.ENV_PROCESS_ID, "1")
