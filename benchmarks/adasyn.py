@@ -1,19 +1,17 @@
 """Suite ``adasyn``: our NumPy ADASYN vs imbalanced-learn's vs the course report's Python loop.
 
-Data: synthetic Gaussian stand-ins for the credit-card set, 29 float64 features. Majority rows
-are N(0, I); the 492 positives N(mu, 0.7^2 I), mu = 1.2 on the first 10 features, a cluster that
+Data: synthetic Gaussian stand-ins for the credit-card set, 29 float64 features: majority rows
+N(0, I); the 492 positives N(mu, 0.7^2 I), mu = 1.2 on the first 10 features, a cluster that
 overlaps the majority at its edge (r_i spans 0 to 1). At 284,807 rows (the real data's size) and
-10x that, positives held at 492, so the growth measures scaling in n (at a fixed fraud rate the
-k-NN work would grow 100x).
+10x that, positives held at 492, so the growth measures scaling in n.
 
-Contenders, on the protocol of :mod:`benchmarks.harness`: at 284,807 rows ours (both variants)
-and imbalanced-learn, then the report's loop (:mod:`benchmarks.report_adasyn`) alone, one call
-without warm-up (it takes tens of seconds); at 2,848,070 rows ours and imbalanced-learn. Times
-are medians of at least :data:`MIN_REPEATS` calls (``--quick``: tiny sizes, a smoke test); CPU
-time is the process's, all threads. "peak MB" is the process's peak RSS over its calls minus its
-peak before the first: everything a call touches, NumPy or not (imbalanced-learn's k-NN allocates
-outside NumPy), the returned arrays included. k = 5, beta = 1, default threads unless
-``--threads``; the machine is shared and noisy, so the ratios, measured in one run, are the result.
+Contenders (:mod:`benchmarks.harness`): at 284,807 rows ours (both variants) and imbalanced-learn,
+then the report's loop (:mod:`benchmarks.report_adasyn`) alone, one call without warm-up (it takes
+tens of seconds); at 2,848,070 rows ours and imbalanced-learn. Times are medians of at least
+:data:`MIN_REPEATS` calls (``--quick``: tiny sizes, a smoke test). "peak MB" is the process's peak
+RSS over its calls minus its peak before the first: everything a call touches, NumPy or not, the
+returned arrays included. k = 5, beta = 1; the machine is shared and noisy, so the ratios,
+measured in one run, are the result.
 """
 
 from __future__ import annotations

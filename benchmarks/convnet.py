@@ -1,19 +1,15 @@
 """Suite ``convnet``: training throughput of the fraud ConvNet, Keras backends vs plain PyTorch.
 
 Every contender trains the report's ConvNet (Adam 1e-4, binary cross-entropy, batch 360) on the
-same synthetic 170,883 x 29 array (the size of the real data's 60% training split), one epoch per
-timed call, in its own process (:mod:`benchmarks.harness`: a warm-up epoch, then epochs taken in
-turns; medians):
+same synthetic 170,883 x 29 array (the real data's 60% training split), one epoch per timed call,
+in its own process (:mod:`benchmarks.harness`: a warm-up epoch, then epochs in turns; medians):
 
-* Keras, per backend, exactly as ``scripts/fraud.py`` trains it: ``compile_convnet(build_convnet())``
-  (per-step accuracy only) and :func:`project.training.loop.fit_epoch` (one ``fit`` per epoch on
-  rows pre-shuffled by (seed, epoch), ``shuffle=False``);
-* the peer: the same network and loop in plain PyTorch (same permutation per epoch, the same
-  BatchNormalization epsilon and momentum as Keras, loss and accuracy tracked every step as Keras
-  logs them);
-* for reference, on the torch backend, Keras's own training step (what ``fit`` did before
-  :mod:`project.training.torch_step`: every layer through Keras's dispatch, channels-last
-  permutes, batch normalisation as separate ops);
+* Keras, per backend, exactly as ``scripts/fraud.py`` trains it (``compile_convnet``,
+  :func:`project.training.loop.fit_epoch`: rows pre-shuffled by (seed, epoch));
+* the peer: the same network and loop in plain PyTorch (same permutation per epoch, Keras's
+  BatchNormalization epsilon and momentum, loss and accuracy tracked every step as Keras logs them);
+* for reference, on the torch backend, Keras's own training step (without
+  :mod:`project.training.torch_step`);
 * prediction over the validation split's 56,962 rows (batch 4096, as the per-epoch evaluation
   does), per backend and in plain PyTorch.
 
@@ -126,8 +122,7 @@ def prepare_pytorch(rows: int) -> Prepared:
         # the permutation of project.training.loop.epoch_order (not imported: no Keras here)
         order = torch.from_numpy(np.random.default_rng([SEED, next(epoch)]).permutation(rows))
         xe, ye = x[order], y[order]
-        loss_sum = torch.zeros(())
-        correct = torch.zeros(())
+        loss_sum, correct = torch.zeros(()), torch.zeros(())
         for i in range(0, rows, BATCH):
             xb, yb = xe[i:i + BATCH], ye[i:i + BATCH]
             optimizer.zero_grad(set_to_none=True)
@@ -152,8 +147,8 @@ def prepare_pytorch_predict(rows: int) -> Prepared:
 
     def step():
         with torch.no_grad():
-            return torch.cat([net(x[i:i + PREDICT_BATCH]) for i in range(0, rows,
-                                                                          PREDICT_BATCH)]).numpy()
+            return torch.cat([net(x[i:i + PREDICT_BATCH])
+                              for i in range(0, rows, PREDICT_BATCH)]).numpy()
 
     return Prepared(step, {})
 
@@ -166,12 +161,12 @@ def contenders(backends, quick: bool) -> list[Contender]:
     for b in backends:
         out.append(Contender(b, f"Keras {b}, as fraud.py trains", here + "prepare_keras",
                              {"rows": rows}, backend=b))
-    if "torch" in backends and not quick:
+    if quick:  # a smoke test: two processes
+        return out
+    if "torch" in backends:
         out.append(Contender("torch-keras-step", "Keras torch, Keras's own step (before)",
                              here + "prepare_keras", {"rows": rows, "step": "keras"},
                              backend="torch"))
-    if quick:  # a smoke test: two processes
-        return out
     out.append(Contender("pytorch-predict", "plain PyTorch predict", here + "prepare_pytorch_predict",
                          {"rows": val}))
     for b in backends:
@@ -190,7 +185,6 @@ def run(args) -> dict:
     threads = int(getattr(args, "threads", 0) or 0)
     results = measure([contenders(backends, quick)], repeats=args.repeats, warmup=1,
                       threads=threads)
-
     table = []
     for key, r in results.items():
         predict = key.endswith("predict")
@@ -200,8 +194,7 @@ def run(args) -> dict:
             "key": key, "contender": r["label"], "backend": r["backend"] or "pytorch",
             "task": "predict" if predict else "train", "rows": n, "seconds": seconds,
             "samples_per_second": n / seconds, "cpu_seconds": cpu,
-            "samples_per_cpu_second": n / cpu, "times": r["times"], "cpu_times": r["cpu_times"],
-        })
+            "samples_per_cpu_second": n / cpu, "times": r["times"], "cpu_times": r["cpu_times"]})
     peer = {t["task"]: t for t in table if t["key"].startswith("pytorch")}
     for t in table:
         t["vs_pytorch"] = t["samples_per_second"] / peer[t["task"]]["samples_per_second"]
@@ -223,25 +216,21 @@ def run(args) -> dict:
         fastest_cpu = max(backends, key=lambda b: by_key[b]["samples_per_cpu_second"])
         ratios["fastest_backend_cpu"] = fastest_cpu
         ratios["fastest_vs_pytorch_cpu"] = by_key[fastest_cpu]["vs_pytorch_cpu"]
-        if "torch-keras-step" in by_key:
-            ratios["torch_keras_step_vs_pytorch_cpu"] = by_key["torch-keras-step"][
-                "vs_pytorch_cpu"]
+        if step := by_key.get("torch-keras-step"):
+            ratios["torch_keras_step_vs_pytorch_cpu"] = step["vs_pytorch_cpu"]
     ratios["threads"] = threads
 
     text = (
         f"ConvNet, {rows:,} training rows x {FEATURES} (batch {BATCH}; one epoch per call)"
         + ("" if quick else f" and {val:,} validation rows predicted (batch {PREDICT_BATCH})")
-        + f"; median of {args.repeats} "
-        f"calls per contender after a warm-up call, contenders taking turns, each in its own "
-        f"process; threads: {threads or 'library default'} (CPU: the process's CPU seconds, "
-        f"the work of a call when it has one thread)\n"
+        + f"; median of {args.repeats} calls per contender after a warm-up call, contenders "
+        f"taking turns, each in its own process; threads: {threads or 'library default'} (CPU: "
+        f"the process's CPU seconds, the work of a call when it has one thread)\n"
         + format_table(table, [
             ("contender", "contender", ""), ("task", "task", ""), ("seconds", "s/call", ".2f"),
             ("samples_per_second", "samples/s", ",.0f"), ("vs_pytorch", "vs PyTorch", ".2f"),
-            ("cpu_seconds", "CPU s/call", ".2f"), ("samples_per_cpu_second", "samples/CPU-s",
-                                                   ",.0f"),
-            ("vs_pytorch_cpu", "vs PyTorch (CPU)", ".2f"),
-        ])
-    )
+            ("cpu_seconds", "CPU s/call", ".2f"),
+            ("samples_per_cpu_second", "samples/CPU-s", ",.0f"),
+            ("vs_pytorch_cpu", "vs PyTorch (CPU)", ".2f")]))
     return {"suite": "convnet", "rows": table, "ratios": ratios, "text": text,
             "targets": check_targets(TARGETS, ratios)}

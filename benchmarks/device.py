@@ -1,17 +1,12 @@
 """scripts/device_check.py's measurements of one Keras backend, in a process of its own
 (:func:`run_backend` starts ``python -m benchmarks.device``), on the device it finds (a CUDA GPU,
-else the CPU: :func:`project.training.devices.device_info`):
-
-* a large matmul's peak (:func:`benchmarks.lora.prepare_matmul`), float32 and bfloat16 (8192^3
-  on a GPU, 2048^3 on a CPU), the yardstick of the utilisation figures;
-* the fraud ConvNet's training samples/s, as scripts/fraud.py trains it (benchmarks.convnet);
-* RoBERTa-large dimensions (random weights and token ids: no tokenizer, no TensorFlow), LoRA
-  (r=8, alpha 16, dropout 0.05 on q/k/v), full fine-tuning, LoRA with rematerialised layers and
-  LoRA on an int8 base (benchmarks.lora), train_on_batch at 16 x 128 tokens in float32 and
-  mixed_bfloat16: step time, tokens/s, ``mfu`` (project.models.flops's FLOPs / step time / that
-  precision's matmul peak; the int8 base's matmuls counted as float), device memory peak;
-* the bfloat16 vs float32 logit gap (the same weights, inference);
-* the largest batch that fits (full, float32, length 128): :func:`search_largest`.
+else the CPU): a large matmul's peak in float32 and bfloat16 (8192^3 on a GPU, 2048^3 on a CPU),
+the yardstick of the utilisation figures; the fraud ConvNet's training samples/s; RoBERTa-large
+dimensions (random weights and token ids) trained with LoRA, full fine-tuning, LoRA with
+rematerialised layers and LoRA on an int8 base (benchmarks.lora) at 16 x 128 tokens in float32 and
+mixed_bfloat16: step time, tokens/s, ``mfu`` (project.models.flops's FLOPs / step time / that
+precision's matmul peak; int8 matmuls counted as float), device memory peak; the bfloat16 vs
+float32 logit gap; and the largest batch that fits (full, float32): :func:`search_largest`.
 
 A measurement whose last cost no longer fits in the budget is skipped; the results are written
 after each one, so a worker stopped past its budget still reports what it measured.
@@ -34,6 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks import convnet
+from benchmarks.harness import format_table
 from benchmarks.lora import QUICK as TINY
 from benchmarks.lora import RANK, keras_classifier, make_batch, prepare_keras, prepare_matmul
 
@@ -112,14 +108,10 @@ def _items(r: dict) -> list[tuple[str, str]]:
 
 def table(results: dict) -> str:
     """A plain-text table of every backend's measurements."""
-    rows = [(backend, r.get("device", {}).get("name", "?"), name, text)
+    rows = [{"backend": backend, "device": r.get("device", {}).get("name", "?"),
+             "measurement": name, "result": text}
             for backend, r in results.items() for name, text in _items(r)]
-    headers = ("backend", "device", "measurement", "result")
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in lines)
-
-
+    return format_table(rows, [(k, k, "") for k in ("backend", "device", "measurement", "result")])
 
 
 # --- the measurements, in the worker process ----------------------------------------------------

@@ -1,21 +1,17 @@
 """Suite ``experiment``: the real jobs timed at their real sizes, on synthetic data.
 
-* **fraud**: the whole experiment as ``scripts/fraud.py --protocol all --epochs 46`` runs it
-  (:func:`project.experiments.fraud.run`: split and ADASYN, 46 epochs with a per-epoch
-  evaluation, the final evaluations with their bootstrap intervals, both baselines, saving) on a
-  synthetic file of the real size: 284,807 rows and 492 frauds, what ``scripts/make_samples.py
-  --rows 284807 --frauds 492`` writes. Per backend, each in its own process
-  (:mod:`benchmarks.harness`, one call, no warm-up: a real run is one cold call too): the time
-  of each protocol and where it goes (``ProtocolRun.timings``), the process's peak RSS.
-* **QQP's data pipeline** (read, balance and keep 1%, split, the length histogram, tokenise)
-  on a synthetic file of Kaggle's size (404,290 pairs), with the bundled tiny BPE: the report's
-  setting (``--balance --fraction 0.01``) and the whole file (what ``--profile paper`` reads),
-  under the first backend only (keras-hub's tokenizer runs the same code under every backend).
+* **fraud**: ``scripts/fraud.py --protocol all --epochs 46`` end to end
+  (:func:`project.experiments.fraud.run`) on a synthetic file of the real size (284,807 rows, 492
+  frauds, as ``scripts/make_samples.py --rows 284807 --frauds 492`` writes), per backend in its own
+  process (one cold call, as a real run): each protocol's time and where it goes
+  (``ProtocolRun.timings``), the process's peak RSS.
+* **QQP's data pipeline** (read, balance and keep 1%, split, length histogram, tokenise) on a
+  synthetic file of Kaggle's size (404,290 pairs) with the bundled tiny BPE: the report's setting
+  (``--balance --fraction 0.01``) and the whole file, under the first backend only.
 
 ``--quick`` (a smoke test): 6,000 rows and 40 frauds, 1 epoch, no baselines; 1,500 pairs, the
-whole file only.
-The synthetic files are made in a temporary folder (about 50 s at full size); the runs' progress
-lines go to ``<that folder>/<backend>.log`` (printed at the start, to follow a long run).
+whole file only. The files are made in a temporary folder, where the runs' progress lines go to
+``<backend>.log`` (the folder is printed at the start).
 
 Target (data): the per-epoch evaluation takes at most 10% of the epoch's training time, on every
 backend (the evaluator at the real validation size, 56,962 rows).

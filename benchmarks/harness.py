@@ -1,29 +1,17 @@
 """The protocol every benchmark suite shares: contenders in their own processes, taking turns.
 
-A suite lists its contenders as data (:class:`Contender`: a key, a label, the function that
-prepares it and its parameters, the Keras backend of its process). :func:`measure` then
-
-1. starts each contender in its own subprocess (``python -m benchmarks.harness``), which imports
-   only what that contender needs, prepares it (model, data) and makes ``warmup`` untimed calls
-   (compilation, caches, allocation);
-2. times the contenders in turns: in each of ``repeats`` rounds every contender makes ``calls``
-   timed calls while the others wait, so a change in the machine's load (it is shared) hits every
-   contender alike;
-3. returns every call's wall-clock and CPU seconds, and each process's peak resident set size;
-   the suites quote medians.
-
-Contenders may come in groups that run one after the other, only one group's processes alive at a
-time (to bound memory); ``shared`` contenders (the peers) stay alive throughout and take their
-turn in every group's rounds, so each group is compared with peer times from the same rounds.
-
-A suite's targets are data too: :class:`Target` rows, evaluated by :func:`check_targets` and
-printed by :func:`format_targets` as met or missed.
+A suite lists its contenders as data (:class:`Contender`). :func:`measure` starts each in its own
+subprocess (``python -m benchmarks.harness``: it imports only what it needs, prepares, and makes
+``warmup`` untimed calls), then times them in turns: in each of ``repeats`` rounds every contender
+makes ``calls`` timed calls while the others wait, so a change in the shared machine's load hits
+every contender alike. Contenders may come in groups run one after the other (to bound memory);
+``shared`` contenders (the peers) stay alive and take their turn in every group's rounds. Every
+call's wall-clock and CPU seconds come back, and each process's peak RSS; the suites quote medians.
 
 A contender's prepare function takes keyword parameters (JSON values) and returns a
-:class:`Prepared`: ``step`` (the call to time; it must return only when the work is done) and
-``info`` (a JSON-able dict reported back, e.g. parameter counts). The worker reports ``info`` when
-it is ready and again after every turn, with ``peak_rss_mb`` (the process's peak resident set size
-so far) added, so a step may record facts about its output in that dict.
+:class:`Prepared`: ``step`` (the timed call; it returns when the work is done) and ``info`` (a
+JSON-able dict, reported when ready and after every turn with ``peak_rss_mb`` added, so a step may
+record facts about its output there). A suite's targets are data too (:class:`Target`).
 
 Example:
 
@@ -91,10 +79,8 @@ def _holds(value: float, op: str, bound: float) -> bool:
 
 
 def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
-    """Evaluate ``targets`` against ``ratios``; one dict per target with its status.
-
-    A target whose ratio was not measured (missing or None) reads "not measured".
-    """
+    """Evaluate ``targets`` against ``ratios``: one dict per target with its status ("not
+    measured" where the ratio is missing or None)."""
     rows = []
     for t in targets:
         value = ratios.get(t.key)
@@ -123,8 +109,7 @@ def format_targets(rows: list[dict]) -> str:
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """Plain-text table: ``columns`` are (key, header, format spec) triples; a missing or None
-    value prints as "-".
+    """Plain-text table of (key, header, format spec) ``columns``; missing or None prints "-".
 
     >>> print(format_table([{"a": 1.5, "b": None}], [("a", "A", ".2f"), ("b", "B", "")]))
     A     B
@@ -162,17 +147,14 @@ class Worker:
     def __init__(self, contender: Contender, warmup: int, threads: int = 0):
         self.contender = contender
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **thread_env(threads))
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         if contender.backend:
             env["KERAS_BACKEND"] = contender.backend
         spec = {"function": contender.function, "params": contender.params, "warmup": warmup}
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.harness", json.dumps(spec)], cwd=ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-        )
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         ready = self._reply()
         self.info = ready["info"]
         self.prepare_seconds = ready["prepare_seconds"]
@@ -216,23 +198,14 @@ def measure(
     shared: Sequence[Contender] = (),
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> dict[str, dict]:
-    """Run the contenders in turns; see the module docstring.
+    """Run the contenders in turns (see the module docstring): ``groups`` one after the other,
+    ``repeats`` rounds each, ``calls`` timed calls per turn, ``threads`` compute threads per
+    contender (0: each library's default); ``shared`` contenders take turns in every group.
 
-    Args:
-        groups: lists of contenders; the groups run one after the other.
-        repeats: rounds of turns per group.
-        warmup: untimed calls each contender makes after preparing.
-        calls: timed calls per turn.
-        threads: compute threads per contender (0: each library's default).
-        shared: contenders that stay alive across groups and take turns in all of them.
-        log: progress messages (stderr by default).
-
-    Returns:
-        ``{key: {"key", "label", "backend", "info", "prepare_seconds", "times", "cpu_times",
-        "times_by_group", "cpu_by_group"}}``; ``info`` is as the worker last reported it (after
-        its last turn), ``info["peak_rss_mb"]`` the peak RSS of its process over the preparing,
-        the warm-up and all its timed calls; ``times_by_group[i]`` holds the wall-clock times
-        taken in group ``i``'s rounds, ``cpu_by_group[i]`` their CPU times.
+    Returns ``{key: {"key", "label", "backend", "info", "prepare_seconds", "times", "cpu_times",
+    "times_by_group", "cpu_by_group"}}``: ``info`` as last reported (``peak_rss_mb`` over the
+    preparing, warm-up and all timed calls); ``times_by_group[i]`` / ``cpu_by_group[i]`` the
+    wall-clock / CPU times taken in group ``i``'s rounds.
     """
     results: dict[str, dict] = {}
     alive: dict[str, Worker] = {}
@@ -289,11 +262,7 @@ def median_time(result: dict, group: int | None = None) -> float:
 
 def median_cpu(result: dict, group: int | None = None) -> float:
     """Median CPU seconds (all the process's threads) of a contender's calls (in one group's
-    rounds, if given).
-
-    With one compute thread per contender (``threads=1``) this is the work a call needs, whatever
-    else the machine runs: on a shared machine a steadier measure than wall-clock time.
-    """
+    rounds, if given); with ``threads=1`` the work a call needs, steadier than wall-clock time."""
     return median(result["cpu_times"] if group is None else result["cpu_by_group"][group])
 
 

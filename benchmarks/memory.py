@@ -1,32 +1,24 @@
 """Suite ``memory``: what RoBERTa-large training needs, full fine-tuning against LoRA, LoRA with
 rematerialised layers and LoRA on an int8 base, and what the int8 base costs in quality.
 
-Every configuration is one process (:mod:`benchmarks.harness`, one process alive at a time, so
-the machine holds one model): RoBERTa-large dimensions (24 layers, hidden 1024, random weights,
-:func:`benchmarks.lora.keras_classifier`), ``train_on_batch`` at batch 16 x 128 tokens, AdamW,
-in float32 and mixed_bfloat16, per backend:
+Every configuration is one process (:mod:`benchmarks.harness`, one alive at a time):
+RoBERTa-large dimensions, random weights (:func:`benchmarks.lora.keras_classifier`),
+``train_on_batch`` at 16 x 128 tokens, AdamW, in float32 and mixed_bfloat16, per backend, for
+``full``, ``lora`` (r=8, alpha 16, dropout 0.05 on q/k/v), ``lora-remat``, ``lora-int8`` and
+``lora-int8-remat``. Memory: on a CPU the host RSS, as the peak over the training steps (the
+kernel's high-water mark, reset once the model is built and freed memory handed back) and over
+the whole process; on a GPU the device peak over the steps; the weights' bytes
+(:func:`project.models.quantize.weight_bytes`). Time: the median step (after one warm-up step).
 
-* ``full``, ``lora`` (r=8, alpha 16, dropout 0.05 on q/k/v), ``lora-remat`` (``--remat``),
-  ``lora-int8`` (``--quantize int8``) and ``lora-int8-remat`` (both);
-* memory: on a CPU the host RSS, as the peak over the training steps (the kernel's high-water
-  mark, reset once the model is built and the memory building freed is handed back:
-  ``/proc/self/clear_refs``, ``malloc_trim``) and over the whole process (building and
-  quantising included); on a GPU the device peak over the steps
-  (:func:`project.training.devices.device_peak_mb`); the weights' bytes
-  (:func:`project.models.quantize.weight_bytes`);
-* the median step time (one warm-up step, then ``--repeats`` steps).
-
-Quality: the int8 base's logits against the float32 base's (the same random weights, LoRA's B at
-zero, inference) at RoBERTa-large dimensions, measured in the ``lora-int8`` float32 process; and
-on the bundled synthetic sample with the tiny random RoBERTa, LoRA trained float32 and on an
-int8 base with the same seed (``scripts/qqp.py --mode lora [--quantize int8]``): validation
-accuracy and the largest logit gap between the two trained models (:func:`prepare_quality`).
+Quality: the int8 base's logits against the float32 base's (same weights, inference) at
+RoBERTa-large dimensions; and on the bundled synthetic sample with the tiny random RoBERTa, LoRA
+trained float32 and on an int8 base with the same seed (:func:`prepare_quality`).
 
 ``--quick`` (a smoke test): tiny dimensions, batch 4 x 16, float32, LoRA and LoRA on an int8
 base with remat only, and 1 epoch on a fifth of the bundled sample.
 
-Targets (data, :data:`TARGETS` per backend and precision): LoRA's peak <= 0.5x full fine-tuning's;
-the int8-base LoRA's weights <= 0.35x the float32 LoRA model's, its peak <= 0.6x.
+Targets (data, per backend and precision): LoRA's peak <= 0.5x full fine-tuning's; the int8-base
+LoRA's weights <= 0.35x the float32 LoRA model's, its peak <= 0.6x.
 """
 
 from __future__ import annotations
@@ -178,11 +170,11 @@ def run(args) -> dict:
                           "logit_gap": k == gap_kind and p == "float32"}, backend=b)]
               for b in backends for p in precisions for k in kinds]
     threads = int(getattr(args, "threads", 0) or 0)
+    fraction = QUICK["fraction"] if quick else None
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         groups.append([Contender("quality", "bundled sample, LoRA float32 and on int8",
-                                 here + "prepare_quality", {"epochs": epochs, "out": tmp,
-                                                            "fraction": QUICK["fraction"]
-                                                            if quick else None},
+                                 here + "prepare_quality",
+                                 {"epochs": epochs, "out": tmp, "fraction": fraction},
                                  backend=backends[0])])
         results = measure(groups, repeats=args.repeats, warmup=1, threads=threads)
     rows, ratios, gaps = [], {}, {}
@@ -223,15 +215,13 @@ def run(args) -> dict:
         + f"\nbundled synthetic sample, tiny random RoBERTa, LoRA {epochs} epochs, seed 0, "
         f"{backends[0]}: validation accuracy float32 {quality['val_accuracy_float32']:.4f}, "
         f"int8 base {quality['val_accuracy_int8']:.4f}; largest validation logit gap "
-        f"{quality['logit_gap_max']:.3g}, argmax agrees {quality['argmax_agreement']:.1%}"
-    )
+        f"{quality['logit_gap_max']:.3g}, argmax agrees {quality['argmax_agreement']:.1%}")
     return {"suite": "memory", "rows": rows, "ratios": ratios, "text": text,
             "targets": check_targets(targets(backends, precisions), ratios)}
 
 
 def _ratios(prefix: str, by_kind: dict) -> dict:
-    """Peaks, step times and weights against LoRA's (and LoRA's peak against full's), for the
-    kinds measured."""
+    """Peaks, step times and weights against LoRA's (LoRA's peak against full's), where measured."""
     ratios, lora = {}, by_kind.get("lora")
     if lora and "full" in by_kind:
         ratios[prefix + "lora_vs_full_peak"] = lora["step_peak_mb"] / by_kind["full"]["step_peak_mb"]
