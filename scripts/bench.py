@@ -23,12 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from project.backend import (
-    DEFAULT_BACKEND,
-    check_backend,
-    installed_backends,
-    parse_backends,
-)
+from project.backend import DEFAULT_BACKEND, check_backend, installed_backends, parse_backends
 from project.cli import Parser
 from project.errors import InputError, run_cli
 from project.io import check_output_file
@@ -36,16 +31,6 @@ from project.io import check_output_file
 ROOT = Path(__file__).resolve().parents[1]
 ALL = ("convnet", "adasyn", "lora")  # --suite all; the long ones run by name only
 SUITES = (*ALL, "memory", "experiment")
-
-
-def chosen_backends(value: str | None, quick: bool) -> list[str]:
-    """``--backends a,b`` checked (known, installed); default: every installed backend, or with
-    --quick only $KERAS_BACKEND's (default tensorflow)."""
-    if value is None:
-        if quick:
-            return [check_backend(os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)]
-        return installed_backends()
-    return parse_backends(value)
 
 
 def parse_args(argv=None):
@@ -66,7 +51,12 @@ def parse_args(argv=None):
         raise InputError(f"--threads {args.threads}: must be 0 (library default) or more")
     if args.json is not None:
         check_output_file(args.json, "--json")
-    args.backends = chosen_backends(args.backends, args.quick)
+    if args.backends is not None:  # checked: known and installed
+        args.backends = parse_backends(args.backends)
+    elif args.quick:
+        args.backends = [check_backend(os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)]
+    else:
+        args.backends = installed_backends()
     return args
 
 
