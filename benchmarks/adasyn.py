@@ -127,8 +127,7 @@ def contenders(quick: bool) -> tuple[list[Contender], list[Contender], Contender
     return (
         [_contender(i, small, positives, i) for i in IMPLS if i != "report"],
         [_contender(i, large, positives, f"{i}-large") for i in LARGE_IMPLS],
-        _contender("report", small, positives, "report"),
-    )
+        _contender("report", small, positives, "report"))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -191,8 +190,7 @@ def run(args) -> dict:
         "report_counts_match": counts["ours-report"] == counts["report"],
         # the paper's G = n_majority - n_minority synthetic rows, exactly
         "ours_makes_G_rows": get("ours", "n_synthetic") == g,
-        "threads": threads,
-    }
+        "threads": threads}
     synthetic = ", ".join(f"{get(i, 'contender')} {get(i, 'n_synthetic'):,}" for i in IMPLS)
     text = (
         f"ADASYN fit_resample on synthetic Gaussian data, {FEATURES} features, {positives} "
@@ -205,8 +203,7 @@ def run(args) -> dict:
             ("rows", "rows", ","), ("contender", "contender", ""), ("calls", "calls", "d"),
             ("seconds", "median s", ".3f"), ("vs_imblearn", "vs imblearn", ".2f"),
             ("cpu_seconds", "CPU s", ".3f"), ("vs_imblearn_cpu", "vs imblearn (CPU)", ".2f"),
-            ("peak_mb", "peak MB", ",.0f"), ("n_synthetic", "synthetic rows", ","),
-        ])
+            ("peak_mb", "peak MB", ",.0f"), ("n_synthetic", "synthetic rows", ",")])
         + f"\nours vs imbalanced-learn, {small:,} rows: {ratios['ours_vs_imblearn_time']:.2f}x "
           f"the time, {ratios['ours_vs_imblearn_cpu']:.2f}x the CPU time"
         + f"\nours vs imbalanced-learn, {large:,} rows: "
@@ -220,7 +217,6 @@ def run(args) -> dict:
           f"({small:,} rows), {_fmt(ratios['ours_vs_imblearn_peak_mb_large'])} ({large:,} rows)"
         + f"\nsynthetic rows at {small:,} (G = {g:,}): {synthetic}"
         + f"\nvariant='report' per-point counts equal the report's loop's: "
-          f"{ratios['report_counts_match']}"
-    )
+          f"{ratios['report_counts_match']}")
     return {"suite": "adasyn", "rows": table, "ratios": ratios, "text": text,
             "targets": check_targets(TARGETS, ratios)}

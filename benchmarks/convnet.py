@@ -30,12 +30,8 @@ from benchmarks.harness import (
 )
 from project.settings import FRAUD_BATCH_SIZE as BATCH  # exactly as scripts/fraud.py trains
 
-ROWS = 170_883
-VALIDATION_ROWS = 56_962
-QUICK_ROWS = 2_000
-FEATURES = 29
-PREDICT_BATCH = 4096
-SEED = 0
+ROWS, VALIDATION_ROWS, QUICK_ROWS = 170_883, 56_962, 2_000
+FEATURES, PREDICT_BATCH, SEED = 29, 4096, 0
 
 TARGETS = (
     Target("torch backend vs plain PyTorch, samples/s (as fraud.py trains)",
@@ -76,8 +72,7 @@ def prepare_keras(rows: int, step: str = "ours") -> Prepared:
     epoch = iter(range(10**9))
     return Prepared(
         lambda: loop.fit_epoch(model, x, y, batch_size=BATCH, epoch=next(epoch), seed=SEED),
-        {"params": int(model.count_params())},
-    )
+        {"params": int(model.count_params())})
 
 
 def prepare_keras_predict(rows: int) -> Prepared:
@@ -101,8 +96,7 @@ def _pytorch_net():
         nn.Conv1d(32, 64, 2), nn.ReLU(), nn.BatchNorm1d(64, eps=1e-3, momentum=0.01),
         nn.MaxPool1d(2), nn.Dropout(0.5),
         nn.Flatten(), nn.Linear(64 * 6, 64), nn.ReLU(), nn.Dropout(0.2),
-        nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1), nn.Sigmoid(),
-    )
+        nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1), nn.Sigmoid())
 
 
 def prepare_pytorch(rows: int) -> Prepared:
@@ -110,9 +104,8 @@ def prepare_pytorch(rows: int) -> Prepared:
     import torch
     from torch import nn
 
-    net = _pytorch_net()
+    net, loss_fn = _pytorch_net(), nn.BCELoss()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    loss_fn = nn.BCELoss()
     x, y = make_data(rows)
     x, y = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
     epoch = iter(range(10**9))

@@ -71,26 +71,24 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _items(r: dict) -> list[tuple[str, str]]:
+def _items(r: dict):
     """One backend's measurements as (measurement, result) pairs."""
-    items = []
-    row = lambda name, text: items.append((name, text))  # noqa: E731
     m = r.get("matmul")
     if m and (m.get("float32_tflops") or m.get("bfloat16_tflops")):
-        row(f"matmul {m['n']}^3 peak", f"{_fmt(m.get('float32_tflops'), '.3g')} TFLOP/s "
-            f"fp32, {_fmt(m.get('bfloat16_tflops'), '.3g')} bf16")
+        yield (f"matmul {m['n']}^3 peak", f"{_fmt(m.get('float32_tflops'), '.3g')} TFLOP/s "
+               f"fp32, {_fmt(m.get('bfloat16_tflops'), '.3g')} bf16")
     if c := r.get("convnet"):
-        row(f"ConvNet training ({c['rows']:,} rows)", f"{c['samples_per_second']:,.0f} samples/s")
+        yield f"ConvNet training ({c['rows']:,} rows)", f"{c['samples_per_second']:,.0f} samples/s"
     b = r.get("roberta", {})
     for run in b.get("runs", []):
         memory = run.get("peak_device_mb")
-        row(f"{b['model']} {run['mode']} {run['precision']} ({b['batch']}x{b['length']})",
-            f"{run['step_seconds']:.3f} s/step, {run['tokens_per_second']:,.0f} tokens/s, "
-            f"MFU {_fmt(run.get('mfu'), '.1%')}"
-            + ("" if memory is None else f", device peak {memory:,.0f} MiB"))
+        yield (f"{b['model']} {run['mode']} {run['precision']} ({b['batch']}x{b['length']})",
+               f"{run['step_seconds']:.3f} s/step, {run['tokens_per_second']:,.0f} tokens/s, "
+               f"MFU {_fmt(run.get('mfu'), '.1%')}"
+               + ("" if memory is None else f", device peak {memory:,.0f} MiB"))
     if g := r.get("logit_gap"):
-        row("bf16 vs fp32 logits", f"max |diff| {g['max_abs']:.3g} (logits up to "
-            f"{g['scale']:.3g}), argmax agrees {g['argmax_agreement']:.0%}")
+        yield ("bf16 vs fp32 logits", f"max |diff| {g['max_abs']:.3g} (logits up to "
+               f"{g['scale']:.3g}), argmax agrees {g['argmax_agreement']:.0%}")
     for s in r.get("largest_batch", []):
         found = s["largest_fitting"]
         text = "none fits" if not found else ("" if s["complete"] else "at least ") + str(found)
@@ -98,12 +96,11 @@ def _items(r: dict) -> list[tuple[str, str]]:
             text += f" ({s['first_failing']} does not fit)"
         elif s.get("capped"):
             text += f" (search capped at {s['cap']})"
-        row(f"largest batch, {s['mode']} {s['precision']}", text)
+        yield f"largest batch, {s['mode']} {s['precision']}", text
     for item in r.get("skipped", []):
-        row(item, "skipped: time budget")
+        yield item, "skipped: time budget"
     if r.get("error"):
-        row("error", r["error"])
-    return items
+        yield "error", r["error"]
 
 
 def table(results: dict) -> str:

@@ -62,8 +62,7 @@ def prepare_fraud(data: str, epochs: int, baselines: bool, out: str, log_path: s
                 "median_epoch_seconds": statistics.median(epochs_s),
                 "median_validation_seconds": statistics.median(val_s),
                 "validation_vs_epoch": sum(val_s) / sum(epochs_s),
-                "training_peak_rss_mb": part.training.peak_rss_mb,
-            }
+                "training_peak_rss_mb": part.training.peak_rss_mb}
 
     return Prepared(step, info)
 
@@ -107,17 +106,10 @@ def prepare_qqp(data: str, balance: bool, fraction) -> Prepared:
     return Prepared(step, info)
 
 
-def _write_data(folder: Path, sizes: dict) -> tuple[Path, Path]:
-    from project.data.creditcard_sample import write_creditcard_sample
-    from project.data.qqp_sample import write_qqp_sample
-
-    fraud = write_creditcard_sample(folder / "creditcard_sample.csv.gz", n_rows=sizes["rows"],
-                                    n_fraud=sizes["frauds"])
-    return fraud, write_qqp_sample(folder / "qqp_sample.csv.gz", n_pairs=sizes["pairs"])
-
-
 def run(args) -> dict:
     from benchmarks.harness import measure
+    from project.data.creditcard_sample import write_creditcard_sample
+    from project.data.qqp_sample import write_qqp_sample
 
     quick = bool(args.quick)
     sizes = QUICK if quick else REAL
@@ -125,7 +117,9 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-experiment-") as tmp:
         folder = Path(tmp)
         print(f"synthetic data and progress logs in {folder}", file=sys.stderr, flush=True)
-        fraud, qqp = _write_data(folder, sizes)
+        fraud = write_creditcard_sample(folder / "creditcard_sample.csv.gz",
+                                        n_rows=sizes["rows"], n_fraud=sizes["frauds"])
+        qqp = write_qqp_sample(folder / "qqp_sample.csv.gz", n_pairs=sizes["pairs"])
         here = "benchmarks.experiment:"
         groups = [[Contender(f"fraud:{b}", f"fraud --protocol all, {b}", here + "prepare_fraud",
                              {"data": str(fraud), "epochs": sizes["epochs"],
@@ -140,8 +134,7 @@ def run(args) -> dict:
         results = measure(groups, repeats=1, warmup=0, threads=threads)
     rows, ratios = [], {}
     for b in backends:
-        r = results[f"fraud:{b}"]
-        info = r["info"]
+        info = results[f"fraud:{b}"]["info"]
         ratios[f"{b}_run_seconds"] = info["run_seconds"]
         ratios[f"{b}_peak_rss_mb"] = info["peak_rss_mb"]
         ratios[f"{b}_validation_vs_epoch"] = max(
@@ -174,7 +167,6 @@ def run(args) -> dict:
             ("load_tokenizer_seconds", "load tokenizer", ".1f"),
             ("length_histogram_seconds", "length histogram", ".1f"),
             ("tokenise_seconds", "tokenise", ".1f"), ("sequence_length", "length", "d"),
-            ("peak_rss_mb", "peak RSS MB", ",.0f")])
-    )
+            ("peak_rss_mb", "peak RSS MB", ",.0f")]))
     return {"suite": "experiment", "rows": rows, "qqp": qqp_rows, "ratios": ratios,
             "text": text, "targets": check_targets(targets(backends), ratios), "sizes": sizes}

@@ -71,11 +71,9 @@ class Target:
 
 
 def _holds(value: float, op: str, bound: float) -> bool:
-    if op == ">=":
-        return value >= bound
-    if op == "<=":
-        return value <= bound
-    raise ValueError(f"unknown comparison {op!r}")
+    if op not in (">=", "<="):
+        raise ValueError(f"unknown comparison {op!r}")
+    return value >= bound if op == ">=" else value <= bound
 
 
 def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
@@ -100,12 +98,9 @@ def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
 
 def format_targets(rows: list[dict]) -> str:
     """One line per evaluated target: name, value, comparison, status."""
-    lines = []
-    for r in rows:
-        value = "-" if r["value"] is None else f"{r['value']:.2f}"
-        lines.append(f"target: {r['name']}: {value} (need {r['op']} {r['threshold']:g}): "
-                     f"{r['status']}")
-    return "\n".join(lines)
+    return "\n".join(
+        f"target: {r['name']}: {'-' if r['value'] is None else format(r['value'], '.2f')} "
+        f"(need {r['op']} {r['threshold']:g}): {r['status']}" for r in rows)
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
@@ -117,15 +112,10 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     1.50  -
     """
     headers = [h for _, h, _ in columns]
-    body = [
-        ["-" if r.get(k) is None else format(r[k], f) if f else str(r[k]) for k, _, f in columns]
-        for r in rows
-    ]
+    body = [["-" if r.get(k) is None else format(r[k], f) for k, _, f in columns] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(headers, *body)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
-    return "\n".join(lines)
+    lines = [headers, ["-" * w for w in widths], *body]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
 
 
 def thread_env(threads: int) -> dict:
@@ -155,9 +145,7 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.harness", json.dumps(spec)], cwd=ROOT, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        ready = self._reply()
-        self.info = ready["info"]
-        self.prepare_seconds = ready["prepare_seconds"]
+        self.info = self._reply()["info"]
 
     def _reply(self) -> dict:
         for line in self.process.stdout:
@@ -188,22 +176,16 @@ class Worker:
         self._stderr.close()
 
 
-def measure(
-    groups: Sequence[Sequence[Contender]],
-    *,
-    repeats: int,
-    warmup: int = 1,
-    calls: int = 1,
-    threads: int = 0,
-    shared: Sequence[Contender] = (),
-    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-) -> dict[str, dict]:
+def measure(groups: Sequence[Sequence[Contender]], *, repeats: int, warmup: int = 1,
+            calls: int = 1, threads: int = 0, shared: Sequence[Contender] = (),
+            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+            ) -> dict[str, dict]:
     """Run the contenders in turns (see the module docstring): ``groups`` one after the other,
     ``repeats`` rounds each, ``calls`` timed calls per turn, ``threads`` compute threads per
     contender (0: each library's default); ``shared`` contenders take turns in every group.
 
-    Returns ``{key: {"key", "label", "backend", "info", "prepare_seconds", "times", "cpu_times",
-    "times_by_group", "cpu_by_group"}}``: ``info`` as last reported (``peak_rss_mb`` over the
+    Returns ``{key: {"key", "label", "backend", "info", "times", "cpu_times", "times_by_group",
+    "cpu_by_group"}}``: ``info`` as last reported (``peak_rss_mb`` over the
     preparing, warm-up and all timed calls); ``times_by_group[i]`` / ``cpu_by_group[i]`` the
     wall-clock / CPU times taken in group ``i``'s rounds.
     """
@@ -218,9 +200,8 @@ def measure(
         log(f"  ready: {contender.label} ({time.perf_counter() - begin:.0f} s with warm-up)")
         results[contender.key] = {
             "key": contender.key, "label": contender.label, "backend": contender.backend,
-            "info": worker.info, "prepare_seconds": worker.prepare_seconds,
-            "times": [], "cpu_times": [], "times_by_group": {}, "cpu_by_group": {},
-        }
+            "info": worker.info, "times": [], "cpu_times": [], "times_by_group": {},
+            "cpu_by_group": {}}
         return worker
 
     try:
@@ -278,14 +259,11 @@ def peak_rss_mb() -> float | None:
 def _serve(spec: dict) -> None:
     """The worker's side: prepare, warm up, report; then time ``go N`` requests until EOF."""
     module_name, _, name = spec["function"].partition(":")
-    prepare = getattr(importlib.import_module(module_name), name)
-    begin = time.perf_counter()
-    prepared = prepare(**spec["params"])
+    prepared = getattr(importlib.import_module(module_name), name)(**spec["params"])
     for _ in range(int(spec["warmup"])):
         prepared.step()
-    seconds = time.perf_counter() - begin
-    info = dict(prepared.info, peak_rss_mb=peak_rss_mb())
-    print(PROTOCOL + json.dumps({"info": info, "prepare_seconds": seconds}), flush=True)
+    print(PROTOCOL + json.dumps({"info": dict(prepared.info, peak_rss_mb=peak_rss_mb())}),
+          flush=True)
     for line in sys.stdin:
         calls = int(line.split()[1])
         wall, cpu = [], []

@@ -70,8 +70,7 @@ def sizes(quick: bool):
 
 
 def make_batch(dims: dict, batch: int, length: int, seed: int = 0):
-    """Random token ids (no special tokens, no padding) as our classifier's inputs, and binary
-    labels, int32."""
+    """Random token ids (no special tokens, no padding) as our inputs, and binary labels."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, dims["vocabulary_size"], (batch, length)).astype("int32")
     labels = rng.integers(0, 2, batch).astype("int32")
@@ -194,9 +193,8 @@ def prepare_matmul(framework: str, n: int, dtype: str = "float32") -> Prepared:
 
 
 def contenders(backends, quick: bool):
-    """(groups, shared): HF full fine-tuning, then per Keras backend a group (TensorFlow's XLA
-    contender in a group of its own): few large models alive at a time; PEFT and torch's matmul
-    are shared by all groups."""
+    """(groups, shared): HF full, then a group per Keras backend (TensorFlow's XLA LoRA alone);
+    PEFT and torch's matmul are shared by all groups."""
     dims, batch, length = sizes(quick)
     here = "benchmarks.lora:"
     step = {"dims": dims, "batch": batch, "length": length}
@@ -248,22 +246,20 @@ def run(args) -> dict:
     results = measure(groups, shared=shared, repeats=args.repeats, warmup=2, threads=threads)
 
     on_cpu_time = threads == 1  # one thread per contender: rates on CPU time (the work)
-    peaks, matmuls = {}, {}  # framework -> best GFLOP/s of its own matmul
+    peaks, matmuls, rows = {}, {}, []  # framework -> best GFLOP/s of its own matmul
     for key, r in results.items():
         if key.startswith("matmul-"):
             framework = key.removeprefix("matmul-")
             best = min(r["cpu_times"] if on_cpu_time else r["times"])
             peaks[framework] = r["info"]["flops"] / best / 1e9
             matmuls[framework] = {k: r[k] for k in ("info", "times", "cpu_times")}
-
-    rows = []
     for key, r in results.items():
         if key.startswith("matmul-"):
             continue
         framework = r["backend"] or "torch"
         seconds = median_time(r)
-        gflops = _flops(key, dims, batch, length) / (median_cpu(r) if on_cpu_time
-                                                      else seconds) / 1e9
+        per_step = median_cpu(r) if on_cpu_time else seconds
+        gflops = _flops(key, dims, batch, length) / per_step / 1e9
         peak = peaks.get(framework)
         rows.append({
             "key": key, "contender": r["label"], "framework": framework,

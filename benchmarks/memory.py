@@ -46,8 +46,7 @@ def targets(backends, precisions=PRECISIONS) -> list:
                 Target(f"{b} {p}: int8-base LoRA weights / float32 LoRA weights",
                        f"{b}_{p}_int8_vs_lora_weights", "<=", 0.35),
                 Target(f"{b} {p}: int8-base LoRA peak / LoRA peak", f"{b}_{p}_int8_vs_lora_peak",
-                       "<=", 0.6),
-            ]
+                       "<=", 0.6)]
     return rows
 
 
@@ -58,12 +57,9 @@ def _high_water_mb(reset: bool = False) -> float | None:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
         with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
         return None
-    return None
 
 
 def _return_free_memory() -> None:
@@ -138,8 +134,7 @@ def prepare_quality(epochs: int, out: str, fraction: float | None = None) -> Pre
             folder = Path(out) / f"{quantize or 'float32'}-{time.time_ns()}"
             result = qqp.run(config, folder, verbose=0, log=lambda line: None)
             model = load_classifier(folder / "lora" / "model.keras")
-            logits[quantize] = qqp.predict_logits(
-                model, qqp.prepare(config).features["validation"])
+            logits[quantize] = qqp.predict_logits(model, qqp.prepare(config).features["validation"])
             info[f"val_accuracy_{quantize or 'float32'}"] = result.runs[0].val.accuracy
         info.update(logit_gap_max=float(np.abs(logits["int8"] - logits[None]).max()),
                     argmax_agreement=float(np.mean(

@@ -8,11 +8,10 @@
     python scripts/bench.py --suite all --json runs/bench.json    # convnet, adasyn and lora
     python scripts/bench.py --suite convnet --quick     # a smoke test (seconds), not a result
 
-Every suite follows one protocol (benchmarks/harness.py): each contender in its own process, a
-warm-up, then timed calls taken in turns, medians. Each prints the machine (CPU model, library
-versions), a table, its ratios and its targets (met or missed). --json writes
-{"suite", "machine", "rows", "ratios", "targets"} (a list of those for --suite all).
-The machine may be shared and noisy: quote the ratios, which compare contenders in the same run.
+Every suite follows one protocol (benchmarks/harness.py) and prints the machine, a table, its
+ratios and its targets (met or missed); --json writes {"suite", "machine", "rows", "ratios",
+"targets"} (a list of those for --suite all). Quote the ratios: they compare contenders in the
+same run, on a machine that may be shared and noisy.
 """
 
 from __future__ import annotations

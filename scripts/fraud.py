@@ -17,6 +17,7 @@ metrics.json, report.md and pr_curves.png.
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from project import settings
@@ -32,11 +33,8 @@ from project.cli import (
 from project.errors import InputError, run_cli
 from project.experiments.config import FraudConfig
 
-# Options recorded in the configuration (what --resume compares) and their config names.
-CONFIG_OPTIONS = ("data", "protocols", "seeds", "epochs", "batch_size", "learning_rate",
-                  "stratify", "monitor", "monitor_mode", "patience", "threshold", "adasyn_k",
-                  "adasyn_beta", "adasyn_variant", "resplit", "baselines", "precision",
-                  "distribute", "grad_accum", "tensorboard")
+# Options recorded in the configuration (what --resume compares): the config's fields.
+CONFIG_OPTIONS = tuple(f.name for f in dataclasses.fields(FraudConfig))
 
 
 def parse_args(argv=None):

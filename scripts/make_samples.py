@@ -6,12 +6,10 @@
     python scripts/make_samples.py --only fraud --rows 284807 --frauds 492 --out runs/real-size
     python scripts/make_samples.py --only qqp --pairs 404290 --out runs/real-size
 
-* assets/creditcard_sample.csv.gz: 32,000 rows with the creditcard.csv schema, 160 frauds (0.5%);
-  --rows and --frauds change the size (284,807 and 492: the real file's, for timing real runs).
-* assets/qqp_sample.csv.gz, assets/qqp_tokenizer/{vocab.json,merges.txt}, assets/qqp_tiny_config.json:
-  synthetic question pairs with the QQP schema, a byte-level BPE trained on them, a tiny RoBERTa.
-  --pairs N writes N synthetic pairs (Kaggle's train.csv has 404,290) and nothing else: the
-  bundled tokenizer and tiny RoBERTa stay as they are.
+* creditcard_sample.csv.gz: 32,000 rows with the creditcard.csv schema, 160 frauds (0.5%);
+  --rows and --frauds change the size (284,807 and 492: the real file's).
+* qqp_sample.csv.gz, qqp_tokenizer/, qqp_tiny_config.json: synthetic question pairs with the QQP
+  schema, a byte-level BPE trained on them, a tiny RoBERTa; --pairs N writes only N pairs.
 
 Both are synthetic: they let the demo and the tests run offline; they are not real data.
 """

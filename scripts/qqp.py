@@ -24,6 +24,7 @@ result.json; at the end metrics.json, report.md and curves.png.
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from project import settings
@@ -39,12 +40,7 @@ from project.cli import (
 from project.errors import run_cli
 from project.experiments.config import QQPConfig
 
-CONFIG_OPTIONS = ("data", "dev", "preset", "modes", "profile", "epochs", "batch_size", "lr_full",
-                  "lr_lora", "weight_decay", "warmup_ratio", "clip_norm", "sequence_length",
-                  "val_fraction", "test_fraction", "fraction", "balance", "resplit", "lora_style",
-                  "rank", "alpha", "lora_dropout", "targets", "seeds", "monitor", "monitor_mode",
-                  "patience", "precision", "distribute", "grad_accum", "tensorboard", "quantize",
-                  "remat")
+CONFIG_OPTIONS = tuple(f.name for f in dataclasses.fields(QQPConfig))  # what --resume compares
 
 
 def parse_args(argv=None):
@@ -85,8 +81,7 @@ def parse_args(argv=None):
                    help="validation share when there is no --dev (default 0.1)")
     p.add_argument("--test-fraction", type=finite_float, default=None,
                    help="also hold out an untouched test split of this share")
-    p.add_argument("--fraction", type=finite_float, default=None,
-                   help="keep this stratified share")
+    p.add_argument("--fraction", type=finite_float, default=None, help="keep this stratified share")
     p.add_argument("--balance", action="store_true", default=None,
                    help="undersample the majority class")
     p.add_argument("--quantize", default=None, metavar="MODE",
