@@ -61,8 +61,7 @@ def make_data(rows: int, positives: int, seed: int = 0):
 
 
 def report_adasyn(X, y, n_neighbors=K, beta=1.0, seed=50):
-    """The course report's ADASYN (the slow peer), with its seed and default sort:
-    ``(X_resampled, y_resampled, per-point counts)``."""
+    """The course report's ADASYN (the slow peer): ``(X_res, y_res, per-point counts)``."""
     counts, _, synthetic = report_loop(X, y, n_neighbors, beta, np.random.RandomState(seed))
     X_new = np.array([row for *_, row in synthetic]).reshape(-1, X.shape[1])
     return (np.vstack([X, X_new]), np.concatenate([y, np.ones(len(X_new), y.dtype)]),

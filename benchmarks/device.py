@@ -127,8 +127,7 @@ def _timed(step, warmup: int, calls: int) -> list[float]:
 
 
 def matmul_peak(backend: str, n: int, dtype: str, seconds: float = 0.3) -> float:
-    """Best TFLOP/s of an n^3 matmul (``dtype`` float32 or bfloat16): the best of 3 means over
-    about ``seconds`` of calls each."""
+    """Best TFLOP/s of an n^3 ``dtype`` matmul: the best of 3 means over ``seconds`` of calls."""
     step, info = prepare_matmul(backend, n, dtype)
     calls = max(1, int(seconds / max(_timed(step, 1, 1)[0], 1e-6)))
     return info["flops"] / 1e12 * calls / min(sum(_timed(step, 0, calls)) for _ in range(3))
@@ -195,11 +194,9 @@ def logit_gap(backend, dims, batch, length) -> dict:
 
 def search_largest(fits, start: int, cap: int, budget: float) -> dict:
     """The largest ``batch`` for which ``fits(batch)`` holds: double from ``start``, then bisect
-    until the answer is within 1/16 of the first batch that fails.
-
-    Stops at ``cap`` (``capped``) or when ``budget`` seconds are spent (``complete`` False: the
-    answer is a lower bound). Assumes that whatever fits, a smaller batch fits too.
-    """
+    until the answer is within 1/16 of the first batch that fails; stops at ``cap`` (``capped``)
+    or when ``budget`` seconds are spent (``complete`` False: a lower bound). Assumes that
+    whatever fits, a smaller batch fits too."""
     began, tried = time.perf_counter(), []
     good, bad, complete, capped = 0, None, True, False
     while bad is None or bad - good > max(1, good // 16):

@@ -68,8 +68,7 @@ def prepare_fraud(data: str, epochs: int, baselines: bool, out: str, log_path: s
 
 
 def prepare_qqp(data: str, balance: bool, fraction) -> Prepared:
-    """One call: QQP's data pipeline as ``project.experiments.qqp.prepare`` runs it, phase by
-    phase."""
+    """One call: QQP's data pipeline as ``project.experiments.qqp.prepare`` runs it, by phase."""
     from project.data.qqp import read_qqp
     from project.data.qqp_length import choose_sequence_length, tokenize_pairs
     from project.data.qqp_splits import balance_classes, split, subsample

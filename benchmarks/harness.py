@@ -185,10 +185,8 @@ def measure(groups: Sequence[Sequence[Contender]], *, repeats: int, warmup: int 
     contender (0: each library's default); ``shared`` contenders take turns in every group.
 
     Returns ``{key: {"key", "label", "backend", "info", "times", "cpu_times", "times_by_group",
-    "cpu_by_group"}}``: ``info`` as last reported (``peak_rss_mb`` over the
-    preparing, warm-up and all timed calls); ``times_by_group[i]`` / ``cpu_by_group[i]`` the
-    wall-clock / CPU times taken in group ``i``'s rounds.
-    """
+    "cpu_by_group"}}``: ``info`` as last reported (``peak_rss_mb`` over the whole process);
+    ``times_by_group[i]`` / ``cpu_by_group[i]``: the times taken in group ``i``'s rounds."""
     results: dict[str, dict] = {}
     alive: dict[str, Worker] = {}
 
