@@ -10,8 +10,7 @@ then the report's loop (:mod:`benchmarks.report_adasyn`) alone, one call without
 tens of seconds); at 2,848,070 rows ours and imbalanced-learn. Times are medians of at least
 :data:`MIN_REPEATS` calls (``--quick``: tiny sizes, a smoke test). "peak MB" is the process's peak
 RSS over its calls minus its peak before the first: everything a call touches, NumPy or not, the
-returned arrays included. k = 5, beta = 1; the machine is shared and noisy, so the ratios,
-measured in one run, are the result.
+returned arrays included. k = 5, beta = 1; the ratios, measured in one run, are the result.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ in its own process (:mod:`benchmarks.harness`: a warm-up epoch, then epochs in t
   :func:`project.training.loop.fit_epoch`: rows pre-shuffled by (seed, epoch));
 * the peer: the same network and loop in plain PyTorch (same permutation per epoch, Keras's
   BatchNormalization epsilon and momentum, loss and accuracy tracked every step as Keras logs them);
-* for reference, on the torch backend, Keras's own training step (without
-  :mod:`project.training.torch_step`);
+* for reference, on torch, Keras's own training step (without :mod:`project.training.torch_step`);
 * prediction over the validation split's 56,962 rows (batch 4096, as the per-epoch evaluation
   does), per backend and in plain PyTorch.
 

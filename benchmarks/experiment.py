@@ -10,11 +10,9 @@
   (``--balance --fraction 0.01``) and the whole file, under the first backend only.
 
 ``--quick`` (a smoke test): 6,000 rows and 40 frauds, 1 epoch, no baselines; 1,500 pairs, the
-whole file only. The files are made in a temporary folder, where the runs' progress lines go to
-``<backend>.log`` (the folder is printed at the start).
-
-Target (data): the per-epoch evaluation takes at most 10% of the epoch's training time, on every
-backend (the evaluator at the real validation size, 56,962 rows).
+whole file only. The files are made in a temporary folder (printed at the start), where the runs'
+progress lines go to ``<backend>.log``. Target: the per-epoch evaluation (at the real validation
+size, 56,962 rows) takes at most 10% of the epoch's training time, on every backend.
 """
 
 from __future__ import annotations

@@ -12,9 +12,8 @@ All contenders train RoBERTa-base dimensions (12 layers, 12 heads, hidden 768, F
   "value"])``) and HF full fine-tuning of ``RobertaForSequenceClassification``, plain PyTorch;
 * each framework's own fp32 matmul (2048^3): the peak that "of peak" divides by.
 
-Protocol (:mod:`benchmarks.harness`): two warm-up steps, then steps in turns; the contenders come
-in groups (HF full; per Keras backend its LoRA, full and matmul; TensorFlow's XLA LoRA alone)
-while PEFT and the PyTorch matmul take their turn in every group's rounds, so each contender is
+Protocol (:mod:`benchmarks.harness`): two warm-up steps, then steps in turns, in groups
+(:func:`contenders`) while PEFT takes its turn in every group's rounds, so each contender is
 compared with PEFT's steps from its own rounds. GFLOP/s use
 :func:`project.models.flops.train_step_flops` (a LoRA step needs about 0.68 of a full step's).
 """
@@ -230,11 +229,6 @@ def contenders(backends, quick: bool):
     return groups, shared
 
 
-def _flops(key: str, dims, batch, length) -> float:
-    kind = key.split(":")[-1]
-    return train_step_flops(dims, batch, length, kind.startswith("lora") or kind == "peft", RANK)
-
-
 def run(args) -> dict:
     from benchmarks.harness import format_table, measure
 
@@ -258,8 +252,9 @@ def run(args) -> dict:
             continue
         framework = r["backend"] or "torch"
         seconds = median_time(r)
-        per_step = median_cpu(r) if on_cpu_time else seconds
-        gflops = _flops(key, dims, batch, length) / per_step / 1e9
+        lora = key.split(":")[-1].startswith("lora") or key == "peft"
+        flops = train_step_flops(dims, batch, length, lora, RANK)
+        gflops = flops / (median_cpu(r) if on_cpu_time else seconds) / 1e9
         peak = peaks.get(framework)
         rows.append({
             "key": key, "contender": r["label"], "framework": framework,

@@ -1,11 +1,10 @@
 """Suite ``memory``: what RoBERTa-large training needs, full fine-tuning against LoRA, LoRA with
 rematerialised layers and LoRA on an int8 base, and what the int8 base costs in quality.
 
-Every configuration is one process (:mod:`benchmarks.harness`, one alive at a time):
-RoBERTa-large dimensions, random weights (:func:`benchmarks.lora.keras_classifier`),
-``train_on_batch`` at 16 x 128 tokens, AdamW, in float32 and mixed_bfloat16, per backend, for
-``full``, ``lora`` (r=8, alpha 16, dropout 0.05 on q/k/v), ``lora-remat``, ``lora-int8`` and
-``lora-int8-remat``. Memory: on a CPU the host RSS, as the peak over the training steps (the
+Every configuration is one process (:mod:`benchmarks.harness`, one alive at a time): RoBERTa-large
+dimensions, random weights (:func:`benchmarks.lora.keras_classifier`: r=8, alpha 16, dropout 0.05
+on q/k/v), ``train_on_batch`` at 16 x 128 tokens, in float32 and mixed_bfloat16, per backend, for
+each of :data:`KINDS`. Memory: on a CPU the host RSS, as the peak over the training steps (the
 kernel's high-water mark, reset once the model is built and freed memory handed back) and over
 the whole process; on a GPU the device peak over the steps; the weights' bytes
 (:func:`project.models.quantize.weight_bytes`). Time: the median step (after one warm-up step).
@@ -15,10 +14,7 @@ RoBERTa-large dimensions; and on the bundled synthetic sample with the tiny rand
 trained float32 and on an int8 base with the same seed (:func:`prepare_quality`).
 
 ``--quick`` (a smoke test): tiny dimensions, batch 4 x 16, float32, LoRA and LoRA on an int8
-base with remat only, and 1 epoch on a fifth of the bundled sample.
-
-Targets (data, per backend and precision): LoRA's peak <= 0.5x full fine-tuning's; the int8-base
-LoRA's weights <= 0.35x the float32 LoRA model's, its peak <= 0.6x.
+base with remat only, and 1 epoch on a fifth of the bundled sample. Targets: :func:`targets`.
 """
 
 from __future__ import annotations

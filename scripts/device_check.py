@@ -76,9 +76,5 @@ def main(argv=None) -> int:
     return 0 if any("error" not in r for r in results.values()) else 1
 
 
-def cli():
-    run_cli(main)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)
