@@ -17,16 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import (
-    Contender,
-    Prepared,
-    Target,
-    check_targets,
-    format_table,
-    median_cpu,
-    median_time,
-    peak_rss_mb,
-)
+from benchmarks.harness import Contender, Prepared, Target, check_targets, peak_rss_mb
 from benchmarks.report_adasyn import report_loop
 
 TARGETS = (
@@ -132,12 +123,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a / max(b, 1e-9)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def run(args) -> dict:
-    from benchmarks.harness import measure
+    from benchmarks.harness import fmt, format_table, measure, median_cpu, median_time
 
     quick = bool(args.quick)
     small, large = QUICK_SIZES if quick else SIZES
@@ -211,8 +198,9 @@ def run(args) -> dict:
           "the time"
         + f"\ntime growth {large:,} / {small:,} rows: ours {ratios['ours_growth_large_vs_small']:.1f}"
           f"x, imbalanced-learn {ratios['imblearn_growth_large_vs_small']:.1f}x (10 = linear)"
-        + f"\npeak memory ours / imbalanced-learn: {_fmt(ratios['ours_vs_imblearn_peak_mb'])} "
-          f"({small:,} rows), {_fmt(ratios['ours_vs_imblearn_peak_mb_large'])} ({large:,} rows)"
+        + "\npeak memory ours / imbalanced-learn: "
+          f"{fmt(ratios['ours_vs_imblearn_peak_mb'], '.2f')} ({small:,} rows), "
+          f"{fmt(ratios['ours_vs_imblearn_peak_mb_large'], '.2f')} ({large:,} rows)"
         + f"\nsynthetic rows at {small:,} (G = {g:,}): {synthetic}"
         + f"\nvariant='report' per-point counts equal the report's loop's: "
           f"{ratios['report_counts_match']}")

@@ -19,14 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import (
-    Contender,
-    Prepared,
-    Target,
-    check_targets,
-    median_cpu,
-    median_time,
-)
+from benchmarks.harness import Contender, Prepared, Target, check_targets, median_cpu, median_time
 from project.settings import FRAUD_BATCH_SIZE as BATCH  # exactly as scripts/fraud.py trains
 
 ROWS, VALIDATION_ROWS, QUICK_ROWS = 170_883, 56_962, 2_000

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks import convnet
-from benchmarks.harness import format_table
+from benchmarks.harness import fmt, format_table
 from benchmarks.lora import QUICK as TINY
 from benchmarks.lora import RANK, keras_classifier, make_batch, prepare_keras, prepare_matmul
 
@@ -67,16 +67,12 @@ def run_backend(backend: str, quick: bool, budget: float) -> dict:
     return result
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def _items(r: dict):
     """One backend's measurements as (measurement, result) pairs."""
     m = r.get("matmul")
     if m and (m.get("float32_tflops") or m.get("bfloat16_tflops")):
-        yield (f"matmul {m['n']}^3 peak", f"{_fmt(m.get('float32_tflops'), '.3g')} TFLOP/s "
-               f"fp32, {_fmt(m.get('bfloat16_tflops'), '.3g')} bf16")
+        yield (f"matmul {m['n']}^3 peak", f"{fmt(m.get('float32_tflops'), '.3g')} TFLOP/s "
+               f"fp32, {fmt(m.get('bfloat16_tflops'), '.3g')} bf16")
     if c := r.get("convnet"):
         yield f"ConvNet training ({c['rows']:,} rows)", f"{c['samples_per_second']:,.0f} samples/s"
     b = r.get("roberta", {})
@@ -84,7 +80,7 @@ def _items(r: dict):
         memory = run.get("peak_device_mb")
         yield (f"{b['model']} {run['mode']} {run['precision']} ({b['batch']}x{b['length']})",
                f"{run['step_seconds']:.3f} s/step, {run['tokens_per_second']:,.0f} tokens/s, "
-               f"MFU {_fmt(run.get('mfu'), '.1%')}"
+               f"MFU {fmt(run.get('mfu'), '.1%')}"
                + ("" if memory is None else f", device peak {memory:,.0f} MiB"))
     if g := r.get("logit_gap"):
         yield ("bf16 vs fp32 logits", f"max |diff| {g['max_abs']:.3g} (logits up to "

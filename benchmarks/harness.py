@@ -99,8 +99,13 @@ def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
 def format_targets(rows: list[dict]) -> str:
     """One line per evaluated target: name, value, comparison, status."""
     return "\n".join(
-        f"target: {r['name']}: {'-' if r['value'] is None else format(r['value'], '.2f')} "
+        f"target: {r['name']}: {fmt(r['value'], '.2f')} "
         f"(need {r['op']} {r['threshold']:g}): {r['status']}" for r in rows)
+
+
+def fmt(value, spec: str = "") -> str:
+    """``value`` formatted by ``spec``, or "-" for None."""
+    return "-" if value is None else format(value, spec)
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
@@ -112,7 +117,7 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     1.50  -
     """
     headers = [h for _, h, _ in columns]
-    body = [["-" if r.get(k) is None else format(r[k], f) for k, _, f in columns] for r in rows]
+    body = [[fmt(r.get(k), f) for k, _, f in columns] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(headers, *body)]
     lines = [headers, ["-" * w for w in widths], *body]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)

@@ -22,14 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import (
-    Contender,
-    Prepared,
-    Target,
-    check_targets,
-    median_cpu,
-    median_time,
-)
+from benchmarks.harness import Contender, Prepared, Target, check_targets, median_cpu, median_time
 from project.models.flops import train_step_flops
 
 BASE = dict(vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768,

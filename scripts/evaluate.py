@@ -86,12 +86,7 @@ def fraud_data(args, record: dict):
     """Scaled features and labels of the model's split (or every row scaled, with --split all)."""
     import numpy as np
 
-    from project.data.creditcard import (
-        BUNDLED_SAMPLE,
-        SPLIT_SEED,
-        features_and_labels,
-        load_creditcard,
-    )
+    from project.data import creditcard
     from project.sampling.protocols import protocol_split
 
     split_name = args.split or "test"
@@ -102,15 +97,15 @@ def fraud_data(args, record: dict):
         protocol, seed = record["protocol"], int(record["seed"])
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{args.model.parent / 'model.json'}: incomplete ({err})") from None
-    df = load_creditcard(args.data or BUNDLED_SAMPLE)
+    df = creditcard.load_creditcard(args.data or creditcard.BUNDLED_SAMPLE)
     if split_name == "all":
-        x, y = features_and_labels(df)
+        x, y = creditcard.features_and_labels(df)
         return ((x - mean) / scale).astype(np.float32), y, split_name
     split = protocol_split(df, protocol, seed=seed, stratify=record.get("stratify", False),
                            n_neighbors=record.get("adasyn_k", 5),
                            beta=record.get("adasyn_beta", 1.0),
                            variant=record.get("adasyn_variant", "he2008"),
-                           split_seed=record.get("split_seed", SPLIT_SEED))
+                           split_seed=record.get("split_seed", creditcard.SPLIT_SEED))
     if not np.allclose(split.scaler.mean_, mean, rtol=1e-5, atol=1e-6):
         print("warning: this data's training split differs from the one the model saw")
     if split_name == "test":
@@ -136,8 +131,7 @@ def qqp_pairs(args, record: dict | None):
         return table.frame, f"{path} (all {len(table.frame):,} pairs)"
     split_name = args.split or ("test" if data.get("test_fraction") else "val")
     if split_name == "all":
-        table = read_qqp(path)
-        return table.frame, f"{path} (all pairs, training pairs included)"
+        return read_qqp(path).frame, f"{path} (all pairs, training pairs included)"
     prepared = load_qqp(path, None, fraction=data.get("fraction"), seed=data.get("seed", 0),
                         balance=data.get("balance", False), test_fraction=data.get("test_fraction"),
                         validation_fraction=data["val_fraction"])
