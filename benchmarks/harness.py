@@ -215,7 +215,7 @@ def measure(groups: Sequence[Sequence[Contender]], *, repeats: int, warmup: int 
             try:
                 for contender in group:
                     own[contender.key] = start(contender)
-                turns = {**own, **{k: alive[k] for k in (c.key for c in shared)}}
+                turns = {**own, **alive}
                 for _ in range(repeats):
                     for key, worker in turns.items():
                         wall, cpu = worker.time(calls)

@@ -48,8 +48,7 @@ def drift(out: str, fraud_epochs: int = 10, qqp_epochs: int = 3) -> dict:
         results = {p: run(make(p), f"{out}/{name}-{p}", verbose=0, log=lambda line: None)
                    for p in ("float32", "mixed_bfloat16")}
         for a, b in zip(results["float32"].runs, results["mixed_bfloat16"].runs):
-            part = f"{name}:{getattr(a, key)}"
-            entry = report[part] = {}
+            entry = report[f"{name}:{getattr(a, key)}"] = {}
             for split in ("val", "test"):
                 ea, eb = a.evaluations().get(split), b.evaluations().get(split)
                 if ea is None:
