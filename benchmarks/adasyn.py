@@ -125,7 +125,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def run(args) -> dict:
     from benchmarks.harness import fmt, format_table, measure, median_cpu, median_time
-
     quick = bool(args.quick)
     small, large = QUICK_SIZES if quick else SIZES
     positives = QUICK_POSITIVES if quick else POSITIVES

@@ -54,7 +54,6 @@ def prepare_keras(rows: int, step: str = "ours") -> Prepared:
 
     from project.models.convnet import build_convnet, compile_convnet
     from project.training import loop, torch_step
-
     x, y = make_data(rows)
     keras.utils.set_random_seed(SEED)
     model = compile_convnet(build_convnet())  # exactly as scripts/fraud.py
@@ -70,7 +69,6 @@ def prepare_keras(rows: int, step: str = "ours") -> Prepared:
 def prepare_keras_predict(rows: int) -> Prepared:
     """One ``model.predict`` over ``rows`` validation rows per call."""
     from project.models.convnet import build_convnet, compile_convnet
-
     x, _ = make_data(rows, seed=1)
     model = compile_convnet(build_convnet())
     return Prepared(lambda: model.predict(x, batch_size=PREDICT_BATCH, verbose=0), {})
@@ -79,7 +77,6 @@ def prepare_keras_predict(rows: int) -> Prepared:
 def _pytorch_net():
     import torch
     from torch import nn
-
     torch.manual_seed(SEED)
     # Keras's BatchNormalization: epsilon 1e-3, moving average momentum 0.99 (torch: 0.01).
     return nn.Sequential(
@@ -95,7 +92,6 @@ def prepare_pytorch(rows: int) -> Prepared:
     """The peer: one epoch of the same network and loop written in plain PyTorch per call."""
     import torch
     from torch import nn
-
     net, loss_fn = _pytorch_net(), nn.BCELoss()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     x, y = make_data(rows)
@@ -126,7 +122,6 @@ def prepare_pytorch(rows: int) -> Prepared:
 def prepare_pytorch_predict(rows: int) -> Prepared:
     """Plain PyTorch prediction over ``rows`` rows, batch 4096, per call."""
     import torch
-
     net = _pytorch_net().eval()
     x = torch.from_numpy(make_data(rows, seed=1)[0]).unsqueeze(1)
 
@@ -162,7 +157,6 @@ def contenders(backends, quick: bool) -> list[Contender]:
 
 def run(args) -> dict:
     from benchmarks.harness import format_table, measure
-
     quick = bool(args.quick)
     rows = QUICK_ROWS if quick else ROWS
     val = VALIDATION_ROWS

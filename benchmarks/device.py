@@ -140,7 +140,6 @@ def _free_memory(backend: str) -> None:
     import gc
 
     import keras
-
     keras.backend.clear_session()
     gc.collect()
     if backend == "torch":
@@ -153,7 +152,6 @@ def roberta_step(backend, dims, mode, precision, batch, length, warmup, steps, p
     """Median train_on_batch time of one configuration, tokens/s, MFU (of ``peak`` TFLOP/s)."""
     from project.models.flops import train_step_flops
     from project.training.devices import device_peak_mb, reset_device_peak
-
     reset_device_peak(backend)
     prepared = prepare_keras(mode, dims, batch, length, precision=precision)
     times = _timed(prepared.step, warmup, steps)  # train_on_batch returns NumPy logs: done
@@ -171,7 +169,6 @@ def roberta_step(backend, dims, mode, precision, batch, length, warmup, steps, p
 def logit_gap(backend, dims, batch, length) -> dict:
     """Logits of the same weights in float32 and mixed_bfloat16 (inference): the gap."""
     import numpy as np
-
     x, _ = make_batch(dims, batch, length, seed=1)
     logits, weights = [], None
     for precision in PRECISIONS:  # the float32 model's weights in both
@@ -234,13 +231,11 @@ def largest_batch(backend, dims, mode, precision, length, start, cap, budget) ->
 def worker(backend: str, out: Path, budget: float, quick: bool, started: float = STARTED) -> int:
     """Measure one backend, in this process; write the results to ``out`` after each item."""
     from project.backend import select_backend
-
     select_backend(["--backend", backend])  # before keras is imported
     from project.io import write_json
     from project.machine import library_versions
     from project.models.roberta import ROBERTA_LARGE
     from project.training.devices import device_info
-
     end, cost = started + budget, {}  # cost: the longest measurement of each kind so far
     device = device_info(backend)
     gpu = device["platform"] == "gpu"

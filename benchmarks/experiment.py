@@ -39,7 +39,6 @@ def prepare_fraud(data: str, epochs: int, baselines: bool, out: str, log_path: s
     """One call: the fraud experiment, ``--protocol all``, end to end, into a new folder."""
     from project.experiments.config import FraudConfig
     from project.experiments.fraud import run
-
     config = FraudConfig(data=data, protocols=("none", "adasyn-all", "adasyn-train"),
                          epochs=epochs, baselines=baselines).validate()
     info = {"protocols": {}}
@@ -72,7 +71,6 @@ def prepare_qqp(data: str, balance: bool, fraction) -> Prepared:
     from project.data.qqp_splits import balance_classes, split, subsample
     from project.interop import load_classifier
     from project.models.roberta import build_preprocessor
-
     info = {}
 
     def step():
@@ -107,7 +105,6 @@ def run(args) -> dict:
     from benchmarks.harness import measure
     from project.data.creditcard_sample import write_creditcard_sample
     from project.data.qqp_sample import write_qqp_sample
-
     quick = bool(args.quick)
     sizes = QUICK if quick else REAL
     backends = list(args.backends)

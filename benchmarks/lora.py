@@ -79,7 +79,6 @@ def keras_classifier(dims: dict, kind: str = "full", precision: str = "float32",
     from project.models.lora import enable_lora
     from project.models.quantize import quantize_base
     from project.models.roberta import build_classifier
-
     lora, quantize, remat = KINDS[kind]
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
@@ -109,7 +108,6 @@ def prepare_keras(kind: str, dims: dict, batch: int, length: int, jit_compile="a
     from project.models.lora import count_params
     from project.models.lora_layer import LoraEinsumDense
     from project.training.torch_step import installed
-
     model = keras_classifier(dims, kind, precision, jit_compile, dropout)
     for layer in all_layers(model):
         if isinstance(layer, LoraEinsumDense):
@@ -127,7 +125,6 @@ def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
     """HF ``RobertaForSequenceClassification`` in plain PyTorch: ``kind`` full or peft."""
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
-
     torch.manual_seed(0)
     model = RobertaForSequenceClassification(RobertaConfig(
         vocab_size=dims["vocabulary_size"], hidden_size=dims["hidden_dim"],
@@ -224,7 +221,6 @@ def contenders(backends, quick: bool):
 
 def run(args) -> dict:
     from benchmarks.harness import format_table, measure
-
     quick = bool(args.quick)
     dims, batch, length = sizes(quick)
     backends = list(args.backends)

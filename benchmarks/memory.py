@@ -62,7 +62,6 @@ def _return_free_memory() -> None:
     """Collect garbage and hand freed heap memory back to the system (glibc's malloc_trim)."""
     import ctypes
     import gc
-
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -80,7 +79,6 @@ def prepare_memory(kind: str, dims: dict, batch: int, length: int, precision: st
     from project.models.lora import count_params
     from project.models.quantize import quantize_base, weight_bytes
     from project.training.devices import device_peak_mb, reset_device_peak
-
     backend = keras.backend.backend()
     info = {}
     if logit_gap:
@@ -117,7 +115,6 @@ def prepare_quality(epochs: int, out: str, fraction: float | None = None) -> Pre
     from project.experiments import qqp
     from project.experiments.config import QQPConfig
     from project.interop import load_classifier
-
     info = {}
 
     def step():
@@ -145,7 +142,6 @@ def run(args) -> dict:
     from benchmarks.harness import measure
     from benchmarks.lora import QUICK as TINY
     from project.models.roberta import ROBERTA_LARGE
-
     quick = bool(args.quick)
     dims = TINY if quick else ROBERTA_LARGE
     kinds = QUICK["kinds"] if quick else KINDS

@@ -22,7 +22,6 @@ METRICS = ("loss", "accuracy", "f1", "average_precision", "roc_auc")
 def in_bfloat16(model):
     """The same weights computing in bfloat16 (output layer float32, as training uses)."""
     from project.keras_internals import all_layers, forget_traced_functions
-
     for layer in all_layers(model):
         if layer.dtype_policy.name == "float32" and layer is not model.layers[-1]:
             layer.dtype_policy = "mixed_bfloat16"
@@ -38,7 +37,6 @@ def drift(out: str, fraud_epochs: int = 10, qqp_epochs: int = 3) -> dict:
     from project.experiments.config import FraudConfig, QQPConfig
     from project.models.roberta import detached_preprocessor
     from project.models.saving import load_model
-
     report = {"backend": keras.backend.backend()}
     experiments = {
         "fraud": (fraud.run, lambda p: FraudConfig(epochs=fraud_epochs, baselines=False,

@@ -59,7 +59,6 @@ def parse_args(argv=None):
 def read_record(model_path: Path, task: str, required: bool) -> dict | None:
     """The model's ``model.json``, checked: same task, and written for this very model file."""
     from project.experiments.rundir import file_sha256
-
     path = model_path.parent / "model.json"
     if model_path.is_dir():  # a Hugging Face or preset folder: no record of ours
         return None
@@ -88,7 +87,6 @@ def fraud_data(args, record: dict):
 
     from project.data import creditcard
     from project.sampling.protocols import protocol_split
-
     split_name = args.split or "test"
     try:
         mean, scale = np.asarray(record["mean"], float), np.asarray(record["scale"], float)
@@ -118,7 +116,6 @@ def qqp_pairs(args, record: dict | None):
     from project.data.qqp import SAMPLE_PATH, read_qqp
     from project.data.qqp_splits import load_qqp
     from project.experiments.rundir import file_sha256
-
     data = record.get("data", {}) if record else {}
     run_file = data.get("path")
     path = args.data or (Path(run_file) if run_file else SAMPLE_PATH)
@@ -147,7 +144,6 @@ def save_outputs(args, scores, record: dict) -> None:
     import numpy as np
 
     from project.io import atomic_path, write_json
-
     if args.predictions:
         with atomic_path(args.predictions) as tmp, open(tmp, "wb") as f:
             np.save(f, scores)
@@ -159,7 +155,6 @@ def predictions_only(args, model, features, what: str, backend: str) -> int:
     """Unlabelled pairs: the duplicate probability of each, nothing to score."""
     from project.experiments.qqp import predict_logits
     from project.training.metrics import positive_scores
-
     scores = positive_scores(predict_logits(model, features))
     duplicates = int((scores >= 0.5).sum())
     print(f"{args.model} (qqp, {what}, backend {backend}): no is_duplicate column, so "
@@ -175,10 +170,8 @@ def predictions_only(args, model, features, what: str, backend: str) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from project.backend import select_backend
-
     backend = select_backend(["--backend", args.backend])
     from project.models.saving import load_model
-
     record = read_record(args.model, args.task, required=args.task == "fraud")
     if args.task == "fraud":
         model = load_model(args.model)
