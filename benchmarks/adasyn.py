@@ -13,8 +13,6 @@ RSS over its calls minus its peak before the first: everything a call touches, N
 returned arrays included. k = 5, beta = 1; the ratios, measured in one run, are the result.
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from benchmarks.harness import Contender, Prepared, Target, check_targets, peak_rss_mb

@@ -15,8 +15,6 @@ in its own process (:mod:`benchmarks.harness`: a warm-up epoch, then epochs in t
 ``--quick`` (a smoke test) runs only the peer and the Keras backends' training on 2,000 rows.
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from benchmarks.harness import Contender, Prepared, Target, check_targets, median_cpu, median_time

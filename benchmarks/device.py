@@ -18,8 +18,6 @@ Example (the search, on a rule instead of a model):
 (100, 104, True)
 """
 
-from __future__ import annotations
-
 import json
 import os
 import subprocess

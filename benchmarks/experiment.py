@@ -15,8 +15,6 @@ progress lines go to ``<backend>.log``. Target: the per-epoch evaluation (at the
 size, 56,962 rows) takes at most 10% of the epoch's training time, on every backend.
 """
 
-from __future__ import annotations
-
 import statistics
 import sys
 import tempfile

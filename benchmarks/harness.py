@@ -21,8 +21,6 @@ Example:
 'met (aim 3 missed)'
 """
 
-from __future__ import annotations
-
 import dataclasses
 import importlib
 import json

@@ -18,8 +18,6 @@ compared with PEFT's steps from its own rounds. GFLOP/s use
 :func:`project.models.flops.train_step_flops` (a LoRA step needs about 0.68 of a full step's).
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from benchmarks.harness import Contender, Prepared, Target, check_targets, median_cpu, median_time

@@ -17,8 +17,6 @@ trained float32 and on an int8 base with the same seed (:func:`prepare_quality`)
 base with remat only, and 1 epoch on a fifth of the bundled sample. Targets: :func:`targets`.
 """
 
-from __future__ import annotations
-
 import time
 
 import numpy as np

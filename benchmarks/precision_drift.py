@@ -7,8 +7,6 @@ Prints JSON: per part, the metric changes (bf16 minus float32) and the largest s
 the trained runs, and the largest probability / logit change of the same weights in bfloat16.
 About 4 minutes per backend on 2 CPU cores.
 """
-from __future__ import annotations
-
 import json
 import sys
 

@@ -12,8 +12,6 @@ Example:
 ([1, 1], [[1], [0]], 2)
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 

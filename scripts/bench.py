@@ -14,8 +14,6 @@ ratios and its targets (met or missed); --json writes {"suite", "machine", "rows
 same run, on a machine that may be shared and noisy.
 """
 
-from __future__ import annotations
-
 import argparse
 import importlib
 import os

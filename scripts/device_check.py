@@ -11,8 +11,6 @@ checkout). Needs keras, keras-hub, torch and/or JAX (TensorFlow optional; offlin
 share the time budget; what does not fit is reported as skipped. Prints a table; --json writes.
 """
 
-from __future__ import annotations
-
 import argparse
 import sys
 from pathlib import Path

@@ -13,8 +13,6 @@ backbone's frozen projections in int8 first; an adapter trained on an int8 base 
 Prints the probability that the two questions are duplicates (softmax of the logits, class 1).
 """
 
-from __future__ import annotations
-
 import argparse
 from pathlib import Path
 
