@@ -23,12 +23,8 @@ TARGETS = (
            "ours_vs_imblearn_time", "<=", 0.4, aim=0.3),
 )
 
-FEATURES = 29
-POSITIVES = 492
-SIZES = (284_807, 2_848_070)
-QUICK_SIZES = (5_000, 50_000)
-QUICK_POSITIVES = 60
-K = 5
+FEATURES, POSITIVES, K = 29, 492, 5
+SIZES, QUICK_SIZES, QUICK_POSITIVES = (284_807, 2_848_070), (5_000, 50_000), 60
 IMPLS = ("ours", "ours-report", "imblearn", "report")
 NAMES = {"ours": "ours (NumPy)", "ours-report": "ours, variant=report",
          "imblearn": "imbalanced-learn", "report": "report's loop (peer)"}
@@ -80,17 +76,15 @@ def _resampler(impl: str):
 
 
 def prepare(impl: str, rows: int, positives: int) -> Prepared:
-    """A contender's process: its library and the data; each call is one ``fit_resample``.
-    ``info`` holds ``baseline_rss_mb`` (peak RSS before the first call) and, after a call,
-    ``n_synthetic`` and ``counts`` (synthetic rows per positive, where the contender tells)."""
+    """One ``fit_resample`` per call; ``info``: ``baseline_rss_mb`` (peak RSS before the first
+    call), then ``n_synthetic`` and ``counts`` (synthetic rows per positive, where told)."""
     resample = _resampler(impl)
     X, y = make_data(rows, positives)
     info = {"impl": impl, "rows": rows, "positives": positives, "baseline_rss_mb": peak_rss_mb()}
 
     def step():
         X_res, _, counts = resample(X, y)
-        info["n_synthetic"] = len(X_res) - len(X)
-        info["counts"] = counts
+        info.update(n_synthetic=len(X_res) - len(X), counts=counts)
 
     return Prepared(step, info)
 
@@ -111,10 +105,9 @@ def contenders(quick: bool) -> tuple[list[Contender], list[Contender], Contender
     """The small size's contenders (but the report's loop), the large size's, the report's loop."""
     small, large = QUICK_SIZES if quick else SIZES
     positives = QUICK_POSITIVES if quick else POSITIVES
-    return (
-        [_contender(i, small, positives, i) for i in IMPLS if i != "report"],
-        [_contender(i, large, positives, f"{i}-large") for i in LARGE_IMPLS],
-        _contender("report", small, positives, "report"))
+    return ([_contender(i, small, positives, i) for i in IMPLS if i != "report"],
+            [_contender(i, large, positives, f"{i}-large") for i in LARGE_IMPLS],
+            _contender("report", small, positives, "report"))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -44,8 +44,7 @@ def make_data(rows: int, seed: int = SEED):
 
 
 def prepare_keras(rows: int, step: str = "ours") -> Prepared:
-    """One ``fit_epoch`` per call under this process's backend (``step="keras"``: the same
-    epoch with Keras's own training step, i.e. without :mod:`project.training.torch_step`)."""
+    """One ``fit_epoch`` per call (``step="keras"``: Keras's own step, not our torch step)."""
     import contextlib
 
     import keras

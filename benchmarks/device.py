@@ -9,7 +9,7 @@ precision's matmul peak; int8 matmuls counted as float), device memory peak; the
 float32 logit gap; and the largest batch that fits (full, float32): :func:`search_largest`.
 
 A measurement whose last cost no longer fits in the budget is skipped; the results are written
-after each one, so a worker stopped past its budget still reports what it measured.
+after each one (a worker stopped past its budget still reports what it measured).
 
 Example (the search, on a rule instead of a model):
 
@@ -34,8 +34,7 @@ from benchmarks.lora import RANK, keras_classifier, make_batch, prepare_keras, p
 STARTED = time.perf_counter()  # a worker's budget counts from here, imports included
 ROOT = Path(__file__).resolve().parents[1]
 GRACE_SECONDS = 45  # a worker past its share by this much is stopped (its results so far kept)
-BATCH, LENGTH = 16, 128  # the RoBERTa step (full check); --quick: TINY dims, 4 x 16
-QUICK_BATCH, QUICK_LENGTH = 4, 16
+BATCH, LENGTH, QUICK_BATCH, QUICK_LENGTH = 16, 128, 4, 16  # the RoBERTa step (--quick: TINY dims)
 PRECISIONS = ("float32", "mixed_bfloat16")
 MODES = ("lora", "full", "lora-remat", "lora-int8")  # kinds of benchmarks.lora.KINDS
 OUT_OF_MEMORY = ("out of memory", "resource_exhausted", "resourceexhausted", "outofmemory",
@@ -206,8 +205,7 @@ def search_largest(fits, start: int, cap: int, budget: float) -> dict:
 
 
 def largest_batch(backend, dims, mode, precision, length, start, cap, budget) -> dict:
-    """:func:`search_largest` over one training step of a RoBERTa classifier; running out of
-    accelerator (or host) memory is what "does not fit" means."""
+    """:func:`search_largest` over a RoBERTa training step; out of memory means "does not fit"."""
     models = [keras_classifier(dims, mode, precision)]  # a list, so that it can be emptied
 
     def fits(batch: int) -> bool:

@@ -1,9 +1,8 @@
 """Suite ``experiment``: the real jobs timed at their real sizes, on synthetic data.
 
-* **fraud**: ``scripts/fraud.py --protocol all --epochs 46`` end to end
-  (:func:`project.experiments.fraud.run`) on a synthetic file of the real size (284,807 rows, 492
-  frauds, as ``scripts/make_samples.py --rows 284807 --frauds 492`` writes), per backend in its own
-  process (one cold call, as a real run): each protocol's time and where it goes
+* **fraud**: ``scripts/fraud.py --protocol all --epochs 46`` end to end on a synthetic file of
+  the real size (284,807 rows, 492 frauds, as ``scripts/make_samples.py`` writes it), per backend
+  in its own process (one cold call, as a real run): each protocol's time and where it goes
   (``ProtocolRun.timings``), the process's peak RSS.
 * **QQP's data pipeline** (read, balance and keep 1%, split, length histogram, tokenise) on a
   synthetic file of Kaggle's size (404,290 pairs) with the bundled tiny BPE: the report's setting

@@ -8,10 +8,9 @@ every contender alike. Contenders may come in groups run one after the other (to
 ``shared`` contenders (the peers) stay alive and take their turn in every group's rounds. Every
 call's wall-clock and CPU seconds come back, and each process's peak RSS; the suites quote medians.
 
-A contender's prepare function takes keyword parameters (JSON values) and returns a
-:class:`Prepared`: ``step`` (the timed call; it returns when the work is done) and ``info`` (a
-JSON-able dict, reported when ready and after every turn with ``peak_rss_mb`` added, so a step may
-record facts about its output there). A suite's targets are data too (:class:`Target`).
+A contender's prepare function takes JSON keyword parameters and returns a :class:`Prepared`:
+``step`` (the timed call, returning when the work is done) and ``info`` (a JSON-able dict, reported
+with ``peak_rss_mb`` after every turn, where a step may record facts about its output).
 
 Example:
 
@@ -160,8 +159,7 @@ class Worker:
         raise RuntimeError(f"contender {self.contender.key!r} stopped (exit code {code}):\n{tail}")
 
     def time(self, calls: int = 1) -> tuple[list[float], list[float]]:
-        """Wall-clock and CPU seconds of ``calls`` calls of the contender's step (``info`` is
-        refreshed: the step's facts and the process's peak RSS after these calls)."""
+        """Wall-clock and CPU seconds of ``calls`` calls of the step; ``info`` refreshed."""
         self.process.stdin.write(f"go {calls}\n")
         self.process.stdin.flush()
         reply = self._reply()

@@ -58,13 +58,12 @@ def _high_water_mb(reset: bool = False) -> float | None:
 
 def _return_free_memory() -> None:
     """Collect garbage and hand freed heap memory back to the system (glibc's malloc_trim)."""
+    import contextlib
     import ctypes
     import gc
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def prepare_memory(kind: str, dims: dict, batch: int, length: int, precision: str,
@@ -105,9 +104,8 @@ def prepare_memory(kind: str, dims: dict, batch: int, length: int, precision: st
 
 
 def prepare_quality(epochs: int, out: str, fraction: float | None = None) -> Prepared:
-    """``scripts/qqp.py --mode lora --epochs E`` on the bundled sample (tiny random RoBERTa, seed
-    0), float32 and with ``--quantize int8``, once (the first call; later calls return): the
-    validation accuracy of each, and how far apart the two saved models' logits are."""
+    """``scripts/qqp.py --mode lora`` on the bundled sample (tiny random RoBERTa, seed 0), float32
+    and ``--quantize int8``, on the first call: each validation accuracy, and their logits' gap."""
     from pathlib import Path
 
     from project.experiments import qqp

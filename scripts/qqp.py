@@ -92,10 +92,9 @@ def parse_args(argv=None):
     add_run_options(p, "qqp")
     args = p.parse_args(argv)
 
-    if args.lr is not None:
-        for name in ("lr_full", "lr_lora"):
-            if getattr(args, name) is None:
-                setattr(args, name, args.lr)
+    if args.lr is not None:  # for both modes, where not given for one
+        args.lr_full = args.lr if args.lr_full is None else args.lr_full
+        args.lr_lora = args.lr if args.lr_lora is None else args.lr_lora
     given = given_options(args, CONFIG_OPTIONS)
     if args.mode is not None:
         given["modes"] = settings.MODES if args.mode == "both" else (args.mode,)
