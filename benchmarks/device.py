@@ -227,11 +227,13 @@ def largest_batch(backend, dims, mode, precision, length, start, cap, budget) ->
 def worker(backend: str, out: Path, budget: float, quick: bool, started: float = STARTED) -> int:
     """Measure one backend, in this process; write the results to ``out`` after each item."""
     from project.backend import select_backend
+
     select_backend(["--backend", backend])  # before keras is imported
     from project.io import write_json
     from project.machine import library_versions
     from project.models.roberta import ROBERTA_LARGE
     from project.training.devices import device_info
+
     end, cost = started + budget, {}  # cost: the longest measurement of each kind so far
     device = device_info(backend)
     gpu = device["platform"] == "gpu"

@@ -74,8 +74,7 @@ def _holds(value: float, op: str, bound: float) -> bool:
 
 
 def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
-    """Evaluate ``targets`` against ``ratios``: one dict per target with its status ("not
-    measured" where the ratio is missing or None)."""
+    """Evaluate ``targets`` against ``ratios``: one dict each, with its status or "not measured"."""
     rows = []
     for t in targets:
         value = ratios.get(t.key)
@@ -241,8 +240,7 @@ def median_time(result: dict, group: int | None = None) -> float:
 
 
 def median_cpu(result: dict, group: int | None = None) -> float:
-    """Median CPU seconds (all the process's threads) of a contender's calls (in one group's
-    rounds, if given); with ``threads=1`` the work a call needs, steadier than wall-clock time."""
+    """Median CPU seconds (all threads) of a contender's calls (in one group's rounds, if given)."""
     return median(result["cpu_times"] if group is None else result["cpu_by_group"][group])
 
 
@@ -264,9 +262,8 @@ def _serve(spec: dict) -> None:
     print(PROTOCOL + json.dumps({"info": dict(prepared.info, peak_rss_mb=peak_rss_mb())}),
           flush=True)
     for line in sys.stdin:
-        calls = int(line.split()[1])
         wall, cpu = [], []
-        for _ in range(calls):
+        for _ in range(int(line.split()[1])):  # "go N": N timed calls
             w, c = time.perf_counter(), time.process_time()
             prepared.step()
             wall.append(time.perf_counter() - w)

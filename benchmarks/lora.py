@@ -69,8 +69,7 @@ def make_batch(dims: dict, batch: int, length: int, seed: int = 0):
 
 def keras_classifier(dims: dict, kind: str = "full", precision: str = "float32",
                      jit_compile="auto", dropout: float = DROPOUT):
-    """Our compiled keras-hub classifier, random weights, under this process's backend: ``kind``
-    a key of :data:`KINDS`; ``precision`` a Keras dtype policy (float32, mixed_bfloat16)."""
+    """Our compiled keras-hub classifier, random weights: a ``kind`` of :data:`KINDS`."""
     import keras
 
     from project.models.backbone import rematerialize_layers
@@ -153,8 +152,7 @@ def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
 
 
 def prepare_matmul(framework: str, n: int, dtype: str = "float32") -> Prepared:
-    """One n x n x n matmul (``dtype`` float32 or bfloat16) in ``framework``'s own op (torch,
-    tensorflow or jax), on the GPU where there is one (torch: CUDA; the others: their default)."""
+    """One n^3 ``dtype`` matmul in ``framework``'s own op (torch, tensorflow, jax), GPU if any."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     if framework == "torch":
         import torch
@@ -180,8 +178,7 @@ def prepare_matmul(framework: str, n: int, dtype: str = "float32") -> Prepared:
 
 
 def contenders(backends, quick: bool):
-    """(groups, shared): HF full, then a group per Keras backend (TensorFlow's XLA LoRA alone);
-    PEFT and torch's matmul are shared by all groups."""
+    """(groups, shared): HF full, then groups per Keras backend; PEFT and torch's matmul shared."""
     dims, batch, length = sizes(quick)
     here = "benchmarks.lora:"
     step = {"dims": dims, "batch": batch, "length": length}

@@ -9,9 +9,8 @@ kernel's high-water mark, reset once the model is built and freed memory handed 
 the whole process; on a GPU the device peak over the steps; the weights' bytes
 (:func:`project.models.quantize.weight_bytes`). Time: the median step (after one warm-up step).
 
-Quality: the int8 base's logits against the float32 base's (same weights, inference) at
-RoBERTa-large dimensions; and on the bundled synthetic sample with the tiny random RoBERTa, LoRA
-trained float32 and on an int8 base with the same seed (:func:`prepare_quality`).
+Quality: the int8 base's logits against the float32 base's (same weights) at RoBERTa-large
+dimensions; LoRA trained float32 and on an int8 base, bundled sample (:func:`prepare_quality`).
 
 ``--quick`` (a smoke test): tiny dimensions, batch 4 x 16, float32, LoRA and LoRA on an int8
 base with remat only, and 1 epoch on a fifth of the bundled sample. Targets: :func:`targets`.

@@ -1,7 +1,6 @@
-"""The course report's ADASYN, transcribed from its description (``../shared/REPORT.md``): Python
-loops, for ``y`` in {0, 1}. The one transcription of it, timed as the slow peer by
-:mod:`benchmarks.adasyn` and the oracle of ``variant="report"`` in ``tests/test_adasyn.py``
-(the algorithm: :class:`project.sampling.ADASYN`).
+"""The course report's ADASYN, transcribed from its description (``../shared/REPORT.md``) as
+Python loops for ``y`` in {0, 1}: the slow peer of :mod:`benchmarks.adasyn` and the oracle of
+``variant="report"`` in ``tests/test_adasyn.py`` (the algorithm: :class:`project.sampling.ADASYN`).
 
 Example:
 

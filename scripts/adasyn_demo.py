@@ -32,8 +32,10 @@ def make_data(seed: int):
 
 def draw(X, y, X_new, weights, path: Path, seed: int) -> None:
     import matplotlib
+
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
+
     minority = X[y == 1]
     fig, ax = plt.subplots(figsize=(7.5, 6.2), dpi=110)
     ax.scatter(*X[y == 0].T, s=10, c="#9e9e9e", alpha=0.6, label=f"majority ({(y == 0).sum()})")

@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     from benchmarks.harness import format_targets
     from project.io import write_json
     from project.machine import machine_line
+
     machine = machine_line()
     print(machine, flush=True)
     results = []

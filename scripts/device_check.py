@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     from benchmarks.device import GRACE_SECONDS, run_backend, table
     from project.io import write_json
     from project.machine import machine_line
+
     machine = machine_line()
     print(machine, flush=True)
     share = args.budget / len(args.backends)

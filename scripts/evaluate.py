@@ -27,8 +27,7 @@ from project.settings import quantize_mode
 def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("model", type=Path,
-                   help="a .keras file written by scripts/fraud.py or qqp.py (QQP: also a Hugging "
-                        "Face folder)")
+                   help="a .keras file of scripts/fraud.py or qqp.py (QQP: or a Hugging Face dir)")
     p.add_argument("--task", choices=("fraud", "qqp"), required=True)
     p.add_argument("--data", type=Path, default=None, help="default: the run's data file")
     p.add_argument("--split", choices=("test", "val", "all"), default=None,
@@ -170,8 +169,10 @@ def predictions_only(args, model, features, what: str, backend: str) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from project.backend import select_backend
+
     backend = select_backend(["--backend", args.backend])
     from project.models.saving import load_model
+
     record = read_record(args.model, args.task, required=args.task == "fraud")
     if args.task == "fraud":
         model = load_model(args.model)

@@ -89,6 +89,7 @@ def main(argv=None) -> int:
                                          lambda options: FraudConfig(**options).validate())
     from project.experiments import fraud
     from project.reporting.fraud import write_fraud_outputs
+
     result = fraud.run(config, out, resume=resume, verbose=args.verbose)
     if result.chief:  # in a run of several processes, process 0 writes
         report = write_fraud_outputs(result, out)

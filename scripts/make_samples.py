@@ -26,8 +26,7 @@ def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", choices=("fraud", "qqp"), default=None)
     p.add_argument("--out", type=Path, default=Path("runs/samples"),
-                   help="output folder (default runs/samples; --out assets refreshes the bundled "
-                        "files)")
+                   help="output folder (default runs/samples; assets: the bundled files)")
     p.add_argument("--rows", type=int, default=32_000, help="fraud sample rows (default 32,000)")
     p.add_argument("--frauds", type=int, default=160, help="frauds among them (default 160)")
     p.add_argument("--pairs", type=int, default=None,
@@ -35,8 +34,7 @@ def parse_args(argv=None):
                         "sample with its tokenizer and tiny config)")
     args = p.parse_args(argv)
     if not 1 <= args.frauds < args.rows:
-        raise InputError(f"--frauds {args.frauds}: must be at least 1 and below --rows "
-                         f"{args.rows}")
+        raise InputError(f"--frauds {args.frauds}: must be at least 1 and below --rows {args.rows}")
     if args.pairs is not None and args.pairs < 100:
         raise InputError(f"--pairs {args.pairs}: must be at least 100")
     return args

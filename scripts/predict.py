@@ -49,6 +49,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from project.backend import select_backend
+
     backend = select_backend(["--backend", args.backend])  # before keras is imported
     import pandas as pd
     from keras import ops
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
     from project.interop import load_classifier
     from project.training.devices import check_quantize_support
     from project.training.metrics import positive_scores
+
     check_quantize_support(args.quantize, backend)
     model = load_classifier(args.model, adapter=args.adapter, quantize=args.quantize)
     frame = pd.DataFrame({"question1": [args.question1], "question2": [args.question2]})

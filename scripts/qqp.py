@@ -115,6 +115,7 @@ def main(argv=None) -> int:
                                          lambda options: QQPConfig(**options).resolve())
     from project.experiments import qqp
     from project.reporting.qqp import write_qqp_outputs
+
     result = qqp.run(config, out, resume=resume, verbose=args.verbose)
     if result.chief:  # in a run of several processes, process 0 writes
         report = write_qqp_outputs(result, out)
