@@ -1,35 +1,21 @@
 """Suite ``adasyn``: our NumPy ADASYN vs imbalanced-learn's vs the course report's Python loop.
 
-Data: synthetic Gaussian stand-ins for the credit-card set, 29 float64 features. Majority rows
-are N(0, I); the 492 positives N(mu, 0.7^2 I), mu = 1.2 on the first 10 features, a cluster that
+Data: synthetic Gaussian stand-ins for the credit-card set, 29 float64 features: majority rows
+N(0, I); the 492 positives N(mu, 0.7^2 I), mu = 1.2 on the first 10 features, a cluster that
 overlaps the majority at its edge (r_i spans 0 to 1). At 284,807 rows (the real data's size) and
-10x that, positives held at 492, so the growth measures scaling in n (at a fixed fraud rate the
-k-NN work would grow 100x).
+10x that, positives held at 492, so the growth measures scaling in n.
 
-Contenders, on the protocol of :mod:`benchmarks.harness`: at 284,807 rows ours (both variants)
-and imbalanced-learn, then the report's loop (:mod:`benchmarks.report_adasyn`) alone, one call
-without warm-up (it takes tens of seconds); at 2,848,070 rows ours and imbalanced-learn. Times
-are medians of at least :data:`MIN_REPEATS` calls (``--quick``: tiny sizes, a smoke test); CPU
-time is the process's, all threads. "peak MB" is the process's peak RSS over its calls minus its
-peak before the first: everything a call touches, NumPy or not (imbalanced-learn's k-NN allocates
-outside NumPy), the returned arrays included. k = 5, beta = 1, default threads unless
-``--threads``; the machine is shared and noisy, so the ratios, measured in one run, are the result.
+Contenders (:mod:`benchmarks.harness`): at 284,807 rows ours (both variants) and imbalanced-learn,
+then the report's loop (:mod:`benchmarks.report_adasyn`) alone, one call without warm-up (it takes
+tens of seconds); at 2,848,070 rows ours and imbalanced-learn. Times are medians of at least
+:data:`MIN_REPEATS` calls (``--quick``: tiny sizes, a smoke test). "peak MB" is the process's peak
+RSS over its calls minus its peak before the first: everything a call touches, NumPy or not, the
+returned arrays included. k = 5, beta = 1; the ratios, measured in one run, are the result.
 """
-
-from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import (
-    Contender,
-    Prepared,
-    Target,
-    check_targets,
-    format_table,
-    median_cpu,
-    median_time,
-    peak_rss_mb,
-)
+from benchmarks.harness import Contender, Prepared, Target, check_targets, peak_rss_mb
 from benchmarks.report_adasyn import report_loop
 
 TARGETS = (
@@ -37,12 +23,8 @@ TARGETS = (
            "ours_vs_imblearn_time", "<=", 0.4, aim=0.3),
 )
 
-FEATURES = 29
-POSITIVES = 492
-SIZES = (284_807, 2_848_070)
-QUICK_SIZES = (5_000, 50_000)
-QUICK_POSITIVES = 60
-K = 5
+FEATURES, POSITIVES, K = 29, 492, 5
+SIZES, QUICK_SIZES, QUICK_POSITIVES = (284_807, 2_848_070), (5_000, 50_000), 60
 IMPLS = ("ours", "ours-report", "imblearn", "report")
 NAMES = {"ours": "ours (NumPy)", "ours-report": "ours, variant=report",
          "imblearn": "imbalanced-learn", "report": "report's loop (peer)"}
@@ -63,8 +45,7 @@ def make_data(rows: int, positives: int, seed: int = 0):
 
 
 def report_adasyn(X, y, n_neighbors=K, beta=1.0, seed=50):
-    """The course report's ADASYN (the slow peer), with its seed and default sort:
-    ``(X_resampled, y_resampled, per-point counts)``."""
+    """The course report's ADASYN (the slow peer): ``(X_res, y_res, per-point counts)``."""
     counts, _, synthetic = report_loop(X, y, n_neighbors, beta, np.random.RandomState(seed))
     X_new = np.array([row for *_, row in synthetic]).reshape(-1, X.shape[1])
     return (np.vstack([X, X_new]), np.concatenate([y, np.ones(len(X_new), y.dtype)]),
@@ -95,17 +76,15 @@ def _resampler(impl: str):
 
 
 def prepare(impl: str, rows: int, positives: int) -> Prepared:
-    """A contender's process: its library and the data; each call is one ``fit_resample``.
-    ``info`` holds ``baseline_rss_mb`` (peak RSS before the first call) and, after a call,
-    ``n_synthetic`` and ``counts`` (synthetic rows per positive, where the contender tells)."""
+    """One ``fit_resample`` per call; ``info``: ``baseline_rss_mb`` (peak RSS before the first
+    call), then ``n_synthetic`` and ``counts`` (synthetic rows per positive, where told)."""
     resample = _resampler(impl)
     X, y = make_data(rows, positives)
     info = {"impl": impl, "rows": rows, "positives": positives, "baseline_rss_mb": peak_rss_mb()}
 
     def step():
         X_res, _, counts = resample(X, y)
-        info["n_synthetic"] = len(X_res) - len(X)
-        info["counts"] = counts
+        info.update(n_synthetic=len(X_res) - len(X), counts=counts)
 
     return Prepared(step, info)
 
@@ -126,24 +105,17 @@ def contenders(quick: bool) -> tuple[list[Contender], list[Contender], Contender
     """The small size's contenders (but the report's loop), the large size's, the report's loop."""
     small, large = QUICK_SIZES if quick else SIZES
     positives = QUICK_POSITIVES if quick else POSITIVES
-    return (
-        [_contender(i, small, positives, i) for i in IMPLS if i != "report"],
-        [_contender(i, large, positives, f"{i}-large") for i in LARGE_IMPLS],
-        _contender("report", small, positives, "report"),
-    )
+    return ([_contender(i, small, positives, i) for i in IMPLS if i != "report"],
+            [_contender(i, large, positives, f"{i}-large") for i in LARGE_IMPLS],
+            _contender("report", small, positives, "report"))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a / max(b, 1e-9)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def run(args) -> dict:
-    from benchmarks.harness import measure
-
+    from benchmarks.harness import fmt, format_table, measure, median_cpu, median_time
     quick = bool(args.quick)
     small, large = QUICK_SIZES if quick else SIZES
     positives = QUICK_POSITIVES if quick else POSITIVES
@@ -193,8 +165,7 @@ def run(args) -> dict:
         "report_counts_match": counts["ours-report"] == counts["report"],
         # the paper's G = n_majority - n_minority synthetic rows, exactly
         "ours_makes_G_rows": get("ours", "n_synthetic") == g,
-        "threads": threads,
-    }
+        "threads": threads}
     synthetic = ", ".join(f"{get(i, 'contender')} {get(i, 'n_synthetic'):,}" for i in IMPLS)
     text = (
         f"ADASYN fit_resample on synthetic Gaussian data, {FEATURES} features, {positives} "
@@ -207,8 +178,7 @@ def run(args) -> dict:
             ("rows", "rows", ","), ("contender", "contender", ""), ("calls", "calls", "d"),
             ("seconds", "median s", ".3f"), ("vs_imblearn", "vs imblearn", ".2f"),
             ("cpu_seconds", "CPU s", ".3f"), ("vs_imblearn_cpu", "vs imblearn (CPU)", ".2f"),
-            ("peak_mb", "peak MB", ",.0f"), ("n_synthetic", "synthetic rows", ","),
-        ])
+            ("peak_mb", "peak MB", ",.0f"), ("n_synthetic", "synthetic rows", ",")])
         + f"\nours vs imbalanced-learn, {small:,} rows: {ratios['ours_vs_imblearn_time']:.2f}x "
           f"the time, {ratios['ours_vs_imblearn_cpu']:.2f}x the CPU time"
         + f"\nours vs imbalanced-learn, {large:,} rows: "
@@ -218,11 +188,11 @@ def run(args) -> dict:
           "the time"
         + f"\ntime growth {large:,} / {small:,} rows: ours {ratios['ours_growth_large_vs_small']:.1f}"
           f"x, imbalanced-learn {ratios['imblearn_growth_large_vs_small']:.1f}x (10 = linear)"
-        + f"\npeak memory ours / imbalanced-learn: {_fmt(ratios['ours_vs_imblearn_peak_mb'])} "
-          f"({small:,} rows), {_fmt(ratios['ours_vs_imblearn_peak_mb_large'])} ({large:,} rows)"
+        + "\npeak memory ours / imbalanced-learn: "
+          f"{fmt(ratios['ours_vs_imblearn_peak_mb'], '.2f')} ({small:,} rows), "
+          f"{fmt(ratios['ours_vs_imblearn_peak_mb_large'], '.2f')} ({large:,} rows)"
         + f"\nsynthetic rows at {small:,} (G = {g:,}): {synthetic}"
         + f"\nvariant='report' per-point counts equal the report's loop's: "
-          f"{ratios['report_counts_match']}"
-    )
+          f"{ratios['report_counts_match']}")
     return {"suite": "adasyn", "rows": table, "ratios": ratios, "text": text,
             "targets": check_targets(TARGETS, ratios)}

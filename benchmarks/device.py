@@ -1,20 +1,15 @@
 """scripts/device_check.py's measurements of one Keras backend, in a process of its own
 (:func:`run_backend` starts ``python -m benchmarks.device``), on the device it finds (a CUDA GPU,
-else the CPU: :func:`project.training.devices.device_info`):
-
-* a large matmul's peak (:func:`benchmarks.lora.prepare_matmul`), float32 and bfloat16 (8192^3
-  on a GPU, 2048^3 on a CPU), the yardstick of the utilisation figures;
-* the fraud ConvNet's training samples/s, as scripts/fraud.py trains it (benchmarks.convnet);
-* RoBERTa-large dimensions (random weights and token ids: no tokenizer, no TensorFlow), LoRA
-  (r=8, alpha 16, dropout 0.05 on q/k/v), full fine-tuning, LoRA with rematerialised layers and
-  LoRA on an int8 base (benchmarks.lora), train_on_batch at 16 x 128 tokens in float32 and
-  mixed_bfloat16: step time, tokens/s, ``mfu`` (project.models.flops's FLOPs / step time / that
-  precision's matmul peak; the int8 base's matmuls counted as float), device memory peak;
-* the bfloat16 vs float32 logit gap (the same weights, inference);
-* the largest batch that fits (full, float32, length 128): :func:`search_largest`.
+else the CPU): a large matmul's peak in float32 and bfloat16 (8192^3 on a GPU, 2048^3 on a CPU),
+the yardstick of the utilisation figures; the fraud ConvNet's training samples/s; RoBERTa-large
+dimensions (random weights and token ids) trained with LoRA, full fine-tuning, LoRA with
+rematerialised layers and LoRA on an int8 base (benchmarks.lora) at 16 x 128 tokens in float32 and
+mixed_bfloat16: step time, tokens/s, ``mfu`` (project.models.flops's FLOPs / step time / that
+precision's matmul peak; int8 matmuls counted as float), device memory peak; the bfloat16 vs
+float32 logit gap; and the largest batch that fits (full, float32): :func:`search_largest`.
 
 A measurement whose last cost no longer fits in the budget is skipped; the results are written
-after each one, so a worker stopped past its budget still reports what it measured.
+after each one (a worker stopped past its budget still reports what it measured).
 
 Example (the search, on a rule instead of a model):
 
@@ -22,8 +17,6 @@ Example (the search, on a rule instead of a model):
 >>> r["largest_fitting"], r["first_failing"], r["complete"]
 (100, 104, True)
 """
-
-from __future__ import annotations
 
 import json
 import os
@@ -34,14 +27,14 @@ import time
 from pathlib import Path
 
 from benchmarks import convnet
+from benchmarks.harness import fmt, format_table
 from benchmarks.lora import QUICK as TINY
 from benchmarks.lora import RANK, keras_classifier, make_batch, prepare_keras, prepare_matmul
 
 STARTED = time.perf_counter()  # a worker's budget counts from here, imports included
 ROOT = Path(__file__).resolve().parents[1]
 GRACE_SECONDS = 45  # a worker past its share by this much is stopped (its results so far kept)
-BATCH, LENGTH = 16, 128  # the RoBERTa step (full check); --quick: TINY dims, 4 x 16
-QUICK_BATCH, QUICK_LENGTH = 4, 16
+BATCH, LENGTH, QUICK_BATCH, QUICK_LENGTH = 16, 128, 4, 16  # the RoBERTa step (--quick: TINY dims)
 PRECISIONS = ("float32", "mixed_bfloat16")
 MODES = ("lora", "full", "lora-remat", "lora-int8")  # kinds of benchmarks.lora.KINDS
 OUT_OF_MEMORY = ("out of memory", "resource_exhausted", "resourceexhausted", "outofmemory",
@@ -71,30 +64,24 @@ def run_backend(backend: str, quick: bool, budget: float) -> dict:
     return result
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _items(r: dict) -> list[tuple[str, str]]:
+def _items(r: dict):
     """One backend's measurements as (measurement, result) pairs."""
-    items = []
-    row = lambda name, text: items.append((name, text))  # noqa: E731
     m = r.get("matmul")
     if m and (m.get("float32_tflops") or m.get("bfloat16_tflops")):
-        row(f"matmul {m['n']}^3 peak", f"{_fmt(m.get('float32_tflops'), '.3g')} TFLOP/s "
-            f"fp32, {_fmt(m.get('bfloat16_tflops'), '.3g')} bf16")
+        yield (f"matmul {m['n']}^3 peak", f"{fmt(m.get('float32_tflops'), '.3g')} TFLOP/s "
+               f"fp32, {fmt(m.get('bfloat16_tflops'), '.3g')} bf16")
     if c := r.get("convnet"):
-        row(f"ConvNet training ({c['rows']:,} rows)", f"{c['samples_per_second']:,.0f} samples/s")
+        yield f"ConvNet training ({c['rows']:,} rows)", f"{c['samples_per_second']:,.0f} samples/s"
     b = r.get("roberta", {})
     for run in b.get("runs", []):
         memory = run.get("peak_device_mb")
-        row(f"{b['model']} {run['mode']} {run['precision']} ({b['batch']}x{b['length']})",
-            f"{run['step_seconds']:.3f} s/step, {run['tokens_per_second']:,.0f} tokens/s, "
-            f"MFU {_fmt(run.get('mfu'), '.1%')}"
-            + ("" if memory is None else f", device peak {memory:,.0f} MiB"))
+        yield (f"{b['model']} {run['mode']} {run['precision']} ({b['batch']}x{b['length']})",
+               f"{run['step_seconds']:.3f} s/step, {run['tokens_per_second']:,.0f} tokens/s, "
+               f"MFU {fmt(run.get('mfu'), '.1%')}"
+               + ("" if memory is None else f", device peak {memory:,.0f} MiB"))
     if g := r.get("logit_gap"):
-        row("bf16 vs fp32 logits", f"max |diff| {g['max_abs']:.3g} (logits up to "
-            f"{g['scale']:.3g}), argmax agrees {g['argmax_agreement']:.0%}")
+        yield ("bf16 vs fp32 logits", f"max |diff| {g['max_abs']:.3g} (logits up to "
+               f"{g['scale']:.3g}), argmax agrees {g['argmax_agreement']:.0%}")
     for s in r.get("largest_batch", []):
         found = s["largest_fitting"]
         text = "none fits" if not found else ("" if s["complete"] else "at least ") + str(found)
@@ -102,24 +89,19 @@ def _items(r: dict) -> list[tuple[str, str]]:
             text += f" ({s['first_failing']} does not fit)"
         elif s.get("capped"):
             text += f" (search capped at {s['cap']})"
-        row(f"largest batch, {s['mode']} {s['precision']}", text)
+        yield f"largest batch, {s['mode']} {s['precision']}", text
     for item in r.get("skipped", []):
-        row(item, "skipped: time budget")
+        yield item, "skipped: time budget"
     if r.get("error"):
-        row("error", r["error"])
-    return items
+        yield "error", r["error"]
 
 
 def table(results: dict) -> str:
     """A plain-text table of every backend's measurements."""
-    rows = [(backend, r.get("device", {}).get("name", "?"), name, text)
+    rows = [{"backend": backend, "device": r.get("device", {}).get("name", "?"),
+             "measurement": name, "result": text}
             for backend, r in results.items() for name, text in _items(r)]
-    headers = ("backend", "device", "measurement", "result")
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in lines)
-
-
+    return format_table(rows, [(k, k, "") for k in ("backend", "device", "measurement", "result")])
 
 
 # --- the measurements, in the worker process ----------------------------------------------------
@@ -138,8 +120,7 @@ def _timed(step, warmup: int, calls: int) -> list[float]:
 
 
 def matmul_peak(backend: str, n: int, dtype: str, seconds: float = 0.3) -> float:
-    """Best TFLOP/s of an n^3 matmul (``dtype`` float32 or bfloat16): the best of 3 means over
-    about ``seconds`` of calls each."""
+    """Best TFLOP/s of an n^3 ``dtype`` matmul: the best of 3 means over ``seconds`` of calls."""
     step, info = prepare_matmul(backend, n, dtype)
     calls = max(1, int(seconds / max(_timed(step, 1, 1)[0], 1e-6)))
     return info["flops"] / 1e12 * calls / min(sum(_timed(step, 0, calls)) for _ in range(3))
@@ -156,7 +137,6 @@ def _free_memory(backend: str) -> None:
     import gc
 
     import keras
-
     keras.backend.clear_session()
     gc.collect()
     if backend == "torch":
@@ -169,7 +149,6 @@ def roberta_step(backend, dims, mode, precision, batch, length, warmup, steps, p
     """Median train_on_batch time of one configuration, tokens/s, MFU (of ``peak`` TFLOP/s)."""
     from project.models.flops import train_step_flops
     from project.training.devices import device_peak_mb, reset_device_peak
-
     reset_device_peak(backend)
     prepared = prepare_keras(mode, dims, batch, length, precision=precision)
     times = _timed(prepared.step, warmup, steps)  # train_on_batch returns NumPy logs: done
@@ -187,7 +166,6 @@ def roberta_step(backend, dims, mode, precision, batch, length, warmup, steps, p
 def logit_gap(backend, dims, batch, length) -> dict:
     """Logits of the same weights in float32 and mixed_bfloat16 (inference): the gap."""
     import numpy as np
-
     x, _ = make_batch(dims, batch, length, seed=1)
     logits, weights = [], None
     for precision in PRECISIONS:  # the float32 model's weights in both
@@ -206,11 +184,9 @@ def logit_gap(backend, dims, batch, length) -> dict:
 
 def search_largest(fits, start: int, cap: int, budget: float) -> dict:
     """The largest ``batch`` for which ``fits(batch)`` holds: double from ``start``, then bisect
-    until the answer is within 1/16 of the first batch that fails.
-
-    Stops at ``cap`` (``capped``) or when ``budget`` seconds are spent (``complete`` False: the
-    answer is a lower bound). Assumes that whatever fits, a smaller batch fits too.
-    """
+    until the answer is within 1/16 of the first batch that fails; stops at ``cap`` (``capped``)
+    or when ``budget`` seconds are spent (``complete`` False: a lower bound). Assumes that
+    whatever fits, a smaller batch fits too."""
     began, tried = time.perf_counter(), []
     good, bad, complete, capped = 0, None, True, False
     while bad is None or bad - good > max(1, good // 16):
@@ -229,8 +205,7 @@ def search_largest(fits, start: int, cap: int, budget: float) -> dict:
 
 
 def largest_batch(backend, dims, mode, precision, length, start, cap, budget) -> dict:
-    """:func:`search_largest` over one training step of a RoBERTa classifier; running out of
-    accelerator (or host) memory is what "does not fit" means."""
+    """:func:`search_largest` over a RoBERTa training step; out of memory means "does not fit"."""
     models = [keras_classifier(dims, mode, precision)]  # a list, so that it can be emptied
 
     def fits(batch: int) -> bool:

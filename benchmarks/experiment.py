@@ -1,27 +1,18 @@
 """Suite ``experiment``: the real jobs timed at their real sizes, on synthetic data.
 
-* **fraud**: the whole experiment as ``scripts/fraud.py --protocol all --epochs 46`` runs it
-  (:func:`project.experiments.fraud.run`: split and ADASYN, 46 epochs with a per-epoch
-  evaluation, the final evaluations with their bootstrap intervals, both baselines, saving) on a
-  synthetic file of the real size: 284,807 rows and 492 frauds, what ``scripts/make_samples.py
-  --rows 284807 --frauds 492`` writes. Per backend, each in its own process
-  (:mod:`benchmarks.harness`, one call, no warm-up: a real run is one cold call too): the time
-  of each protocol and where it goes (``ProtocolRun.timings``), the process's peak RSS.
-* **QQP's data pipeline** (read, balance and keep 1%, split, the length histogram, tokenise)
-  on a synthetic file of Kaggle's size (404,290 pairs), with the bundled tiny BPE: the report's
-  setting (``--balance --fraction 0.01``) and the whole file (what ``--profile paper`` reads),
-  under the first backend only (keras-hub's tokenizer runs the same code under every backend).
+* **fraud**: ``scripts/fraud.py --protocol all --epochs 46`` end to end on a synthetic file of
+  the real size (284,807 rows, 492 frauds, as ``scripts/make_samples.py`` writes it), per backend
+  in its own process (one cold call, as a real run): each protocol's time and where it goes
+  (``ProtocolRun.timings``), the process's peak RSS.
+* **QQP's data pipeline** (read, balance and keep 1%, split, length histogram, tokenise) on a
+  synthetic file of Kaggle's size (404,290 pairs) with the bundled tiny BPE: the report's setting
+  (``--balance --fraction 0.01``) and the whole file, under the first backend only.
 
 ``--quick`` (a smoke test): 6,000 rows and 40 frauds, 1 epoch, no baselines; 1,500 pairs, the
-whole file only.
-The synthetic files are made in a temporary folder (about 50 s at full size); the runs' progress
-lines go to ``<that folder>/<backend>.log`` (printed at the start, to follow a long run).
-
-Target (data): the per-epoch evaluation takes at most 10% of the epoch's training time, on every
-backend (the evaluator at the real validation size, 56,962 rows).
+whole file only. The files are made in a temporary folder (printed at the start), where the runs'
+progress lines go to ``<backend>.log``. Target: the per-epoch evaluation (at the real validation
+size, 56,962 rows) takes at most 10% of the epoch's training time, on every backend.
 """
-
-from __future__ import annotations
 
 import statistics
 import sys
@@ -45,7 +36,6 @@ def prepare_fraud(data: str, epochs: int, baselines: bool, out: str, log_path: s
     """One call: the fraud experiment, ``--protocol all``, end to end, into a new folder."""
     from project.experiments.config import FraudConfig
     from project.experiments.fraud import run
-
     config = FraudConfig(data=data, protocols=("none", "adasyn-all", "adasyn-train"),
                          epochs=epochs, baselines=baselines).validate()
     info = {"protocols": {}}
@@ -66,21 +56,18 @@ def prepare_fraud(data: str, epochs: int, baselines: bool, out: str, log_path: s
                 "median_epoch_seconds": statistics.median(epochs_s),
                 "median_validation_seconds": statistics.median(val_s),
                 "validation_vs_epoch": sum(val_s) / sum(epochs_s),
-                "training_peak_rss_mb": part.training.peak_rss_mb,
-            }
+                "training_peak_rss_mb": part.training.peak_rss_mb}
 
     return Prepared(step, info)
 
 
 def prepare_qqp(data: str, balance: bool, fraction) -> Prepared:
-    """One call: QQP's data pipeline as ``project.experiments.qqp.prepare`` runs it, phase by
-    phase."""
+    """One call: QQP's data pipeline as ``project.experiments.qqp.prepare`` runs it, by phase."""
     from project.data.qqp import read_qqp
     from project.data.qqp_length import choose_sequence_length, tokenize_pairs
     from project.data.qqp_splits import balance_classes, split, subsample
     from project.interop import load_classifier
     from project.models.roberta import build_preprocessor
-
     info = {}
 
     def step():
@@ -111,25 +98,19 @@ def prepare_qqp(data: str, balance: bool, fraction) -> Prepared:
     return Prepared(step, info)
 
 
-def _write_data(folder: Path, sizes: dict) -> tuple[Path, Path]:
-    from project.data.creditcard_sample import write_creditcard_sample
-    from project.data.qqp_sample import write_qqp_sample
-
-    fraud = write_creditcard_sample(folder / "creditcard_sample.csv.gz", n_rows=sizes["rows"],
-                                    n_fraud=sizes["frauds"])
-    return fraud, write_qqp_sample(folder / "qqp_sample.csv.gz", n_pairs=sizes["pairs"])
-
-
 def run(args) -> dict:
     from benchmarks.harness import measure
-
+    from project.data.creditcard_sample import write_creditcard_sample
+    from project.data.qqp_sample import write_qqp_sample
     quick = bool(args.quick)
     sizes = QUICK if quick else REAL
     backends = list(args.backends)
     with tempfile.TemporaryDirectory(prefix="bench-experiment-") as tmp:
         folder = Path(tmp)
         print(f"synthetic data and progress logs in {folder}", file=sys.stderr, flush=True)
-        fraud, qqp = _write_data(folder, sizes)
+        fraud = write_creditcard_sample(folder / "creditcard_sample.csv.gz",
+                                        n_rows=sizes["rows"], n_fraud=sizes["frauds"])
+        qqp = write_qqp_sample(folder / "qqp_sample.csv.gz", n_pairs=sizes["pairs"])
         here = "benchmarks.experiment:"
         groups = [[Contender(f"fraud:{b}", f"fraud --protocol all, {b}", here + "prepare_fraud",
                              {"data": str(fraud), "epochs": sizes["epochs"],
@@ -144,8 +125,7 @@ def run(args) -> dict:
         results = measure(groups, repeats=1, warmup=0, threads=threads)
     rows, ratios = [], {}
     for b in backends:
-        r = results[f"fraud:{b}"]
-        info = r["info"]
+        info = results[f"fraud:{b}"]["info"]
         ratios[f"{b}_run_seconds"] = info["run_seconds"]
         ratios[f"{b}_peak_rss_mb"] = info["peak_rss_mb"]
         ratios[f"{b}_validation_vs_epoch"] = max(
@@ -178,7 +158,6 @@ def run(args) -> dict:
             ("load_tokenizer_seconds", "load tokenizer", ".1f"),
             ("length_histogram_seconds", "length histogram", ".1f"),
             ("tokenise_seconds", "tokenise", ".1f"), ("sequence_length", "length", "d"),
-            ("peak_rss_mb", "peak RSS MB", ",.0f")])
-    )
+            ("peak_rss_mb", "peak RSS MB", ",.0f")]))
     return {"suite": "experiment", "rows": rows, "qqp": qqp_rows, "ratios": ratios,
             "text": text, "targets": check_targets(targets(backends), ratios), "sizes": sizes}

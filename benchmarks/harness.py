@@ -1,29 +1,16 @@
 """The protocol every benchmark suite shares: contenders in their own processes, taking turns.
 
-A suite lists its contenders as data (:class:`Contender`: a key, a label, the function that
-prepares it and its parameters, the Keras backend of its process). :func:`measure` then
+A suite lists its contenders as data (:class:`Contender`). :func:`measure` starts each in its own
+subprocess (``python -m benchmarks.harness``: it imports only what it needs, prepares, and makes
+``warmup`` untimed calls), then times them in turns: in each of ``repeats`` rounds every contender
+makes ``calls`` timed calls while the others wait, so a change in the shared machine's load hits
+every contender alike. Contenders may come in groups run one after the other (to bound memory);
+``shared`` contenders (the peers) stay alive and take their turn in every group's rounds. Every
+call's wall-clock and CPU seconds come back, and each process's peak RSS; the suites quote medians.
 
-1. starts each contender in its own subprocess (``python -m benchmarks.harness``), which imports
-   only what that contender needs, prepares it (model, data) and makes ``warmup`` untimed calls
-   (compilation, caches, allocation);
-2. times the contenders in turns: in each of ``repeats`` rounds every contender makes ``calls``
-   timed calls while the others wait, so a change in the machine's load (it is shared) hits every
-   contender alike;
-3. returns every call's wall-clock and CPU seconds, and each process's peak resident set size;
-   the suites quote medians.
-
-Contenders may come in groups that run one after the other, only one group's processes alive at a
-time (to bound memory); ``shared`` contenders (the peers) stay alive throughout and take their
-turn in every group's rounds, so each group is compared with peer times from the same rounds.
-
-A suite's targets are data too: :class:`Target` rows, evaluated by :func:`check_targets` and
-printed by :func:`format_targets` as met or missed.
-
-A contender's prepare function takes keyword parameters (JSON values) and returns a
-:class:`Prepared`: ``step`` (the call to time; it must return only when the work is done) and
-``info`` (a JSON-able dict reported back, e.g. parameter counts). The worker reports ``info`` when
-it is ready and again after every turn, with ``peak_rss_mb`` (the process's peak resident set size
-so far) added, so a step may record facts about its output in that dict.
+A contender's prepare function takes JSON keyword parameters and returns a :class:`Prepared`:
+``step`` (the timed call, returning when the work is done) and ``info`` (a JSON-able dict, reported
+with ``peak_rss_mb`` after every turn, where a step may record facts about its output).
 
 Example:
 
@@ -32,8 +19,6 @@ Example:
 >>> rows[0]["status"]
 'met (aim 3 missed)'
 """
-
-from __future__ import annotations
 
 import dataclasses
 import importlib
@@ -83,18 +68,13 @@ class Target:
 
 
 def _holds(value: float, op: str, bound: float) -> bool:
-    if op == ">=":
-        return value >= bound
-    if op == "<=":
-        return value <= bound
-    raise ValueError(f"unknown comparison {op!r}")
+    if op not in (">=", "<="):
+        raise ValueError(f"unknown comparison {op!r}")
+    return value >= bound if op == ">=" else value <= bound
 
 
 def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
-    """Evaluate ``targets`` against ``ratios``; one dict per target with its status.
-
-    A target whose ratio was not measured (missing or None) reads "not measured".
-    """
+    """Evaluate ``targets`` against ``ratios``: one dict each, with its status or "not measured"."""
     rows = []
     for t in targets:
         value = ratios.get(t.key)
@@ -114,17 +94,18 @@ def check_targets(targets: Sequence[Target], ratios: dict) -> list[dict]:
 
 def format_targets(rows: list[dict]) -> str:
     """One line per evaluated target: name, value, comparison, status."""
-    lines = []
-    for r in rows:
-        value = "-" if r["value"] is None else f"{r['value']:.2f}"
-        lines.append(f"target: {r['name']}: {value} (need {r['op']} {r['threshold']:g}): "
-                     f"{r['status']}")
-    return "\n".join(lines)
+    return "\n".join(
+        f"target: {r['name']}: {fmt(r['value'], '.2f')} "
+        f"(need {r['op']} {r['threshold']:g}): {r['status']}" for r in rows)
+
+
+def fmt(value, spec: str = "") -> str:
+    """``value`` formatted by ``spec``, or "-" for None."""
+    return "-" if value is None else format(value, spec)
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """Plain-text table: ``columns`` are (key, header, format spec) triples; a missing or None
-    value prints as "-".
+    """Plain-text table of (key, header, format spec) ``columns``; missing or None prints "-".
 
     >>> print(format_table([{"a": 1.5, "b": None}], [("a", "A", ".2f"), ("b", "B", "")]))
     A     B
@@ -132,15 +113,10 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     1.50  -
     """
     headers = [h for _, h, _ in columns]
-    body = [
-        ["-" if r.get(k) is None else format(r[k], f) if f else str(r[k]) for k, _, f in columns]
-        for r in rows
-    ]
+    body = [[fmt(r.get(k), f) for k, _, f in columns] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(headers, *body)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
-    return "\n".join(lines)
+    lines = [headers, ["-" * w for w in widths], *body]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
 
 
 def thread_env(threads: int) -> dict:
@@ -162,20 +138,15 @@ class Worker:
     def __init__(self, contender: Contender, warmup: int, threads: int = 0):
         self.contender = contender
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **thread_env(threads))
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         if contender.backend:
             env["KERAS_BACKEND"] = contender.backend
         spec = {"function": contender.function, "params": contender.params, "warmup": warmup}
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.harness", json.dumps(spec)], cwd=ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-        )
-        ready = self._reply()
-        self.info = ready["info"]
-        self.prepare_seconds = ready["prepare_seconds"]
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        self.info = self._reply()["info"]
 
     def _reply(self) -> dict:
         for line in self.process.stdout:
@@ -187,8 +158,7 @@ class Worker:
         raise RuntimeError(f"contender {self.contender.key!r} stopped (exit code {code}):\n{tail}")
 
     def time(self, calls: int = 1) -> tuple[list[float], list[float]]:
-        """Wall-clock and CPU seconds of ``calls`` calls of the contender's step (``info`` is
-        refreshed: the step's facts and the process's peak RSS after these calls)."""
+        """Wall-clock and CPU seconds of ``calls`` calls of the step; ``info`` refreshed."""
         self.process.stdin.write(f"go {calls}\n")
         self.process.stdin.flush()
         reply = self._reply()
@@ -206,34 +176,17 @@ class Worker:
         self._stderr.close()
 
 
-def measure(
-    groups: Sequence[Sequence[Contender]],
-    *,
-    repeats: int,
-    warmup: int = 1,
-    calls: int = 1,
-    threads: int = 0,
-    shared: Sequence[Contender] = (),
-    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-) -> dict[str, dict]:
-    """Run the contenders in turns; see the module docstring.
+def measure(groups: Sequence[Sequence[Contender]], *, repeats: int, warmup: int = 1,
+            calls: int = 1, threads: int = 0, shared: Sequence[Contender] = (),
+            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+            ) -> dict[str, dict]:
+    """Run the contenders in turns (see the module docstring): ``groups`` one after the other,
+    ``repeats`` rounds each, ``calls`` timed calls per turn, ``threads`` compute threads per
+    contender (0: each library's default); ``shared`` contenders take turns in every group.
 
-    Args:
-        groups: lists of contenders; the groups run one after the other.
-        repeats: rounds of turns per group.
-        warmup: untimed calls each contender makes after preparing.
-        calls: timed calls per turn.
-        threads: compute threads per contender (0: each library's default).
-        shared: contenders that stay alive across groups and take turns in all of them.
-        log: progress messages (stderr by default).
-
-    Returns:
-        ``{key: {"key", "label", "backend", "info", "prepare_seconds", "times", "cpu_times",
-        "times_by_group", "cpu_by_group"}}``; ``info`` is as the worker last reported it (after
-        its last turn), ``info["peak_rss_mb"]`` the peak RSS of its process over the preparing,
-        the warm-up and all its timed calls; ``times_by_group[i]`` holds the wall-clock times
-        taken in group ``i``'s rounds, ``cpu_by_group[i]`` their CPU times.
-    """
+    Returns ``{key: {"key", "label", "backend", "info", "times", "cpu_times", "times_by_group",
+    "cpu_by_group"}}``: ``info`` as last reported (``peak_rss_mb`` over the whole process);
+    ``times_by_group[i]`` / ``cpu_by_group[i]``: the times taken in group ``i``'s rounds."""
     results: dict[str, dict] = {}
     alive: dict[str, Worker] = {}
 
@@ -245,9 +198,8 @@ def measure(
         log(f"  ready: {contender.label} ({time.perf_counter() - begin:.0f} s with warm-up)")
         results[contender.key] = {
             "key": contender.key, "label": contender.label, "backend": contender.backend,
-            "info": worker.info, "prepare_seconds": worker.prepare_seconds,
-            "times": [], "cpu_times": [], "times_by_group": {}, "cpu_by_group": {},
-        }
+            "info": worker.info, "times": [], "cpu_times": [], "times_by_group": {},
+            "cpu_by_group": {}}
         return worker
 
     try:
@@ -258,7 +210,7 @@ def measure(
             try:
                 for contender in group:
                     own[contender.key] = start(contender)
-                turns = {**own, **{k: alive[k] for k in (c.key for c in shared)}}
+                turns = {**own, **alive}
                 for _ in range(repeats):
                     for key, worker in turns.items():
                         wall, cpu = worker.time(calls)
@@ -288,12 +240,7 @@ def median_time(result: dict, group: int | None = None) -> float:
 
 
 def median_cpu(result: dict, group: int | None = None) -> float:
-    """Median CPU seconds (all the process's threads) of a contender's calls (in one group's
-    rounds, if given).
-
-    With one compute thread per contender (``threads=1``) this is the work a call needs, whatever
-    else the machine runs: on a shared machine a steadier measure than wall-clock time.
-    """
+    """Median CPU seconds (all threads) of a contender's calls (in one group's rounds, if given)."""
     return median(result["cpu_times"] if group is None else result["cpu_by_group"][group])
 
 
@@ -309,18 +256,14 @@ def peak_rss_mb() -> float | None:
 def _serve(spec: dict) -> None:
     """The worker's side: prepare, warm up, report; then time ``go N`` requests until EOF."""
     module_name, _, name = spec["function"].partition(":")
-    prepare = getattr(importlib.import_module(module_name), name)
-    begin = time.perf_counter()
-    prepared = prepare(**spec["params"])
+    prepared = getattr(importlib.import_module(module_name), name)(**spec["params"])
     for _ in range(int(spec["warmup"])):
         prepared.step()
-    seconds = time.perf_counter() - begin
-    info = dict(prepared.info, peak_rss_mb=peak_rss_mb())
-    print(PROTOCOL + json.dumps({"info": info, "prepare_seconds": seconds}), flush=True)
+    print(PROTOCOL + json.dumps({"info": dict(prepared.info, peak_rss_mb=peak_rss_mb())}),
+          flush=True)
     for line in sys.stdin:
-        calls = int(line.split()[1])
         wall, cpu = [], []
-        for _ in range(calls):
+        for _ in range(int(line.split()[1])):  # "go N": N timed calls
             w, c = time.perf_counter(), time.process_time()
             prepared.step()
             wall.append(time.perf_counter() - w)

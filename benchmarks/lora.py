@@ -1,43 +1,26 @@
 """Suite ``lora``: one RoBERTa training step, our LoRA and full fine-tuning vs HF PEFT and HF.
 
 All contenders train RoBERTa-base dimensions (12 layers, 12 heads, hidden 768, FFN 3072, vocabulary
-50,265) with random weights on the same random batch (8 pairs x 128 tokens, two classes), AdamW
-(lr 1e-4, epsilon 1e-8); one ``train_on_batch`` (or one PyTorch step) per timed call:
+50,265), random weights, on the same random batch (8 pairs x 128 tokens, two classes), AdamW
+(lr 1e-4, epsilon 1e-8), one step per timed call:
 
-* ours, LoRA: :func:`project.models.lora.enable_lora` (matrix style: r=8, alpha=16, dropout 0.05
-  on query/key/value; head trainable), per Keras backend;
-* ours, full fine-tuning: the same keras-hub classifier, every weight trainable;
-* on torch also our LoRA with the branch's dropout off (what the dropout costs) and with its
-  projections as einsums (``matrix_form`` off: what the one 2-D ``addmm`` saves); on
-  TensorFlow also our LoRA under XLA (``jit_compile=True``; XLA is off by default on a CPU);
-  under torch every Keras step is :mod:`project.training.torch_step`'s, as ``qqp.py`` trains;
-* HF PEFT: ``RobertaForSequenceClassification`` from a ``RobertaConfig`` +
-  ``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["query", "key", "value"])``,
-  and HF full fine-tuning, in plain PyTorch;
+* ours, per Keras backend: LoRA (:func:`project.models.lora.enable_lora`, matrix style, r=8,
+  alpha=16, dropout 0.05 on query/key/value, head trainable) and full fine-tuning; on torch also
+  LoRA with the branch's dropout off and with einsum projections (``matrix_form`` off), every step
+  :mod:`project.training.torch_step`'s as ``qqp.py`` trains; on TensorFlow also LoRA under XLA;
+* HF PEFT (``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["query", "key",
+  "value"])``) and HF full fine-tuning of ``RobertaForSequenceClassification``, plain PyTorch;
 * each framework's own fp32 matmul (2048^3): the peak that "of peak" divides by.
 
-Protocol (:mod:`benchmarks.harness`): every contender in its own process, two warm-up steps, then
-steps taken in turns; to bound memory the contenders come in groups (HF full; then per Keras
-backend its LoRA, full and matmul; TensorFlow's XLA LoRA alone), one group alive at a time, while
-PEFT and the PyTorch matmul stay alive and take their turn in every group's rounds: each
-contender is compared with PEFT's steps from its own rounds (ours full vs HF full through PEFT:
-each over PEFT in its own rounds). Achieved GFLOP/s use
-:func:`project.models.flops.train_step_flops` (matmul FLOPs; a LoRA step needs about 0.68 of a
-full step's).
+Protocol (:mod:`benchmarks.harness`): two warm-up steps, then steps in turns, in groups
+(:func:`contenders`) while PEFT takes its turn in every group's rounds, so each contender is
+compared with PEFT's steps from its own rounds. GFLOP/s use
+:func:`project.models.flops.train_step_flops` (a LoRA step needs about 0.68 of a full step's).
 """
-
-from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import (
-    Contender,
-    Prepared,
-    Target,
-    check_targets,
-    median_cpu,
-    median_time,
-)
+from benchmarks.harness import Contender, Prepared, Target, check_targets, median_cpu, median_time
 from project.models.flops import train_step_flops
 
 BASE = dict(vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768,
@@ -45,13 +28,11 @@ BASE = dict(vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768,
 QUICK = dict(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64,
              intermediate_dim=128, max_sequence_length=64)
 RANK, ALPHA, DROPOUT, LR = 8, 16, 0.05, 1e-4
-TARGET_PROJECTIONS = 3  # query, key, value
 MATMUL_N, QUICK_MATMUL_N = 2048, 256
-#: What :func:`keras_classifier` builds for each kind: (LoRA style or "full", quantize, remat).
-KINDS = {"full": ("full", None, False), "lora": ("matrix", None, False),
-         "per-head": ("per-head", None, False), "lora-remat": ("matrix", None, True),
-         "lora-int8": ("matrix", "int8", False), "lora-int8-remat": ("matrix", "int8", True),
-         "full-remat": ("full", None, True)}
+#: What :func:`keras_classifier` builds for each kind: (LoRA or not, quantize, remat).
+KINDS = {"full": (False, None, False), "lora": (True, None, False),
+         "lora-remat": (True, None, True), "lora-int8": (True, "int8", False),
+         "lora-int8-remat": (True, "int8", True)}
 
 TARGETS = (
     Target("torch backend: our LoRA step vs PEFT's (time)", "torch_lora_vs_peft", "<=", 0.9,
@@ -79,8 +60,7 @@ def sizes(quick: bool):
 
 
 def make_batch(dims: dict, batch: int, length: int, seed: int = 0):
-    """Random token ids (no special tokens, no padding) as our classifier's inputs, and binary
-    labels, int32."""
+    """Random token ids (no special tokens, no padding) as our inputs, and binary labels."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, dims["vocabulary_size"], (batch, length)).astype("int32")
     labels = rng.integers(0, 2, batch).astype("int32")
@@ -89,36 +69,30 @@ def make_batch(dims: dict, batch: int, length: int, seed: int = 0):
 
 def keras_classifier(dims: dict, kind: str = "full", precision: str = "float32",
                      jit_compile="auto", dropout: float = DROPOUT):
-    """Our compiled keras-hub classifier, random weights, under this process's backend: ``kind``
-    a key of :data:`KINDS` (full, lora, per-head; lora-int8: LoRA on an int8 base; ``-remat``:
-    rematerialised layers); ``precision`` a Keras dtype policy (float32, mixed_bfloat16)."""
+    """Our compiled keras-hub classifier, random weights: a ``kind`` of :data:`KINDS`."""
     import keras
 
     from project.models.backbone import rematerialize_layers
     from project.models.lora import enable_lora
     from project.models.quantize import quantize_base
     from project.models.roberta import build_classifier
-
-    style, quantize, remat = KINDS[kind]
+    lora, quantize, remat = KINDS[kind]
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(0)
         model = build_classifier(**dims, vocabulary=None)
-        if style != "full":
-            enable_lora(model, RANK, ALPHA, 0.0 if style == "per-head" else dropout, seed=0,
-                        style=style)
+        if lora:
+            enable_lora(model, RANK, ALPHA, dropout, seed=0, style="matrix")
         if quantize:
             quantize_base(model, quantize)
         if remat:
             rematerialize_layers(model.backbone)
     finally:
         keras.config.set_dtype_policy(previous)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(LR, epsilon=1e-8),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=jit_compile,
-    )
+    model.compile(optimizer=keras.optimizers.AdamW(LR, epsilon=1e-8),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile)
     return model
 
 
@@ -131,7 +105,6 @@ def prepare_keras(kind: str, dims: dict, batch: int, length: int, jit_compile="a
     from project.models.lora import count_params
     from project.models.lora_layer import LoraEinsumDense
     from project.training.torch_step import installed
-
     model = keras_classifier(dims, kind, precision, jit_compile, dropout)
     for layer in all_layers(model):
         if isinstance(layer, LoraEinsumDense):
@@ -149,22 +122,18 @@ def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
     """HF ``RobertaForSequenceClassification`` in plain PyTorch: ``kind`` full or peft."""
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
-
     torch.manual_seed(0)
-    config = RobertaConfig(
+    model = RobertaForSequenceClassification(RobertaConfig(
         vocab_size=dims["vocabulary_size"], hidden_size=dims["hidden_dim"],
         num_hidden_layers=dims["num_layers"], num_attention_heads=dims["num_heads"],
         intermediate_size=dims["intermediate_dim"],
-        max_position_embeddings=dims["max_sequence_length"] + 2, type_vocab_size=1, num_labels=2,
-    )
-    model = RobertaForSequenceClassification(config)
+        max_position_embeddings=dims["max_sequence_length"] + 2, type_vocab_size=1, num_labels=2))
     if kind == "peft":
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(
             task_type="SEQ_CLS", r=RANK, lora_alpha=ALPHA, lora_dropout=DROPOUT,
-            target_modules=["query", "key", "value"],
-        ))
+            target_modules=["query", "key", "value"]))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, eps=1e-8)
@@ -183,8 +152,7 @@ def prepare_hf(kind: str, dims: dict, batch: int, length: int) -> Prepared:
 
 
 def prepare_matmul(framework: str, n: int, dtype: str = "float32") -> Prepared:
-    """One n x n x n matmul (``dtype`` float32 or bfloat16) in ``framework``'s own op (torch,
-    tensorflow or jax), on the GPU where there is one (torch: CUDA; the others: their default)."""
+    """One n^3 ``dtype`` matmul in ``framework``'s own op (torch, tensorflow, jax), GPU if any."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     if framework == "torch":
         import torch
@@ -210,9 +178,7 @@ def prepare_matmul(framework: str, n: int, dtype: str = "float32") -> Prepared:
 
 
 def contenders(backends, quick: bool):
-    """(groups, shared): HF full fine-tuning, then per Keras backend a group (TensorFlow's XLA
-    contender in a group of its own): few large models alive at a time; PEFT and torch's matmul
-    are shared by all groups."""
+    """(groups, shared): HF full, then groups per Keras backend; PEFT and torch's matmul shared."""
     dims, batch, length = sizes(quick)
     here = "benchmarks.lora:"
     step = {"dims": dims, "batch": batch, "length": length}
@@ -248,22 +214,8 @@ def contenders(backends, quick: bool):
     return groups, shared
 
 
-def _flops(key: str, dims, batch, length) -> float:
-    kind = key.split(":")[-1]
-    lora = kind.startswith("lora") or kind in ("per-head", "peft")
-    return train_step_flops(dims, batch, length, lora, RANK, TARGET_PROJECTIONS,
-                            style="per-head" if kind == "per-head" else "matrix")
-
-
-def _cpu_over_peft(results, key) -> float:
-    """``key``'s median CPU time over PEFT's in the rounds where ``key`` took its turns."""
-    (group,) = results[key]["cpu_by_group"]
-    return median_cpu(results[key]) / median_cpu(results["peft"], group)
-
-
 def run(args) -> dict:
     from benchmarks.harness import format_table, measure
-
     quick = bool(args.quick)
     dims, batch, length = sizes(quick)
     backends = list(args.backends)
@@ -271,75 +223,62 @@ def run(args) -> dict:
     threads = int(getattr(args, "threads", 0) or 0)
     results = measure(groups, shared=shared, repeats=args.repeats, warmup=2, threads=threads)
 
-    # With one thread per contender, rates use CPU time (the work, whatever else the machine
-    # runs); otherwise wall-clock time.
-    on_cpu_time = threads == 1
-    peaks, matmuls = {}, {}  # framework -> best GFLOP/s of its own matmul
+    on_cpu_time = threads == 1  # one thread per contender: rates on CPU time (the work)
+    peaks, matmuls, rows = {}, {}, []  # framework -> best GFLOP/s of its own matmul
     for key, r in results.items():
         if key.startswith("matmul-"):
             framework = key.removeprefix("matmul-")
             best = min(r["cpu_times"] if on_cpu_time else r["times"])
             peaks[framework] = r["info"]["flops"] / best / 1e9
             matmuls[framework] = {k: r[k] for k in ("info", "times", "cpu_times")}
-
-    rows = []
     for key, r in results.items():
         if key.startswith("matmul-"):
             continue
         framework = r["backend"] or "torch"
         seconds = median_time(r)
-        gflops = _flops(key, dims, batch, length) / (median_cpu(r) if on_cpu_time
-                                                      else seconds) / 1e9
+        lora = key.split(":")[-1].startswith("lora") or key == "peft"
+        flops = train_step_flops(dims, batch, length, lora, RANK)
+        gflops = flops / (median_cpu(r) if on_cpu_time else seconds) / 1e9
         peak = peaks.get(framework)
         rows.append({
             "key": key, "contender": r["label"], "framework": framework,
             "trainable": r["info"]["trainable"], "step_seconds": seconds,
-            "cpu_seconds": median_cpu(r),
-            "samples_per_second": batch / seconds, "gflops": gflops,
-            "peak_fraction": gflops / peak if peak else None,
-            "times": r["times"], "cpu_times": r["cpu_times"],
-            "peak_rss_mb": r["info"].get("peak_rss_mb"),
-        })
+            "cpu_seconds": median_cpu(r), "samples_per_second": batch / seconds, "gflops": gflops,
+            "peak_fraction": gflops / peak if peak else None, "times": r["times"],
+            "cpu_times": r["cpu_times"], "peak_rss_mb": r["info"].get("peak_rss_mb")})
 
     ratios: dict = {}
 
     def t(key):
         return median_time(results[key]) if key in results else None
 
-    def peer(name, key):
-        """The peer's median over the rounds in which ``key`` took its turns."""
+    def over_peft(key, cpu=False):
+        """``key``'s median over PEFT's in the rounds where ``key`` took its turns."""
         (group,) = results[key]["times_by_group"]
-        return median_time(results[name], group)
+        median = median_cpu if cpu else median_time
+        return median(results[key]) / median(results["peft"], group)
 
     for b in backends:
-        ratios[f"{b}_lora_vs_peft"] = t(f"{b}:lora") / peer("peft", f"{b}:lora")
+        ratios[f"{b}_lora_vs_peft"] = over_peft(f"{b}:lora")
         if t(f"{b}:full"):
             ratios[f"{b}_lora_vs_full"] = t(f"{b}:lora") / t(f"{b}:full")
             # in different rounds: each against PEFT in its own rounds, then divided
-            ratios[f"{b}_full_vs_hf_full"] = ((t(f"{b}:full") / peer("peft", f"{b}:full"))
-                                              / (t("hf-full") / peer("peft", "hf-full")))
-    if t("torch:lora-einsum"):
-        ratios["torch_lora_einsum_vs_peft"] = (t("torch:lora-einsum")
-                                               / peer("peft", "torch:lora-einsum"))
-    if t("torch:lora-nodropout"):
+            ratios[f"{b}_full_vs_hf_full"] = over_peft(f"{b}:full") / over_peft("hf-full")
+    for key in ("torch:lora-einsum", "torch:lora-nodropout", "tensorflow:lora-xla"):
+        if key in results:
+            ratios[f"{key.replace(':', '_').replace('-', '_')}_vs_peft"] = over_peft(key)
+    if "torch:lora-nodropout" in results:
         ratios["torch_lora_nodropout_vs_lora"] = t("torch:lora-nodropout") / t("torch:lora")
-        ratios["torch_lora_nodropout_vs_peft"] = (t("torch:lora-nodropout")
-                                                  / peer("peft", "torch:lora-nodropout"))
-    if t("tensorflow:lora-xla"):
-        ratios["tensorflow_lora_xla_vs_peft"] = (t("tensorflow:lora-xla")
-                                                 / peer("peft", "tensorflow:lora-xla"))
     if "hf-full" in results:
-        ratios["peft_vs_hf_full"] = peer("peft", "hf-full") / t("hf-full")
+        ratios["peft_vs_hf_full"] = 1 / over_peft("hf-full")
     if threads == 1:  # CPU time measures the work only when each contender has one thread
         for b in backends:
-            (group,) = results[f"{b}:lora"]["cpu_by_group"]
-            ratios[f"{b}_lora_vs_peft_cpu"] = (median_cpu(results[f"{b}:lora"])
-                                               / median_cpu(results["peft"], group))
+            ratios[f"{b}_lora_vs_peft_cpu"] = over_peft(f"{b}:lora", cpu=True)
             if f"{b}:full" in results:
                 ratios[f"{b}_lora_vs_full_cpu"] = (median_cpu(results[f"{b}:lora"])
                                                    / median_cpu(results[f"{b}:full"]))
-                ratios[f"{b}_full_vs_hf_full_cpu"] = (
-                    _cpu_over_peft(results, f"{b}:full") / _cpu_over_peft(results, "hf-full"))
+                ratios[f"{b}_full_vs_hf_full_cpu"] = (over_peft(f"{b}:full", cpu=True)
+                                                      / over_peft("hf-full", cpu=True))
     ratios["lora_vs_full_flops"] = (train_step_flops(dims, batch, length, True)
                                     / train_step_flops(dims, batch, length, False))
     ratios.update({f"matmul_peak_gflops_{k}": v for k, v in peaks.items()})
@@ -355,9 +294,7 @@ def run(args) -> dict:
         + format_table(rows, [
             ("contender", "contender", ""), ("trainable", "trainable", ",d"),
             ("step_seconds", "s/step", ".3f"), ("cpu_seconds", "CPU s/step", ".3f"),
-            ("samples_per_second", "samples/s", ".2f"),
-            ("gflops", "GFLOP/s", ".1f"), ("peak_fraction", "of peak", ".0%"),
-        ])
-    )
+            ("samples_per_second", "samples/s", ".2f"), ("gflops", "GFLOP/s", ".1f"),
+            ("peak_fraction", "of peak", ".0%")]))
     return {"suite": "lora", "rows": rows, "ratios": ratios, "text": text, "matmul": matmuls,
             "targets": check_targets(TARGETS, ratios)}

@@ -1,35 +1,20 @@
 """Suite ``memory``: what RoBERTa-large training needs, full fine-tuning against LoRA, LoRA with
 rematerialised layers and LoRA on an int8 base, and what the int8 base costs in quality.
 
-Every configuration is one process (:mod:`benchmarks.harness`, one process alive at a time, so
-the machine holds one model): RoBERTa-large dimensions (24 layers, hidden 1024, random weights,
-:func:`benchmarks.lora.keras_classifier`), ``train_on_batch`` at batch 16 x 128 tokens, AdamW,
-in float32 and mixed_bfloat16, per backend:
+Every configuration is one process (:mod:`benchmarks.harness`, one alive at a time): RoBERTa-large
+dimensions, random weights (:func:`benchmarks.lora.keras_classifier`: r=8, alpha 16, dropout 0.05
+on q/k/v), ``train_on_batch`` at 16 x 128 tokens, in float32 and mixed_bfloat16, per backend, for
+each of :data:`KINDS`. Memory: on a CPU the host RSS, as the peak over the training steps (the
+kernel's high-water mark, reset once the model is built and freed memory handed back) and over
+the whole process; on a GPU the device peak over the steps; the weights' bytes
+(:func:`project.models.quantize.weight_bytes`). Time: the median step (after one warm-up step).
 
-* ``full``, ``lora`` (r=8, alpha 16, dropout 0.05 on q/k/v), ``lora-remat`` (``--remat``),
-  ``lora-int8`` (``--quantize int8``) and ``lora-int8-remat`` (both);
-* memory: on a CPU the host RSS, as the peak over the training steps (the kernel's high-water
-  mark, reset once the model is built and the memory building freed is handed back:
-  ``/proc/self/clear_refs``, ``malloc_trim``) and over the whole process (building and
-  quantising included); on a GPU the device peak over the steps
-  (:func:`project.training.devices.device_peak_mb`); the weights' bytes
-  (:func:`project.models.quantize.weight_bytes`);
-* the median step time (one warm-up step, then ``--repeats`` steps).
-
-Quality: the int8 base's logits against the float32 base's (the same random weights, LoRA's B at
-zero, inference) at RoBERTa-large dimensions, measured in the ``lora-int8`` float32 process; and
-on the bundled synthetic sample with the tiny random RoBERTa, LoRA trained float32 and on an
-int8 base with the same seed (``scripts/qqp.py --mode lora [--quantize int8]``): validation
-accuracy and the largest logit gap between the two trained models (:func:`prepare_quality`).
+Quality: the int8 base's logits against the float32 base's (same weights) at RoBERTa-large
+dimensions; LoRA trained float32 and on an int8 base, bundled sample (:func:`prepare_quality`).
 
 ``--quick`` (a smoke test): tiny dimensions, batch 4 x 16, float32, LoRA and LoRA on an int8
-base with remat only, and 1 epoch on a fifth of the bundled sample.
-
-Targets (data, :data:`TARGETS` per backend and precision): LoRA's peak <= 0.5x full fine-tuning's;
-the int8-base LoRA's weights <= 0.35x the float32 LoRA model's, its peak <= 0.6x.
+base with remat only, and 1 epoch on a fifth of the bundled sample. Targets: :func:`targets`.
 """
-
-from __future__ import annotations
 
 import time
 
@@ -54,8 +39,7 @@ def targets(backends, precisions=PRECISIONS) -> list:
                 Target(f"{b} {p}: int8-base LoRA weights / float32 LoRA weights",
                        f"{b}_{p}_int8_vs_lora_weights", "<=", 0.35),
                 Target(f"{b} {p}: int8-base LoRA peak / LoRA peak", f"{b}_{p}_int8_vs_lora_peak",
-                       "<=", 0.6),
-            ]
+                       "<=", 0.6)]
     return rows
 
 
@@ -66,24 +50,19 @@ def _high_water_mb(reset: bool = False) -> float | None:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
         with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
         return None
-    return None
 
 
 def _return_free_memory() -> None:
     """Collect garbage and hand freed heap memory back to the system (glibc's malloc_trim)."""
+    import contextlib
     import ctypes
     import gc
-
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def prepare_memory(kind: str, dims: dict, batch: int, length: int, precision: str,
@@ -96,7 +75,6 @@ def prepare_memory(kind: str, dims: dict, batch: int, length: int, precision: st
     from project.models.lora import count_params
     from project.models.quantize import quantize_base, weight_bytes
     from project.training.devices import device_peak_mb, reset_device_peak
-
     backend = keras.backend.backend()
     info = {}
     if logit_gap:
@@ -125,15 +103,13 @@ def prepare_memory(kind: str, dims: dict, batch: int, length: int, precision: st
 
 
 def prepare_quality(epochs: int, out: str, fraction: float | None = None) -> Prepared:
-    """``scripts/qqp.py --mode lora --epochs E`` on the bundled sample (tiny random RoBERTa, seed
-    0), float32 and with ``--quantize int8``, once (the first call; later calls return): the
-    validation accuracy of each, and how far apart the two saved models' logits are."""
+    """``scripts/qqp.py --mode lora`` on the bundled sample (tiny random RoBERTa, seed 0), float32
+    and ``--quantize int8``, on the first call: each validation accuracy, and their logits' gap."""
     from pathlib import Path
 
     from project.experiments import qqp
     from project.experiments.config import QQPConfig
     from project.interop import load_classifier
-
     info = {}
 
     def step():
@@ -146,8 +122,7 @@ def prepare_quality(epochs: int, out: str, fraction: float | None = None) -> Pre
             folder = Path(out) / f"{quantize or 'float32'}-{time.time_ns()}"
             result = qqp.run(config, folder, verbose=0, log=lambda line: None)
             model = load_classifier(folder / "lora" / "model.keras")
-            logits[quantize] = qqp.predict_logits(
-                model, qqp.prepare(config).features["validation"])
+            logits[quantize] = qqp.predict_logits(model, qqp.prepare(config).features["validation"])
             info[f"val_accuracy_{quantize or 'float32'}"] = result.runs[0].val.accuracy
         info.update(logit_gap_max=float(np.abs(logits["int8"] - logits[None]).max()),
                     argmax_agreement=float(np.mean(
@@ -162,7 +137,6 @@ def run(args) -> dict:
     from benchmarks.harness import measure
     from benchmarks.lora import QUICK as TINY
     from project.models.roberta import ROBERTA_LARGE
-
     quick = bool(args.quick)
     dims = TINY if quick else ROBERTA_LARGE
     kinds = QUICK["kinds"] if quick else KINDS
@@ -178,11 +152,11 @@ def run(args) -> dict:
                           "logit_gap": k == gap_kind and p == "float32"}, backend=b)]
               for b in backends for p in precisions for k in kinds]
     threads = int(getattr(args, "threads", 0) or 0)
+    fraction = QUICK["fraction"] if quick else None
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         groups.append([Contender("quality", "bundled sample, LoRA float32 and on int8",
-                                 here + "prepare_quality", {"epochs": epochs, "out": tmp,
-                                                            "fraction": QUICK["fraction"]
-                                                            if quick else None},
+                                 here + "prepare_quality",
+                                 {"epochs": epochs, "out": tmp, "fraction": fraction},
                                  backend=backends[0])])
         results = measure(groups, repeats=args.repeats, warmup=1, threads=threads)
     rows, ratios, gaps = [], {}, {}
@@ -223,15 +197,13 @@ def run(args) -> dict:
         + f"\nbundled synthetic sample, tiny random RoBERTa, LoRA {epochs} epochs, seed 0, "
         f"{backends[0]}: validation accuracy float32 {quality['val_accuracy_float32']:.4f}, "
         f"int8 base {quality['val_accuracy_int8']:.4f}; largest validation logit gap "
-        f"{quality['logit_gap_max']:.3g}, argmax agrees {quality['argmax_agreement']:.1%}"
-    )
+        f"{quality['logit_gap_max']:.3g}, argmax agrees {quality['argmax_agreement']:.1%}")
     return {"suite": "memory", "rows": rows, "ratios": ratios, "text": text,
             "targets": check_targets(targets(backends, precisions), ratios)}
 
 
 def _ratios(prefix: str, by_kind: dict) -> dict:
-    """Peaks, step times and weights against LoRA's (and LoRA's peak against full's), for the
-    kinds measured."""
+    """Peaks, step times and weights against LoRA's (LoRA's peak against full's), where measured."""
     ratios, lora = {}, by_kind.get("lora")
     if lora and "full" in by_kind:
         ratios[prefix + "lora_vs_full_peak"] = lora["step_peak_mb"] / by_kind["full"]["step_peak_mb"]

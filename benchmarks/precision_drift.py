@@ -7,10 +7,8 @@ Prints JSON: per part, the metric changes (bf16 minus float32) and the largest s
 the trained runs, and the largest probability / logit change of the same weights in bfloat16.
 About 4 minutes per backend on 2 CPU cores.
 """
-from __future__ import annotations
-
-import argparse
 import json
+import sys
 
 import numpy as np
 
@@ -22,10 +20,8 @@ METRICS = ("loss", "accuracy", "f1", "average_precision", "roc_auc")
 def in_bfloat16(model):
     """The same weights computing in bfloat16 (output layer float32, as training uses)."""
     from project.keras_internals import all_layers, forget_traced_functions
-
     for layer in all_layers(model):
-        policy = layer.dtype_policy
-        if policy.name == "float32" and layer is not model.layers[-1]:
+        if layer.dtype_policy.name == "float32" and layer is not model.layers[-1]:
             layer.dtype_policy = "mixed_bfloat16"
     forget_traced_functions(model)
     return model
@@ -39,19 +35,16 @@ def drift(out: str, fraud_epochs: int = 10, qqp_epochs: int = 3) -> dict:
     from project.experiments.config import FraudConfig, QQPConfig
     from project.models.roberta import detached_preprocessor
     from project.models.saving import load_model
-
     report = {"backend": keras.backend.backend()}
     experiments = {
         "fraud": (fraud.run, lambda p: FraudConfig(epochs=fraud_epochs, baselines=False,
                                                     precision=p).validate(), "protocol"),
-        "qqp": (qqp.run, lambda p: QQPConfig(epochs=qqp_epochs, precision=p).resolve(), "mode"),
-    }
+        "qqp": (qqp.run, lambda p: QQPConfig(epochs=qqp_epochs, precision=p).resolve(), "mode")}
     for name, (run, make, key) in experiments.items():
         results = {p: run(make(p), f"{out}/{name}-{p}", verbose=0, log=lambda line: None)
                    for p in ("float32", "mixed_bfloat16")}
         for a, b in zip(results["float32"].runs, results["mixed_bfloat16"].runs):
-            part = f"{name}:{getattr(a, key)}"
-            entry = report[part] = {}
+            entry = report[f"{name}:{getattr(a, key)}"] = {}
             for split in ("val", "test"):
                 ea, eb = a.evaluations().get(split), b.evaluations().get(split)
                 if ea is None:
@@ -64,14 +57,12 @@ def drift(out: str, fraud_epochs: int = 10, qqp_epochs: int = 3) -> dict:
             if name == "fraud":
                 from project.data.creditcard import load_creditcard, split_and_scale
 
-                split = split_and_scale(load_creditcard(FraudConfig().data))
-                x = split.x_val
+                x = split_and_scale(load_creditcard(FraudConfig().data)).x_val
                 f32 = load_model(path).predict(x, batch_size=4096, verbose=0)
                 bf16 = in_bfloat16(load_model(path)).predict(x, batch_size=4096, verbose=0)
                 entry["inference_prob_max_abs_diff"] = float(np.abs(f32 - bf16).max())
             else:
-                prepared = qqp.prepare(make("float32"))
-                x = prepared.features["validation"]
+                x = qqp.prepare(make("float32")).features["validation"]
                 m32, m16 = load_model(path), in_bfloat16(load_model(path))
                 with detached_preprocessor(m32), detached_preprocessor(m16):
                     f32 = m32.predict(x, verbose=0)
@@ -81,16 +72,6 @@ def drift(out: str, fraud_epochs: int = 10, qqp_epochs: int = 3) -> dict:
     return report
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", help="folder for the runs")
-    parser.add_argument("fraud_epochs", nargs="?", type=int, default=10)
-    parser.add_argument("qqp_epochs", nargs="?", type=int, default=3)
-    args = parser.parse_args(argv)
+if __name__ == "__main__":  # python -m benchmarks.precision_drift OUT [FRAUD_EPOCHS] [QQP_EPOCHS]
     select_backend([])  # KERAS_BACKEND; before keras is imported
-    print(json.dumps(drift(args.out, args.fraud_epochs, args.qqp_epochs), indent=1))
-
-
-if __name__ == "__main__":
-    main()
+    print(json.dumps(drift(sys.argv[1], *map(int, sys.argv[2:4])), indent=1))

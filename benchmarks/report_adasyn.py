@@ -1,7 +1,6 @@
-"""The course report's ADASYN, transcribed from its description (``../shared/REPORT.md``): Python
-loops, for ``y`` in {0, 1}. The one transcription of it, timed as the slow peer by
-:mod:`benchmarks.adasyn` and the oracle of ``variant="report"`` in ``tests/test_adasyn.py``
-(the algorithm: :class:`project.sampling.ADASYN`).
+"""The course report's ADASYN, transcribed from its description (``../shared/REPORT.md``) as
+Python loops for ``y`` in {0, 1}: the slow peer of :mod:`benchmarks.adasyn` and the oracle of
+``variant="report"`` in ``tests/test_adasyn.py`` (the algorithm: :class:`project.sampling.ADASYN`).
 
 Example:
 
@@ -12,24 +11,18 @@ Example:
 ([1, 1], [[1], [0]], 2)
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 
 def report_loop(X, y, k: int, beta: float, rng, sort_kind: str | None = None):
     """Run the report's loop on ``X``, ``y`` (1 the minority) with ``k`` neighbours and ``beta``.
 
-    Args:
-        rng: stands in for the report's global NumPy seed (``np.random.RandomState(50)`` draws
-            what ``np.random.seed(50)`` then ``np.random.randint`` / ``uniform`` draw).
-        sort_kind: ``np.argsort``'s ``kind``: None is the report's default sort, which leaves
-            the order of equal distances to the algorithm; ``"stable"`` gives them to the lower row.
-
-    Returns:
-        ``(counts, partners, synthetic)``: the per-point counts (minority points in data order,
-        an array), each minority point's partner list, and ``(base row, partner row, lambda,
-        new row)`` for every synthetic row in output order.
+    ``rng`` stands in for the report's global NumPy seed (``np.random.RandomState(50)`` draws what
+    ``np.random.seed(50)`` then ``np.random.randint`` / ``uniform`` draw); ``sort_kind`` is
+    ``np.argsort``'s (None: the report's default sort; ``"stable"``: ties to the lower row).
+    Returns ``(counts, partners, synthetic)``: the per-point counts (minority points in data
+    order), each minority point's partner list, and ``(base row, partner row, lambda, new row)``
+    for every synthetic row in output order.
     """
     n_minority, n_majority = int(np.sum(y == 1)), int(np.sum(y == 0))
     G = int((n_majority - n_minority) * beta)

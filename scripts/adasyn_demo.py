@@ -4,10 +4,9 @@
     python scripts/adasyn_demo.py --out assets/adasyn_2d.png   # refresh the README's picture
 
 A small imbalanced set (400 majority points, 30 minority: 22 in a cluster of their own, 8 inside
-the majority cloud) goes through ``project.sampling.ADASYN``. The picture shows the original
-points, the synthetic ones, and each minority point's weight r_hat_i (the share of majority among
-its 5 nearest neighbours, normalised), as marker size and colour: the points surrounded by the
-majority get most of the synthetic points.
+the majority cloud) goes through ``project.sampling.ADASYN``. The picture shows each minority
+point's weight r_hat_i as marker size and colour: those surrounded by the majority get most of
+the synthetic points.
 """
 
 import argparse
@@ -78,9 +77,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli() -> None:
-    run_cli(main)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)

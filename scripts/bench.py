@@ -8,14 +8,11 @@
     python scripts/bench.py --suite all --json runs/bench.json    # convnet, adasyn and lora
     python scripts/bench.py --suite convnet --quick     # a smoke test (seconds), not a result
 
-Every suite follows one protocol (benchmarks/harness.py): each contender in its own process, a
-warm-up, then timed calls taken in turns, medians. Each prints the machine (CPU model, library
-versions), a table, its ratios and its targets (met or missed). --json writes
-{"suite", "machine", "rows", "ratios", "targets"} (a list of those for --suite all).
-The machine may be shared and noisy: quote the ratios, which compare contenders in the same run.
+Every suite follows one protocol (benchmarks/harness.py) and prints the machine, a table, its
+ratios and its targets (met or missed); --json writes {"suite", "machine", "rows", "ratios",
+"targets"} (a list of those for --suite all). Quote the ratios: they compare contenders in the
+same run, on a machine that may be shared and noisy.
 """
-
-from __future__ import annotations
 
 import argparse
 import importlib
@@ -23,12 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from project.backend import (
-    DEFAULT_BACKEND,
-    check_backend,
-    installed_backends,
-    parse_backends,
-)
+from project.backend import DEFAULT_BACKEND, check_backend, installed_backends, parse_backends
 from project.cli import Parser
 from project.errors import InputError, run_cli
 from project.io import check_output_file
@@ -36,16 +28,6 @@ from project.io import check_output_file
 ROOT = Path(__file__).resolve().parents[1]
 ALL = ("convnet", "adasyn", "lora")  # --suite all; the long ones run by name only
 SUITES = (*ALL, "memory", "experiment")
-
-
-def chosen_backends(value: str | None, quick: bool) -> list[str]:
-    """``--backends a,b`` checked (known, installed); default: every installed backend, or with
-    --quick only $KERAS_BACKEND's (default tensorflow)."""
-    if value is None:
-        if quick:
-            return [check_backend(os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)]
-        return installed_backends()
-    return parse_backends(value)
 
 
 def parse_args(argv=None):
@@ -66,7 +48,12 @@ def parse_args(argv=None):
         raise InputError(f"--threads {args.threads}: must be 0 (library default) or more")
     if args.json is not None:
         check_output_file(args.json, "--json")
-    args.backends = chosen_backends(args.backends, args.quick)
+    if args.backends is not None:  # checked: known and installed
+        args.backends = parse_backends(args.backends)
+    elif args.quick:
+        args.backends = [check_backend(os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)]
+    else:
+        args.backends = installed_backends()
     return args
 
 
@@ -101,9 +88,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli():
-    run_cli(main)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)

@@ -11,8 +11,6 @@ checkout). Needs keras, keras-hub, torch and/or JAX (TensorFlow optional; offlin
 share the time budget; what does not fit is reported as skipped. Prints a table; --json writes.
 """
 
-from __future__ import annotations
-
 import argparse
 import sys
 from pathlib import Path
@@ -76,9 +74,5 @@ def main(argv=None) -> int:
     return 0 if any("error" not in r for r in results.values()) else 1
 
 
-def cli():
-    run_cli(main)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)

@@ -6,14 +6,11 @@
     python scripts/evaluate.py runs/qqp-*/full/model.keras --task qqp --adapter runs/qqp-*/lora/adapter.safetensors
     python scripts/evaluate.py runs/qqp-*/full/model.keras --task qqp --quantize int8   # int8 inference
 
-The model's folder holds model.json, written with it: the task, the run, the SHA-256 of the model
-file, and what is needed to rebuild its data (fraud: the scaler, protocol, seed, split seed, ADASYN
-variant and threshold; QQP: the sequence length and the split with its data seed). A model.json
-of another task, or of another model file, is refused. The chosen --split of the run's data is
-evaluated: by default the held-out part (test; QQP without a test split: validation). A QQP file
-other than the run's is evaluated whole; pairs without an is_duplicate column get predictions
-only. Works across backends: a model saved under torch evaluates under tensorflow with the same
-predictions.
+The model's folder holds model.json, written with it: the task, the SHA-256 of the model file,
+and what rebuilds its data (fraud: the scaler, protocol and seeds; QQP: the split and its seed);
+one of another task or model file is refused. The chosen --split of the run's data is evaluated
+(default: test, else validation); another QQP file is evaluated whole, and pairs without an
+is_duplicate column get predictions only. A model saved under one backend evaluates under another.
 """
 
 import argparse
@@ -30,8 +27,7 @@ from project.settings import quantize_mode
 def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("model", type=Path,
-                   help="a .keras file written by scripts/fraud.py or qqp.py (QQP: also a Hugging "
-                        "Face folder)")
+                   help="a .keras file of scripts/fraud.py or qqp.py (QQP: or a Hugging Face dir)")
     p.add_argument("--task", choices=("fraud", "qqp"), required=True)
     p.add_argument("--data", type=Path, default=None, help="default: the run's data file")
     p.add_argument("--split", choices=("test", "val", "all"), default=None,
@@ -62,7 +58,6 @@ def parse_args(argv=None):
 def read_record(model_path: Path, task: str, required: bool) -> dict | None:
     """The model's ``model.json``, checked: same task, and written for this very model file."""
     from project.experiments.rundir import file_sha256
-
     path = model_path.parent / "model.json"
     if model_path.is_dir():  # a Hugging Face or preset folder: no record of ours
         return None
@@ -89,14 +84,8 @@ def fraud_data(args, record: dict):
     """Scaled features and labels of the model's split (or every row scaled, with --split all)."""
     import numpy as np
 
-    from project.data.creditcard import (
-        BUNDLED_SAMPLE,
-        SPLIT_SEED,
-        features_and_labels,
-        load_creditcard,
-    )
+    from project.data import creditcard
     from project.sampling.protocols import protocol_split
-
     split_name = args.split or "test"
     try:
         mean, scale = np.asarray(record["mean"], float), np.asarray(record["scale"], float)
@@ -105,15 +94,15 @@ def fraud_data(args, record: dict):
         protocol, seed = record["protocol"], int(record["seed"])
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{args.model.parent / 'model.json'}: incomplete ({err})") from None
-    df = load_creditcard(args.data or BUNDLED_SAMPLE)
+    df = creditcard.load_creditcard(args.data or creditcard.BUNDLED_SAMPLE)
     if split_name == "all":
-        x, y = features_and_labels(df)
+        x, y = creditcard.features_and_labels(df)
         return ((x - mean) / scale).astype(np.float32), y, split_name
     split = protocol_split(df, protocol, seed=seed, stratify=record.get("stratify", False),
                            n_neighbors=record.get("adasyn_k", 5),
                            beta=record.get("adasyn_beta", 1.0),
                            variant=record.get("adasyn_variant", "he2008"),
-                           split_seed=record.get("split_seed", SPLIT_SEED))
+                           split_seed=record.get("split_seed", creditcard.SPLIT_SEED))
     if not np.allclose(split.scaler.mean_, mean, rtol=1e-5, atol=1e-6):
         print("warning: this data's training split differs from the one the model saw")
     if split_name == "test":
@@ -126,7 +115,6 @@ def qqp_pairs(args, record: dict | None):
     from project.data.qqp import SAMPLE_PATH, read_qqp
     from project.data.qqp_splits import load_qqp
     from project.experiments.rundir import file_sha256
-
     data = record.get("data", {}) if record else {}
     run_file = data.get("path")
     path = args.data or (Path(run_file) if run_file else SAMPLE_PATH)
@@ -139,12 +127,10 @@ def qqp_pairs(args, record: dict | None):
         return table.frame, f"{path} (all {len(table.frame):,} pairs)"
     split_name = args.split or ("test" if data.get("test_fraction") else "val")
     if split_name == "all":
-        table = read_qqp(path)
-        return table.frame, f"{path} (all pairs, training pairs included)"
-    prepared = load_qqp(path, None, fraction=data.get("fraction"),
-                            balance=data.get("balance", False),
-                            validation_fraction=data["val_fraction"],
-                            test_fraction=data.get("test_fraction"), seed=data.get("seed", 0))
+        return read_qqp(path).frame, f"{path} (all pairs, training pairs included)"
+    prepared = load_qqp(path, None, fraction=data.get("fraction"), seed=data.get("seed", 0),
+                        balance=data.get("balance", False), test_fraction=data.get("test_fraction"),
+                        validation_fraction=data["val_fraction"])
     if split_name == "test" and prepared.test is None:
         raise InputError("--split test: the run had no test split (it was run without "
                          "--test-fraction); use --split val")
@@ -152,26 +138,30 @@ def qqp_pairs(args, record: dict | None):
     return frame, f"{path} ({split_name} split of the run, {len(frame):,} pairs)"
 
 
-def predictions_only(args, model, features, what: str, backend: str) -> int:
-    """Unlabelled pairs: the duplicate probability of each, nothing to score."""
+def save_outputs(args, scores, record: dict) -> None:
+    """The scores to --predictions (.npy) and ``record`` to --json, where asked for."""
     import numpy as np
 
-    from project.experiments.qqp import predict_logits
     from project.io import atomic_path, write_json
-    from project.training.metrics import positive_scores
-
-    scores = positive_scores(predict_logits(model, features))
-    print(f"{args.model} (qqp, {what}, backend {backend}): no is_duplicate column, so "
-          f"predictions only: {int((scores >= 0.5).sum()):,} of {len(scores):,} pairs predicted "
-          f"duplicate (mean probability {scores.mean():.4f})")
     if args.predictions:
-        with atomic_path(args.predictions) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, scores)
+        with atomic_path(args.predictions) as tmp, open(tmp, "wb") as f:
+            np.save(f, scores)
     if args.json:
-        write_json(args.json, {"task": "qqp", "model": str(args.model), "backend": backend,
-                               "evaluated": what, "n": len(scores), "labelled": False,
-                               "predicted_duplicates": int((scores >= 0.5).sum())})
+        write_json(args.json, record)
+
+
+def predictions_only(args, model, features, what: str, backend: str) -> int:
+    """Unlabelled pairs: the duplicate probability of each, nothing to score."""
+    from project.experiments.qqp import predict_logits
+    from project.training.metrics import positive_scores
+    scores = positive_scores(predict_logits(model, features))
+    duplicates = int((scores >= 0.5).sum())
+    print(f"{args.model} (qqp, {what}, backend {backend}): no is_duplicate column, so "
+          f"predictions only: {duplicates:,} of {len(scores):,} pairs predicted "
+          f"duplicate (mean probability {scores.mean():.4f})")
+    save_outputs(args, scores, {"task": "qqp", "model": str(args.model), "backend": backend,
+                                "evaluated": what, "n": len(scores), "labelled": False,
+                                "predicted_duplicates": duplicates})
     return 0
 
 
@@ -181,9 +171,6 @@ def main(argv=None) -> int:
     from project.backend import select_backend
 
     backend = select_backend(["--backend", args.backend])
-    import numpy as np
-
-    from project.io import write_json
     from project.models.saving import load_model
 
     record = read_record(args.model, args.task, required=args.task == "fraud")
@@ -215,15 +202,8 @@ def main(argv=None) -> int:
     print("  ".join(f"{k}={getattr(report, k):.4f}" for k in (
         "accuracy", "precision", "recall", "f1", "average_precision", "roc_auc", "loss")
         if getattr(report, k) is not None))
-    if args.predictions:
-        from project.io import atomic_path
-
-        with atomic_path(args.predictions) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, report.scores)
-    if args.json:
-        write_json(args.json, {"task": args.task, "model": str(args.model), "backend": backend,
-                               "evaluated": what, **report.to_dict()})
+    save_outputs(args, report.scores, {"task": args.task, "model": str(args.model),
+                                       "backend": backend, "evaluated": what, **report.to_dict()})
     return 0
 
 

@@ -17,8 +17,10 @@ metrics.json, report.md and pr_curves.png.
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from project import settings
 from project.cli import (
     Parser,
     add_run_options,
@@ -30,48 +32,35 @@ from project.cli import (
 )
 from project.errors import InputError, run_cli
 from project.experiments.config import FraudConfig
-from project.settings import (
-    ADASYN_BETA,
-    ADASYN_K,
-    ADASYN_VARIANT,
-    ADASYN_VARIANTS,
-    FRAUD_BATCH_SIZE,
-    FRAUD_EPOCHS,
-    FRAUD_LEARNING_RATE,
-    PROTOCOLS,
-    THRESHOLD,
-)
 
-# Options recorded in the configuration (what --resume compares) and their config names.
-CONFIG_OPTIONS = ("data", "protocols", "seeds", "epochs", "batch_size", "learning_rate",
-                  "stratify", "monitor", "monitor_mode", "patience", "threshold", "adasyn_k",
-                  "adasyn_beta", "adasyn_variant", "resplit", "baselines", "precision",
-                  "distribute", "grad_accum", "tensorboard")
+# Options recorded in the configuration (what --resume compares): the config's fields.
+CONFIG_OPTIONS = tuple(f.name for f in dataclasses.fields(FraudConfig))
 
 
 def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=None, help="creditcard.csv or .csv.gz (default: the bundled "
                    "synthetic sample)")
-    p.add_argument("--protocol", choices=[*PROTOCOLS, "all"], default=None,
+    p.add_argument("--protocol", choices=[*settings.PROTOCOLS, "all"], default=None,
                    help="default none; all runs the three")
-    p.add_argument("--epochs", type=int, default=None, help=f"default {FRAUD_EPOCHS}")
-    p.add_argument("--batch-size", type=int, default=None, help=f"default {FRAUD_BATCH_SIZE}")
+    p.add_argument("--epochs", type=int, default=None, help=f"default {settings.FRAUD_EPOCHS}")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"default {settings.FRAUD_BATCH_SIZE}")
     p.add_argument("--learning-rate", type=finite_float, default=None,
-                   help=f"Adam's (default {FRAUD_LEARNING_RATE:g})")
+                   help=f"Adam's (default {settings.FRAUD_LEARNING_RATE:g})")
     p.add_argument("--stratify", action="store_true", default=None,
                    help="stratified 60/20/20 split")
     p.add_argument("--threshold", default=None,
-                   help=f"decision threshold: a number in [0, 1] (default {THRESHOLD:g}) or "
-                        "val-f1")
+                   help="decision threshold: a number in [0, 1] (default "
+                        f"{settings.THRESHOLD:g}) or val-f1")
     p.add_argument("--adasyn-k", type=int, default=None,
-                   help=f"ADASYN's neighbours (default {ADASYN_K})")
+                   help=f"ADASYN's neighbours (default {settings.ADASYN_K})")
     p.add_argument("--adasyn-beta", type=finite_float, default=None,
-                   help=f"ADASYN's balance level (default {ADASYN_BETA:g})")
-    p.add_argument("--adasyn-variant", choices=ADASYN_VARIANTS, default=None,
+                   help=f"ADASYN's balance level (default {settings.ADASYN_BETA:g})")
+    p.add_argument("--adasyn-variant", choices=settings.ADASYN_VARIANTS, default=None,
                    help=f"for both ADASYN protocols: he2008 (He et al.) or report (the course "
                         f"report's function, behind its published numbers); default "
-                        f"{ADASYN_VARIANT}")
+                        f"{settings.ADASYN_VARIANT}")
     p.add_argument("--no-baselines", dest="baselines", action="store_false", default=None,
                    help="skip logistic regression and gradient boosting")
     add_run_options(p, "fraud")
@@ -79,7 +68,7 @@ def parse_args(argv=None):
 
     given = given_options(args, CONFIG_OPTIONS)
     if args.protocol is not None:
-        given["protocols"] = PROTOCOLS if args.protocol == "all" else (args.protocol,)
+        given["protocols"] = settings.PROTOCOLS if args.protocol == "all" else (args.protocol,)
     if seeds_of(args) is not None:
         given["seeds"] = seeds_of(args)
     if "threshold" in given and given["threshold"] != "val-f1":

@@ -6,12 +6,10 @@
     python scripts/make_samples.py --only fraud --rows 284807 --frauds 492 --out runs/real-size
     python scripts/make_samples.py --only qqp --pairs 404290 --out runs/real-size
 
-* assets/creditcard_sample.csv.gz: 32,000 rows with the creditcard.csv schema, 160 frauds (0.5%);
-  --rows and --frauds change the size (284,807 and 492: the real file's, for timing real runs).
-* assets/qqp_sample.csv.gz, assets/qqp_tokenizer/{vocab.json,merges.txt}, assets/qqp_tiny_config.json:
-  synthetic question pairs with the QQP schema, a byte-level BPE trained on them, a tiny RoBERTa.
-  --pairs N writes N synthetic pairs (Kaggle's train.csv has 404,290) and nothing else: the
-  bundled tokenizer and tiny RoBERTa stay as they are.
+* creditcard_sample.csv.gz: 32,000 rows with the creditcard.csv schema, 160 frauds (0.5%);
+  --rows and --frauds change the size (284,807 and 492: the real file's).
+* qqp_sample.csv.gz, qqp_tokenizer/, qqp_tiny_config.json: synthetic question pairs with the QQP
+  schema, a byte-level BPE trained on them, a tiny RoBERTa; --pairs N writes only N pairs.
 
 Both are synthetic: they let the demo and the tests run offline; they are not real data.
 """
@@ -28,8 +26,7 @@ def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", choices=("fraud", "qqp"), default=None)
     p.add_argument("--out", type=Path, default=Path("runs/samples"),
-                   help="output folder (default runs/samples; --out assets refreshes the bundled "
-                        "files)")
+                   help="output folder (default runs/samples; assets: the bundled files)")
     p.add_argument("--rows", type=int, default=32_000, help="fraud sample rows (default 32,000)")
     p.add_argument("--frauds", type=int, default=160, help="frauds among them (default 160)")
     p.add_argument("--pairs", type=int, default=None,
@@ -37,8 +34,7 @@ def parse_args(argv=None):
                         "sample with its tokenizer and tiny config)")
     args = p.parse_args(argv)
     if not 1 <= args.frauds < args.rows:
-        raise InputError(f"--frauds {args.frauds}: must be at least 1 and below --rows "
-                         f"{args.rows}")
+        raise InputError(f"--frauds {args.frauds}: must be at least 1 and below --rows {args.rows}")
     if args.pairs is not None and args.pairs < 100:
         raise InputError(f"--pairs {args.pairs}: must be at least 100")
     return args
@@ -60,9 +56,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli() -> None:
-    run_cli(main)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)

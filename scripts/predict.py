@@ -6,16 +6,12 @@
     python scripts/predict.py hf-roberta-base/ "q1" "q2" --adapter peft-qqp-adapter/
     python scripts/predict.py runs/qqp-*/full/model.keras "q1" "q2" --quantize int8
 
-MODEL is a `.keras` file (loaded in Keras's safe mode), a Hugging Face transformers folder
-(`RobertaForSequenceClassification.save_pretrained`), or a keras-hub preset folder. --adapter puts
-a LoRA adapter on it first: our `adapter.safetensors` (refused unless made for this very base),
-or a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). Prints the
-probability that the two questions are duplicates (softmax of the two logits, class 1).
---quantize int8 stores the backbone's frozen projections in int8 first (Keras's quantize; a model
-saved on an int8 base already is); an adapter trained on an int8 base goes on after that.
+MODEL: a `.keras` file (Keras's safe mode), a Hugging Face folder (`save_pretrained`) or a
+keras-hub preset folder. --adapter puts a LoRA adapter on it first: our `adapter.safetensors`
+(refused unless made for this very base) or a PEFT adapter folder. --quantize int8 stores the
+backbone's frozen projections in int8 first; an adapter trained on an int8 base goes on after.
+Prints the probability that the two questions are duplicates (softmax of the logits, class 1).
 """
-
-from __future__ import annotations
 
 import argparse
 from pathlib import Path

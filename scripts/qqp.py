@@ -8,28 +8,26 @@
     python scripts/qqp.py --resume runs/qqp-20261129-101500
     python scripts/qqp.py --mode lora --quantize int8 --remat   # int8 frozen base, less memory
 
-Profiles (explicit options override them):
-  report  the course report: lr full 1e-6, LoRA 1e-4; 10 epochs; batch 16; linear decay, no
-          warm-up, no weight decay, clipping at 1.0 (Hugging Face Trainer defaults); length
-          max(q1)+max(q2)+10 tokens; validation 10% of the data; LoRA on q,k,v.
-  paper   the LoRA paper (Hu et al. 2021, RoBERTa-large on QQP): LoRA on q,v, lr 3e-4 (full:
-          1e-5); 20 epochs; batch 4; 6% warm-up; weight decay 0.1; clipping 1.0; length 512.
-Without --preset the model is a tiny random RoBERTa, which learns nothing at the profiles' rates:
-its default rates are 1e-3 (full) and 5e-3 (LoRA), and the report says so.
+Profiles (explicit options override them): report, the course report's setting (lr full 1e-6,
+LoRA 1e-4, 10 epochs, batch 16, LoRA on q,k,v, Hugging Face Trainer defaults); paper, the LoRA
+paper's RoBERTa-large QQP setup (LoRA on q,v, lr 3e-4, 20 epochs, batch 4, length 512). Without
+--preset the model is a tiny random RoBERTa, which learns nothing at the profiles' rates: its
+default rates are 1e-3 (full) and 5e-3 (LoRA), and the report says so.
 
---quantize int8 (with --mode lora) stores LoRA's frozen base in int8 (Keras's quantize: one scale
-per output channel); A, B and the head stay float32 and train as usual, and the LoRA model is
-saved unmerged. --remat recomputes each transformer layer's activations in the backward pass
-(both modes; the same numbers, less memory, more compute).
+--quantize int8 (with --mode lora) stores LoRA's frozen base in int8; A, B and the head train in
+float32 and the LoRA model is saved unmerged. --remat recomputes each transformer layer's
+activations in the backward pass (the same numbers, less memory, more compute).
 
 Writes under --out: config.json, lengths.png, then per mode (per seed with --seeds) model.keras
-(LoRA merged; on an int8 base unmerged), model.json, history.csv, adapter.safetensors (LoRA) and result.json; at the end
-metrics.json, report.md and curves.png.
+(LoRA merged unless on an int8 base), model.json, history.csv, adapter.safetensors (LoRA) and
+result.json; at the end metrics.json, report.md and curves.png.
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from project import settings
 from project.cli import (
     Parser,
     add_run_options,
@@ -41,23 +39,8 @@ from project.cli import (
 )
 from project.errors import run_cli
 from project.experiments.config import QQPConfig
-from project.settings import (
-    LORA_ALPHA,
-    LORA_DROPOUT,
-    LORA_RANK,
-    LORA_STYLES,
-    LORA_TARGETS,
-    MODES,
-    QQP_PROFILES,
-    QUANTIZE_MODES,
-)
 
-CONFIG_OPTIONS = ("data", "dev", "preset", "modes", "profile", "epochs", "batch_size", "lr_full",
-                  "lr_lora", "weight_decay", "warmup_ratio", "clip_norm", "sequence_length",
-                  "val_fraction", "test_fraction", "fraction", "balance", "resplit", "lora_style",
-                  "rank", "alpha", "lora_dropout", "targets", "seeds", "monitor", "monitor_mode",
-                  "patience", "precision", "distribute", "grad_accum", "tensorboard", "quantize",
-                  "remat")
+CONFIG_OPTIONS = tuple(f.name for f in dataclasses.fields(QQPConfig))  # what --resume compares
 
 
 def parse_args(argv=None):
@@ -69,18 +52,20 @@ def parse_args(argv=None):
     p.add_argument("--preset", default=None,
                    help="keras-hub preset (roberta_large_en; needs the network once), a local "
                         "preset folder or a Hugging Face folder; default: the tiny random RoBERTa")
-    p.add_argument("--mode", choices=(*MODES, "both"), default=None, help="default both")
-    p.add_argument("--profile", choices=tuple(QQP_PROFILES), default=None, help="default report")
-    p.add_argument("--lora-style", choices=LORA_STYLES, default=None,
+    p.add_argument("--mode", choices=(*settings.MODES, "both"), default=None, help="default both")
+    p.add_argument("--profile", choices=tuple(settings.QQP_PROFILES), default=None,
+                   help="default report")
+    p.add_argument("--lora-style", choices=settings.LORA_STYLES, default=None,
                    help="matrix: the paper's/PEFT's LoRA (default); per-head: keras-hub's")
-    p.add_argument("--rank", type=int, default=None, help=f"LoRA rank r (default {LORA_RANK})")
+    p.add_argument("--rank", type=int, default=None,
+                   help=f"LoRA rank r (default {settings.LORA_RANK})")
     p.add_argument("--alpha", type=finite_float, default=None,
-                   help=f"LoRA alpha (default {LORA_ALPHA:g})")
+                   help=f"LoRA alpha (default {settings.LORA_ALPHA:g})")
     p.add_argument("--lora-dropout", type=finite_float, default=None,
-                   help=f"default {LORA_DROPOUT:g}")
+                   help=f"default {settings.LORA_DROPOUT:g}")
     p.add_argument("--targets", default=None,
-                   help=f"LoRA projections, e.g. query,value (from {','.join(LORA_TARGETS)}; "
-                        "default: the profile's)")
+                   help="LoRA projections, e.g. query,value (from "
+                        f"{','.join(settings.LORA_TARGETS)}; default: the profile's)")
     p.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     p.add_argument("--batch-size", type=int, default=None, help="global batch; default: profile's")
     p.add_argument("--lr", type=finite_float, default=None, help="learning rate for both modes")
@@ -96,24 +81,23 @@ def parse_args(argv=None):
                    help="validation share when there is no --dev (default 0.1)")
     p.add_argument("--test-fraction", type=finite_float, default=None,
                    help="also hold out an untouched test split of this share")
-    p.add_argument("--fraction", type=finite_float, default=None,
-                   help="keep this stratified share")
+    p.add_argument("--fraction", type=finite_float, default=None, help="keep this stratified share")
     p.add_argument("--balance", action="store_true", default=None,
                    help="undersample the majority class")
     p.add_argument("--quantize", default=None, metavar="MODE",
-                   help=f"LoRA's frozen base in {', '.join(QUANTIZE_MODES)} (--mode lora only)")
+                   help=f"LoRA's frozen base in {', '.join(settings.QUANTIZE_MODES)} "
+                        "(--mode lora only)")
     p.add_argument("--remat", action="store_true", default=None,
                    help="recompute activations in the backward pass (less memory, more compute)")
     add_run_options(p, "qqp")
     args = p.parse_args(argv)
 
-    if args.lr is not None:
-        for name in ("lr_full", "lr_lora"):
-            if getattr(args, name) is None:
-                setattr(args, name, args.lr)
+    if args.lr is not None:  # for both modes, where not given for one
+        args.lr_full = args.lr if args.lr_full is None else args.lr_full
+        args.lr_lora = args.lr if args.lr_lora is None else args.lr_lora
     given = given_options(args, CONFIG_OPTIONS)
     if args.mode is not None:
-        given["modes"] = MODES if args.mode == "both" else (args.mode,)
+        given["modes"] = settings.MODES if args.mode == "both" else (args.mode,)
     if args.targets is not None:
         given["targets"] = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     if seeds_of(args) is not None:
