@@ -1,14 +1,12 @@
 """LoRA adapter files: only what LoRA trained, tied to the exact base it was trained on.
 
 An adapter is one ``adapter.safetensors`` holding A, B and the head (per-head style: also the
-q/k/v biases), float32, under names that do not depend on the process
-(``layer_3.query.lora_a``, ``head.pooled_dense.kernel``), with the LoRA settings and a SHA-256
-of the frozen base weights (:func:`base_fingerprint`) in its metadata. An adapter trained on an
-int8 base (:mod:`project.models.quantize`) says so (``base_quantization``) and is tied to that
-int8 base: it loads on the same base quantised again (quantising is deterministic); PEFT's
-format (:mod:`project.interop.peft`) carries it to a float base. Loading checks everything
-before it changes anything; two adapters can be switched on one base without rebuilding it.
-PEFT's adapter format: :mod:`project.interop.peft`, which reuses the checks here.
+q/k/v biases), float32, under stable names (``layer_3.query.lora_a``,
+``head.pooled_dense.kernel``), with the LoRA settings, a SHA-256 of the frozen base weights
+(:func:`base_fingerprint`) and the base's quantisation in its metadata (an int8 adapter loads on
+the same base quantised again: quantising is deterministic). Loading checks everything before it
+changes anything, so adapters can be switched on one base. PEFT's format:
+:mod:`project.interop.peft`, which reuses the checks here.
 
 Example:
 
@@ -77,8 +75,7 @@ def adapter_variables(model) -> dict:
 
 
 def adapter_shapes(model, lora: dict) -> dict:
-    """``{stable name: shape}`` an adapter with the LoRA settings ``lora`` must hold for
-    ``model``."""
+    """``{stable name: shape}`` an adapter with the LoRA settings ``lora`` holds for ``model``."""
     shapes = {}
     r = lora["rank"]
     for i, target, _, layer in projections(model.backbone, lora["targets"]):
@@ -132,17 +129,8 @@ def _adapter_file(path) -> Path:
 
 
 def save_adapter(model, path) -> Path:
-    """Write only what LoRA trained (A, B, the head; per-head style: also q/k/v biases).
-
-    Args:
-        model: a LoRA model (not merged).
-        path: a ``.safetensors`` file, or a folder (``adapter.safetensors`` is written there).
-
-    Returns:
-        The file written (atomically). Tensors are float32, keyed ``layer_{i}.{target}.lora_a``
-        / ``lora_b`` and ``head.{pooled_dense|logits}.{kernel|bias}``; the metadata holds
-        ``format``, ``lora`` (the settings as JSON), ``base_sha256`` (:func:`base_fingerprint`)
-        and ``base_quantization`` (``none`` or ``int8``).
+    """Write only what LoRA trained (see the module docstring) to ``path``, a ``.safetensors``
+    file or a folder (``adapter.safetensors`` there); returns the file written (atomically).
 
     Raises:
         InputError: no LoRA on the model, LoRA merged, or a file name not ending .safetensors.
@@ -204,24 +192,15 @@ def check_tensors(path, tensors: dict, expected: dict, what: str = "adapter") ->
 
 
 def load_adapter(model, path):
-    """Put an adapter written by :func:`save_adapter` on ``model`` (the same base).
+    """Put an adapter written by :func:`save_adapter` (a file, or a folder holding one) on
+    ``model``, the base it was trained on; returns ``model``, changed in place.
 
     Everything is checked first (file, settings, names, shapes, dtypes, finite values, base
-    hash); only then is LoRA enabled with the adapter's settings (or the model's current LoRA
-    layers replaced, if their settings differ) and the weights assigned. A failure leaves the
-    model as it was. Loading another adapter later switches tasks without rebuilding the base.
-
-    Args:
-        model: a RoBERTa classifier with the base weights the adapter was trained on.
-        path: the ``.safetensors`` file, or a folder holding ``adapter.safetensors``.
-
-    Returns:
-        ``model`` (changed in place).
+    hash); only then is LoRA enabled with the adapter's settings (replacing LoRA layers whose
+    settings differ) and the weights assigned. A failure leaves the model as it was.
 
     Raises:
-        InputError: one line: missing, truncated or non-safetensors file, bad settings,
-            missing, unexpected, mis-shaped, non-float32 or non-finite tensors, or an adapter
-            made for another base.
+        InputError: one line: a bad file, bad settings or tensors, or another base.
     """
     path = _adapter_file(path)
     tensors, metadata = read_safetensors(path, what="adapter", float32_only=True)
@@ -241,17 +220,15 @@ def load_adapter(model, path):
                          f"{trained_on})" if here == "none" else "load it before quantising"))
     expected_hash = base_fingerprint(model, lora["style"], lora["targets"])
     if metadata["base_sha256"] != expected_hash:
-        raise InputError(
-            f"{path}: made for another base model (base weights SHA-256 "
-            f"{metadata['base_sha256'][:12]}..., this model's {expected_hash[:12]}...)"
-        )
+        raise InputError(f"{path}: made for another base model (base weights SHA-256 "
+                         f"{metadata['base_sha256'][:12]}..., this model's "
+                         f"{expected_hash[:12]}...)")
     apply_adapter(model, lora, tensors)
     return model
 
 
 def adapter_quantization(path) -> str:
-    """The base the adapter file (or folder) ``path`` was trained on: ``"none"`` (float) or
-    ``"int8"``, read from its metadata only."""
+    """The base the adapter ``path`` was trained on, ``"none"`` (float) or ``"int8"``."""
     with SafetensorsReader(_adapter_file(path), "adapter") as reader:
         return _quantization_of(reader.metadata)
 
@@ -265,8 +242,8 @@ def _base_words(mode: str) -> str:
 
 
 def apply_adapter(model, lora: dict, tensors: dict) -> None:
-    """Enable LoRA with the settings ``lora`` (replacing LoRA layers with other settings) and
-    assign the checked ``tensors`` (stable names, as :func:`save_adapter` writes them)."""
+    """Enable LoRA with the settings ``lora`` (replacing other LoRA layers) and assign the
+    checked ``tensors`` (stable names)."""
     current = lora_config(model)
     if current is not None and current != lora:
         remove_lora_layers(model)  # the base kernels are unchanged: nothing was merged

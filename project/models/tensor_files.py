@@ -30,9 +30,8 @@ def _reason(err: Exception) -> str:
 
 
 class SafetensorsReader:
-    """One safetensors file (``path``), opened and checked at construction (InputError: missing,
-    truncated or not safetensors), read one tensor at a time (a large checkpoint is never held
-    twice); ``metadata`` (a dict) and ``names`` (sorted)."""
+    """One safetensors file, checked when opened (InputError: missing, truncated or not
+    safetensors) and read one tensor at a time; ``metadata`` (a dict) and ``names`` (sorted)."""
 
     def __init__(self, path, what: str = "weights"):
         from safetensors import safe_open
@@ -93,9 +92,8 @@ class SafetensorsReader:
 
 
 def read_safetensors(path, what: str = "weights", float32_only: bool = False) -> tuple[dict, dict]:
-    """``(tensors, metadata)`` of a safetensors file (``what`` it is, for messages): NumPy arrays
-    by name and the metadata dict. InputError: missing, truncated or not safetensors, or, with
-    ``float32_only``, a tensor stored in another dtype."""
+    """``(tensors, metadata)`` of a safetensors file (``what`` it is, for messages); InputError
+    as :class:`SafetensorsReader`, or with ``float32_only`` for a tensor in another dtype."""
     with SafetensorsReader(path, what) as reader:
         if float32_only:
             for name in reader.names:

@@ -1,28 +1,16 @@
 """A chain of Keras layers computed the way plain PyTorch computes it (torch backend only).
 
-Under the torch backend every Keras layer call goes through Keras's dispatch (about 0.2 ms per
-layer on a CPU core), convolutions and pooling transpose channels-last activations around each
-torch op, and batch normalisation runs as about ten separate ops. For a model that is a plain
-chain of layers this module knows (the fraud ConvNet: Reshape, Conv1D, BatchNormalization,
-MaxPooling1D, Dropout, Flatten, Dense), :func:`chain_forward` returns a function computing the
-same outputs directly with torch's own ops on the layers' variables:
-
-* activations between convolutions stay channels-first (torch's layout: no permutes, no
-  copies, contiguous elementwise ops); dropout is handed the channels-last view Keras's path
-  hands it, so it draws the same masks on the same elements (keras 3.15; keras 3.10 hands its
-  first dropout a channels-last copy, so there the masks differ from its own path's, drawn
-  alike);
-* batch normalisation in training is torch's fused kernel; the moving statistics are
-  updated exactly as Keras updates them (biased batch variance, Keras's momentum);
-* max pooling whose stride equals its size is a reshape and a max (torch's ``max_pool1d`` is
-  slow on CPUs; the same maximum, and the same element gets the gradient on ties);
-* with ``all_mean`` (several processes, :mod:`project.training.torch_step`), batch
-  normalisation uses the statistics of the global batch, as one process would.
-
-The saved model is unchanged (this is a way to compute it, not another model): the same
-variables, the same configuration. Anything else (another layer or setting, a mixed-precision
-policy, a branching graph, another backend) gives None, and the caller uses the model's own
-call. The results equal Keras's to float rounding (tests: predictions and trained weights).
+Under torch every Keras layer call goes through Keras's dispatch (~0.2 ms per layer on a CPU
+core), convolutions transpose channels-last activations around each op, and batch normalisation
+runs as about ten ops. For a plain chain of the layers in :data:`_LAYERS` (the fraud ConvNet),
+:func:`chain_forward` computes the same outputs with torch's own ops on the layers' variables:
+activations stay channels-first (dropout gets Keras's channels-last view, so it draws the same
+masks on the same elements; on keras 3.10 the first dropout's differ), batch normalisation is
+torch's fused kernel with Keras's moving statistics update (over the global batch with
+``all_mean``), and max pooling with stride = size is a reshape and a max (torch's ``max_pool1d``
+is slow on CPUs). The model and its variables are unchanged; anything else (another layer or
+setting, mixed precision, a branching graph, another backend) gives None, and the caller uses
+the model's own call. The results equal Keras's to float rounding.
 
 Example:
 
@@ -43,17 +31,9 @@ _LAYERS = ("InputLayer", "Reshape", "Conv1D", "BatchNormalization", "MaxPooling1
 
 
 def chain_forward(model, all_mean=None):
-    """A function ``(x, training) -> outputs`` computing ``model`` with torch ops, or None.
-
-    Args:
-        model: a built Keras model (functional or Sequential).
-        all_mean: ``tensor -> its mean over the processes`` (differentiable), for batch
-            normalisation over the global batch of several processes; None in one process.
-
-    Returns:
-        The function, or None where the model is not a float32 chain of the layers this module
-        knows under the torch backend.
-    """
+    """A function ``(x, training) -> outputs`` computing ``model`` (built) with torch ops, or
+    None. ``all_mean``: ``tensor -> its mean over the processes`` (differentiable), for batch
+    normalisation over the global batch; None in one process."""
     if keras.backend.backend() != "torch":
         return None
     try:
@@ -99,9 +79,8 @@ def _plain(layer) -> bool:
 
 
 def _step(layer, all_mean):
-    """The torch computation of one layer, ``(x, training) -> y``, or None. A 3-D activation
-    travels channels-first: ``(batch, channels, steps)``, Keras's ``(batch, steps, channels)``
-    transposed."""
+    """The torch computation of one layer, ``(x, training) -> y`` (3-D: channels-first), or
+    None."""
     if not _plain(layer) or len(layer.output.shape) > 3:
         return None
     kind = type(layer).__name__
@@ -166,8 +145,7 @@ def _dense(layer):
 def _conv1d(layer):
     from torch.nn import functional
 
-    if (layer.data_format != "channels_last" or layer.padding != "valid"
-            or layer.groups != 1):
+    if layer.data_format != "channels_last" or layer.padding != "valid" or layer.groups != 1:
         return None
     stride, dilation = layer.strides[0], layer.dilation_rate[0]
 
