@@ -1,12 +1,10 @@
 """LoRA adapter files: only what LoRA trained, tied to the exact base it was trained on.
 
 An adapter is one ``adapter.safetensors`` holding A, B and the head (per-head style: also the
-q/k/v biases), float32, under stable names (``layer_3.query.lora_a``,
-``head.pooled_dense.kernel``), with the LoRA settings, a SHA-256 of the frozen base weights
-(:func:`base_fingerprint`) and the base's quantisation in its metadata (an int8 adapter loads on
-the same base quantised again: quantising is deterministic). Loading checks everything before it
-changes anything, so adapters can be switched on one base. PEFT's format:
-:mod:`project.interop.peft`, which reuses the checks here.
+q/k/v biases), float32, under stable names (``layer_3.query.lora_a``), with the LoRA settings, a
+SHA-256 of the frozen base weights (:func:`base_fingerprint`) and the base's quantisation in its
+metadata. Loading checks everything before it changes anything, so adapters can be switched on
+one base. PEFT's format: :mod:`project.interop.peft`, which reuses the checks here.
 
 Example:
 
@@ -143,12 +141,9 @@ def save_adapter(model, path) -> Path:
         raise InputError(f"{path}: an adapter file name must end in .safetensors")
     tensors = {name: np.asarray(ops.convert_to_numpy(v), dtype="float32")
                for name, v in adapter_variables(model).items()}
-    metadata = {
-        "format": ADAPTER_FORMAT,
-        "lora": json.dumps(config, sort_keys=True),
-        "base_sha256": base_fingerprint(model, config["style"], config["targets"]),
-        "base_quantization": quantization_mode(model) or "none",
-    }
+    metadata = {"format": ADAPTER_FORMAT, "lora": json.dumps(config, sort_keys=True),
+                "base_sha256": base_fingerprint(model, config["style"], config["targets"]),
+                "base_quantization": quantization_mode(model) or "none"}
     return write_safetensors(path, tensors, metadata)
 
 

@@ -1,14 +1,12 @@
 """keras-hub's RoBERTa backbone, plus what keras-hub's configuration cannot say, and the walk
 over its attention projections.
 
-``keras_hub.models.RobertaBackbone`` saves only its sizes and rebuilds every layer with epsilon
-1e-5, exact GELU and plain ``EinsumDense`` projections. :class:`RobertaBackbone` (registered as
-``project>RobertaBackbone``) also saves ``layer_norm_epsilon``, ``activation`` (Hugging Face's
-``layer_norm_eps`` and ``hidden_act``) and ``lora_layers`` (put back, the rest frozen, on
-loading), so a ``.keras`` file rebuilds what was saved. ``enable_lora`` switches the classifier's
-very backbone object to this class in place (a new backbone would mean a new classifier and twice
-the memory); the subclass adds no state (its settings default, at class level, to keras-hub's),
-so the switch changes only what ``get_config`` writes. ``merge_lora`` switches it back.
+``keras_hub.models.RobertaBackbone`` saves only its sizes. :class:`RobertaBackbone`
+(``project>RobertaBackbone``) also saves ``layer_norm_epsilon``, ``activation`` and
+``lora_layers``, so a ``.keras`` file rebuilds what was saved. ``enable_lora`` switches the
+classifier's very backbone object to this class in place (a new one would mean a new classifier
+and twice the memory); the subclass adds no state, so the switch changes only what
+``get_config`` writes.
 
 Example:
 

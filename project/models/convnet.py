@@ -1,7 +1,6 @@
 """The report's Conv1D ConvNet for credit-card fraud detection.
 
-Each transaction's 29 standardised features are read as a 1-D signal of length 29 with one
-channel::
+Each transaction's 29 standardised features are read as a 1-D signal with one channel::
 
     Conv1D(32, 2, relu) → BatchNorm → MaxPool1D(2) → Dropout(0.2)
     → Conv1D(64, 2, relu) → BatchNorm → MaxPool1D(2) → Dropout(0.5)
@@ -48,19 +47,10 @@ def build_convnet(input_length: int = 29) -> keras.Model:
 
 def compile_convnet(model: keras.Model, learning_rate: float = FRAUD_LEARNING_RATE,
                     grad_accum: int = 1, **compile_kwargs):
-    """Compile with the report's optimiser (Adam) and loss (binary cross-entropy).
-
-    The only per-step metric is accuracy: the others are computed once per epoch elsewhere
-    (per-step updates of those cost more than the network itself on a CPU).
-
-    Args:
-        model: the model from :func:`build_convnet`.
-        learning_rate: Adam's learning rate (the report's 1e-4).
-        grad_accum: average the gradients of this many batches per update (1: off).
-        **compile_kwargs: passed to ``model.compile`` (e.g. ``jit_compile``).
-
-    Returns:
-        ``model``, compiled.
+    """Compile ``model`` (returned) with the report's Adam and binary cross-entropy, averaging
+    the gradients of ``grad_accum`` batches per update (1: off); ``compile_kwargs`` go to
+    ``model.compile``. The only per-step metric is accuracy: the others are computed once per
+    epoch elsewhere (per-step updates of those cost more than the network itself on a CPU).
 
     Example:
 
@@ -70,11 +60,8 @@ def compile_convnet(model: keras.Model, learning_rate: float = FRAUD_LEARNING_RA
     >>> sorted(model.fit(x, y, batch_size=4, verbose=0).history)
     ['accuracy', 'loss']
     """
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate, gradient_accumulation_steps=grad_accum if grad_accum > 1 else None),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-        **compile_kwargs,
-    )
+    adam = keras.optimizers.Adam(
+        learning_rate, gradient_accumulation_steps=grad_accum if grad_accum > 1 else None)
+    model.compile(optimizer=adam, loss="binary_crossentropy",
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy")], **compile_kwargs)
     return model

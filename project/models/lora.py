@@ -2,15 +2,10 @@
 
 :func:`enable_lora` replaces each target projection by a
 :class:`~project.models.lora_layer.LoraEinsumDense` and freezes the rest of the backbone; the
-head (``pooled_dense``, ``logits``) trains. At RoBERTa-large dimensions with r=8 on q/k/v and
-two classes this trains 2,231,298 parameters (1,179,648 LoRA + 1,051,650 head), as PEFT
-reports. The backbone becomes :class:`project.models.backbone.RobertaBackbone`, so a LoRA model
-saved unmerged reloads in safe mode, in any backend, with LoRA still on. :func:`merge_lora`
-folds the deltas into the kernels. Adapter files: :mod:`project.models.adapters`.
-
-Style ``"matrix"`` is the paper's and PEFT's; ``"per-head"`` is keras-hub's own EinsumDense LoRA
-(every head its own A, no dropout, q/k/v biases trainable: 10,599,426 trainable parameters at
-RoBERTa-large), kept for comparison; Keras merges it when saving.
+head trains: 2,231,298 parameters at RoBERTa-large dimensions with r=8 on q/k/v, as PEFT
+reports. Style ``"matrix"`` is the paper's and PEFT's; ``"per-head"`` is keras-hub's own
+EinsumDense LoRA (every head its own A, no dropout, q/k/v biases trainable), kept for
+comparison. Adapter files: :mod:`project.models.adapters`.
 
 Example:
 
@@ -94,7 +89,8 @@ def count_params(model) -> tuple[int, int]:
 def enable_lora(model, rank: int = settings.LORA_RANK, alpha: float = settings.LORA_ALPHA,
                 dropout: float = settings.LORA_DROPOUT, targets=settings.LORA_TARGETS,
                 style: str = "matrix", seed=None):
-    """Turn a RoBERTa classifier into a LoRA model: frozen backbone, A/B and head trainable.
+    """Turn a RoBERTa classifier into a LoRA model, in place (returned): frozen backbone, A/B
+    and head trainable.
 
     Args:
         model: a ``keras_hub.models.RobertaTextClassifier`` (built).
@@ -106,9 +102,6 @@ def enable_lora(model, rank: int = settings.LORA_RANK, alpha: float = settings.L
         style: "matrix" (the paper's and PEFT's) or "per-head" (keras-hub's EinsumDense LoRA).
         seed: each layer's seed (A's initial values, dropout masks) is drawn from it; None:
             from Python's ``random`` (which ``keras.utils.set_random_seed`` seeds).
-
-    Returns:
-        ``model`` (changed in place).
 
     Raises:
         SettingError: a bad rank, alpha, dropout, target or style.
@@ -156,19 +149,14 @@ def enable_lora(model, rank: int = settings.LORA_RANK, alpha: float = settings.L
 
 
 def merge_lora(model, unload: bool = True):
-    """Fold every LoRA delta into its kernel.
+    """Fold every LoRA delta into its kernel; returns ``model``, changed in place.
 
     Args:
         model: a LoRA model (a model without LoRA is returned unchanged).
         unload: True: remove A and B as well; the model is then a plain keras-hub classifier
             (every weight trainable again; its ``.keras`` file loads without this package).
-            False: keep A and B, the branch off until :func:`unmerge_lora`.
-
-    Returns:
-        ``model`` (changed in place).
-
-    Raises:
-        InputError: ``unload=False`` on per-head (keras-hub) LoRA.
+            False: keep A and B, the branch off until :func:`unmerge_lora` (not per-head LoRA:
+            InputError).
     """
     config = lora_config(model)
     if not config:

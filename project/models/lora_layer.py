@@ -1,15 +1,11 @@
 """The LoRA layer of the paper and of PEFT (Hu et al. 2021): a frozen projection plus a trained
 low-rank branch, ``y = x W0 + b + (alpha / r) * (dropout(x) A) B``.
 
-W0 is a keras-hub attention ``EinsumDense`` kernel (hidden, heads, head_dim), seen as d_in x
-d_out. A starts like PEFT's (kaiming-uniform), B at zeros, so the layer starts out equal to W0;
-A B is never formed in training. :meth:`~LoraEinsumDense.merge` folds the delta into the kernel
-and :meth:`~LoraEinsumDense.unmerge` gives W0 back **exactly** (W0 is kept while merged:
-W0 + delta - delta is not W0 in float32, and adapters are tied to the base's exact bytes). The
-layer is registered (``project>LoraEinsumDense``), so a saved model reloads in safe mode with
-LoRA on. On an int8 base (:mod:`project.models.quantize`) Keras's int8 path computes the frozen
-projection (:meth:`~LoraEinsumDense.quantized_call`), A and B stay float32, and merging is
-refused. Putting these layers into a backbone, and taking them out: :mod:`project.models.lora`.
+A starts like PEFT's (kaiming-uniform), B at zeros, so the layer starts out equal to W0.
+:meth:`~LoraEinsumDense.unmerge` gives W0 back exactly after a merge (W0 + delta - delta is not
+W0 in float32, and adapters are tied to the base's exact bytes). On an int8 base
+(:mod:`project.models.quantize`) Keras's int8 path computes the frozen projection; A and B stay
+float32. Putting these layers into a backbone, and taking them out: :mod:`project.models.lora`.
 
 Example:
 
@@ -113,8 +109,9 @@ class LoraEinsumDense(keras.layers.EinsumDense):
     def kernel(self):
         """W0 + delta (the stored kernel when merged; on an int8 base, float32)."""
         kernel = stored_kernel(self)
-        if self.quantization_mode is not None:
-            return ops.add(dequantized_kernel(self), self.delta())
+        if self.quantization_mode is not None:  # q / scale, one scale per output channel
+            scale = ops.reshape(self.kernel_scale, (1, *kernel.shape[1:]))
+            return ops.add(ops.divide(ops.cast(kernel, "float32"), scale), self.delta())
         if self.merged:
             return kernel
         return ops.add(kernel, ops.cast(self.delta(), kernel.dtype))
@@ -274,9 +271,3 @@ def copy_frozen(layer, base) -> None:
     if base.bias is not None:
         layer.bias.assign(base.bias)
 
-
-def dequantized_kernel(layer):
-    """An int8 base's kernel in float32: q / scale (one scale per output channel)."""
-    kernel = stored_kernel(layer)
-    scale = ops.reshape(layer.kernel_scale, (1, *kernel.shape[1:]))
-    return ops.divide(ops.cast(kernel, "float32"), scale)

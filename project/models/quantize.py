@@ -1,14 +1,13 @@
 """An int8 frozen base under LoRA (and for int8 inference): Keras's own int8 quantisation of a
 keras-hub RoBERTa backbone's frozen projections.
 
-:func:`quantize_base` calls Keras's ``layer.quantize("int8")`` on the token embedding and, in
-every transformer layer, the query, key, value (a LoRA layer's base kernel included), attention
-output and feed-forward projections: int8 kernels with one float32 scale per output channel,
-inputs quantised per token on the fly (keras 3.10 to 3.15). LoRA's A and B, biases, layer norms,
-the position embedding and the head stay float32. At RoBERTa-large dimensions the weights take
-0.26x the float32 bytes (:func:`weight_bytes`); the trainable count is unchanged. The int8
-policy is saved with the model (an unmerged LoRA model reloads in safe mode, int8 and LoRA on,
-under any backend); merging LoRA into an int8 base is refused; quantising is one-way.
+:func:`quantize_base` calls Keras's ``layer.quantize("int8")`` on the token embedding and every
+transformer layer's query, key, value, attention output and feed-forward projections: int8
+kernels with one float32 scale per output channel, inputs quantised per token on the fly. LoRA's
+A and B, biases, layer norms, the position embedding and the head stay float32; at RoBERTa-large
+dimensions the weights take 0.26x the float32 bytes (:func:`weight_bytes`). An unmerged LoRA
+model on an int8 base saves and reloads in safe mode; merging LoRA into an int8 base is refused;
+quantising is one-way.
 
 Example:
 
@@ -54,14 +53,12 @@ def quantization_mode(model) -> str | None:
 
 
 def quantize_base(model, mode: str = "int8"):
-    """Store every frozen projection of ``model``'s backbone in int8 (see the module docstring).
+    """Store every frozen projection of ``model``'s backbone in int8 (see the module docstring);
+    returns ``model``, changed in place.
 
     Args:
         model: a RoBERTa classifier, with matrix LoRA (not merged) or without LoRA (inference).
         mode: ``"int8"`` (:data:`project.settings.QUANTIZE_MODES`).
-
-    Returns:
-        ``model`` (changed in place).
 
     Raises:
         SettingError: an unknown mode.

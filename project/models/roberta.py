@@ -55,8 +55,7 @@ def build_tokenizer(vocabulary, merges) -> keras_hub.models.RobertaTokenizer:
             raise InputError(f"{value}: no such tokenizer file ({name})")
     return keras_hub.models.RobertaTokenizer(
         vocabulary=str(vocabulary) if isinstance(vocabulary, os.PathLike) else vocabulary,
-        merges=str(merges) if isinstance(merges, os.PathLike) else merges,
-    )
+        merges=str(merges) if isinstance(merges, os.PathLike) else merges)
 
 
 def build_preprocessor(tokenizer, sequence_length: int):
@@ -129,15 +128,14 @@ def resolve_preset(preset: str) -> str:
         raise SettingError(
             "{preset} " + f"{shown}: cannot download it (no network to {host or scheme}); "
             f"{shown} needs the network once, or a local copy: give " + "{preset} a folder (a "
-            "keras-hub preset folder, e.g. saved with classifier.save_to_preset)"
-        )
+            "keras-hub preset folder, e.g. saved with classifier.save_to_preset)")
     return preset
 
 
 def build_classifier(preset: str | None = None, num_classes: int = 2,
                      sequence_length: int | None = None, dropout: float = 0.1,
                      **config) -> keras_hub.models.RobertaTextClassifier:
-    """A RoBERTa pair classifier with its preprocessor.
+    """A RoBERTa pair classifier with its preprocessor and a new head (:func:`init_head`).
 
     Args:
         preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once), a local
@@ -150,12 +148,8 @@ def build_classifier(preset: str | None = None, num_classes: int = 2,
             (:data:`BACKBONE_KEYS`, ``backbone_dropout`` (default 0.1), ``vocabulary`` /
             ``merges`` (tokenizer files; None for no preprocessor)).
 
-    Returns:
-        A ``RobertaTextClassifier`` (logits); its head is new (:func:`init_head`).
-
     Raises:
-        SettingError: a preset that cannot be found or downloaded (or is a Hugging Face folder),
-            or a sequence length above the model's maximum.
+        SettingError: a preset that cannot be loaded, or a sequence length above the maximum.
         InputError: unknown config key, a tokenizer larger than the vocabulary.
 
     Example:
