@@ -1,9 +1,5 @@
 """Models in and out: Hugging Face transformers checkpoints and PEFT adapters, both ways, and the
-one classifier loader.
-
-Nothing here imports transformers or torch: the files are read and written with safetensors and
-JSON, so this works in every Keras backend.
-"""
+one classifier loader. Nothing here imports transformers or torch: it works in every backend."""
 
 from project.interop.classifiers import load_classifier
 from project.interop.hf import load_hf_classifier, save_hf_classifier

@@ -26,17 +26,15 @@ def load_classifier(source=None, *, sequence_length: int | None = None, dropout:
     """A RoBERTa pair classifier with its preprocessor, and optionally an adapter on it.
 
     Args:
-        source: None (a random-weight RoBERTa from ``config``, by default the bundled tiny
-            one), a keras-hub preset name or folder, a Hugging Face ``save_pretrained`` folder,
-            or a ``.keras`` file written by this project.
-        sequence_length: the preprocessor's padded length (None: the model's maximum); a
-            ``.keras`` file keeps its own.
+        source: None (a random-weight RoBERTa from ``config``: see
+            :func:`project.models.roberta.build_classifier`), a keras-hub preset name or folder,
+            a Hugging Face ``save_pretrained`` folder, or a ``.keras`` file of this project.
+        sequence_length: padded length (None: the model's maximum; a ``.keras`` file keeps its).
         dropout: head dropout of a new or imported head.
         num_classes: logits; a saved model or a checkpoint's head must have as many.
         adapter: ours (``adapter.safetensors``, made for this very base) or a PEFT folder.
         quantize: ``"int8"``: :func:`project.models.quantize.quantize_base` (an adapter trained
             on an int8 base goes on after quantising, any other before).
-        **config: with ``source=None`` only (see :func:`project.models.roberta.build_classifier`).
 
     Raises:
         InputError: not a model we can read, no preprocessor, another number of classes, or an

@@ -1,13 +1,10 @@
 """Hugging Face transformers RoBERTa checkpoints <-> our keras-hub classifier.
 
-:func:`load_hf_classifier` reads a ``save_pretrained`` folder of
-``RobertaForSequenceClassification`` (or ``RobertaModel``: the head is then new) with its
-tokenizer; :func:`save_hf_classifier` writes one (LoRA deltas folded in). Layouts:
-:mod:`project.interop.names`. Hugging Face numbers positions from ``pad_token_id + 1``, so its
-table has that many more rows; keras-hub has no token-type table, so row 0 of Hugging Face's
-(added to every RoBERTa token) is folded into the position embeddings (exported back with a zero
-token-type row). What keras-hub cannot express is refused with one line (:func:`hf_settings`);
-pickled ``.bin`` weights are never read.
+:func:`load_hf_classifier` reads a ``save_pretrained`` folder (a ``RobertaModel``'s gets a new
+head); :func:`save_hf_classifier` writes one. Layouts: :mod:`project.interop.names`. keras-hub
+has no token-type table, so Hugging Face's row 0 (added to every RoBERTa token) is folded into
+the position embeddings. What keras-hub cannot express is refused with one line
+(:func:`hf_settings`); pickled ``.bin`` weights are never read.
 
 Example:
 
@@ -213,16 +210,10 @@ def _assign_backbone(backbone, checkpoint: _Checkpoint, prefix: str, offset: int
 def load_hf_classifier(path, sequence_length: int | None = None, dropout: float | None = None,
                        num_classes: int | None = None):
     """``(classifier, preprocessor)`` from a transformers ``save_pretrained`` folder ``path``,
-    giving transformers' token ids and logits (to float32 rounding).
-
-    Args:
-        sequence_length: the preprocessor's padded length (default: the model's maximum).
-        dropout: head dropout (default: ``classifier_dropout``, else ``hidden_dropout_prob``).
-        num_classes: logits (default: ``num_labels``; a checkpoint's head must have as many).
-
-    Raises:
-        InputError: one line: not a RoBERTa checkpoint keras-hub can express, no tokenizer,
-            missing / mis-shaped / non-finite tensors.
+    giving transformers' token ids and logits (to float32 rounding). ``sequence_length``
+    defaults to the model's maximum, ``dropout`` to ``classifier_dropout`` (else
+    ``hidden_dropout_prob``), ``num_classes`` to ``num_labels`` (a head must have as many).
+    InputError (one line): not a checkpoint keras-hub can express, no tokenizer, bad tensors.
 
     Example:
 
@@ -292,10 +283,7 @@ def save_hf_classifier(model, path) -> Path:
     """Write ``model`` (with its preprocessor) as a transformers
     ``RobertaForSequenceClassification`` folder ``path`` (each file replaced atomically) and
     return ``Path(path)``; transformers then gives our logits and token ids. LoRA deltas are
-    folded in (the model itself is not changed).
-
-    Raises:
-        InputError: no preprocessor, a head transformers cannot express, or an int8 base.
+    folded in. InputError: no preprocessor, a head transformers cannot express, an int8 base.
 
     Example:
 

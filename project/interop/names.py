@@ -32,7 +32,7 @@ _FEEDFORWARD = ("intermediate.dense", "output.dense")
 @dataclasses.dataclass(frozen=True)
 class Weight:
     """One tensor: its Hugging Face name, its ``place`` in our model (``(layer index or None,
-    part, attribute)``, :func:`keras_layer`), its shape on each side, and ``transpose``."""
+    part, attribute)``), its shape on each side, and whether it is a linear weight (transposed)."""
 
     hf: str
     place: tuple

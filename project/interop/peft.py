@@ -1,10 +1,9 @@
 """PEFT LoRA adapters for RoBERTa sequence classification <-> our LoRA, both ways.
 
-An adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors``: ``lora_A``
-(r, d_in) and ``lora_B`` (d_out, r), our A and B transposed, and (``modules_to_save``) the head.
-With ``use_rslora`` our alpha is ``lora_alpha * sqrt(r)``. What our LoRA cannot express (DoRA,
-trained biases, per-layer ranks, a subset of layers or other targets, PiSSA-like
-initialisations, any other non-default option) is refused with one line.
+An adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors`` (our A and B
+transposed, and the head). What our LoRA cannot express (DoRA, trained biases, per-layer ranks,
+a subset of layers or other targets, PiSSA-like initialisations, any other non-default option)
+is refused with one line.
 
 Example:
 
@@ -251,8 +250,7 @@ def save_peft_adapter(model, path, base_model_name_or_path: str | None = None) -
         "use_rslora": False, "use_dora": False, "rank_pattern": {}, "alpha_pattern": {},
         "layers_to_transform": None, "layers_pattern": None, "inference_mode": True,
         "init_lora_weights": True, "base_model_name_or_path": base_model_name_or_path,
-        "revision": None,
-    }
+        "revision": None}
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     write_safetensors(folder / WEIGHTS_FILE, tensors, {"format": "pt"})

@@ -99,10 +99,7 @@ def check_unmerged(model) -> None:
 def base_fingerprint(model, style: str = "matrix", targets=()) -> str:
     """SHA-256 of the frozen base weights: every backbone weight except LoRA's A and B (and, for
     per-head style, the targets' biases, which it trains), as float32, in path order.
-
-    Raises:
-        InputError: the model's LoRA kernels are merged.
-    """
+    InputError if the model's LoRA kernels are merged."""
     check_unmerged(model)
     backbone = model.backbone
     skip = {id(v) for _, _, layer in lora_projections(backbone)
@@ -129,10 +126,7 @@ def _adapter_file(path) -> Path:
 def save_adapter(model, path) -> Path:
     """Write only what LoRA trained (see the module docstring) to ``path``, a ``.safetensors``
     file or a folder (``adapter.safetensors`` there); returns the file written (atomically).
-
-    Raises:
-        InputError: no LoRA on the model, LoRA merged, or a file name not ending .safetensors.
-    """
+    InputError: no LoRA on the model, LoRA merged, or a file name not ending .safetensors."""
     config = lora_config(model)
     if not config:
         raise InputError("the model has no LoRA enabled: nothing to save as an adapter")
@@ -188,14 +182,9 @@ def check_tensors(path, tensors: dict, expected: dict, what: str = "adapter") ->
 
 def load_adapter(model, path):
     """Put an adapter written by :func:`save_adapter` (a file, or a folder holding one) on
-    ``model``, the base it was trained on; returns ``model``, changed in place.
-
-    Everything is checked first (file, settings, names, shapes, dtypes, finite values, base
-    hash); only then is LoRA enabled with the adapter's settings (replacing LoRA layers whose
-    settings differ) and the weights assigned. A failure leaves the model as it was.
-
-    Raises:
-        InputError: one line: a bad file, bad settings or tensors, or another base.
+    ``model``, the base it was trained on; returns ``model``, changed in place. Everything is
+    checked first (file, settings, names, shapes, dtypes, finite values, base hash: one-line
+    InputError); only then is LoRA enabled with the adapter's settings and the weights assigned.
     """
     path = _adapter_file(path)
     tensors, metadata = read_safetensors(path, what="adapter", float32_only=True)

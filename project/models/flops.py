@@ -6,8 +6,8 @@ Forward, per sequence of T tokens, per layer with hidden size h and feed-forward
 
 * weights: ``2 T (4 h^2 + 2 h f)`` (query, key, value, attention output; two feed-forward);
 * attention: ``4 T^2 h`` (scores Q K^T and the weighted sum of V);
-* a LoRA branch on each target projection: ``2 T (h r + r h)`` (x A, then (x A) B), or for
-  keras-hub's per-head LoRA, whose A is (h, heads, r): ``2 T (h heads r + r h)``.
+* a LoRA branch per target: ``2 T (h r + r h)``; per-head LoRA (A: h x heads x r):
+  ``2 T (h heads r + r h)``.
 
 A training step is forward plus backward: 3x the forward in full fine-tuning; with LoRA 2x for
 the frozen weights (input gradients only), 3x for attention and the branch. At T = 128 a LoRA

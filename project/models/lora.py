@@ -55,8 +55,7 @@ def lora_layers(model) -> dict:
 
 
 def lora_config(model) -> dict | None:
-    """``{"style", "rank", "alpha", "dropout", "targets"}`` read from ``model``'s layers (None
-    if LoRA is not enabled)."""
+    """``{"style", "rank", "alpha", "dropout", "targets"}`` of ``model``'s LoRA (None: no LoRA)."""
     backbone = model.backbone
     matrix, per_head = lora_projections(backbone), per_head_projections(backbone)
     if matrix:
@@ -94,9 +93,8 @@ def enable_lora(model, rank: int = settings.LORA_RANK, alpha: float = settings.L
 
     Args:
         model: a ``keras_hub.models.RobertaTextClassifier`` (built).
-        rank: r, the rank of the update.
-        alpha: the update is scaled by alpha / r.
-        dropout: dropout on the LoRA branch's input, in training only ("matrix" style only).
+        rank, alpha: r, the rank of the update, scaled by alpha / r.
+        dropout: on the branch's input, in training only ("matrix" style only).
         targets: which projections of each attention layer: "query", "key", "value" (default
             all three, the report's choice; the paper's is query and value).
         style: "matrix" (the paper's and PEFT's) or "per-head" (keras-hub's EinsumDense LoRA).

@@ -41,17 +41,11 @@ LORA_KEYS = ("rank", "alpha", "dropout", "seed", "merged")
 
 @keras.saving.register_keras_serializable(package="project")
 class LoraEinsumDense(keras.layers.EinsumDense):
-    """An EinsumDense projection with the paper's LoRA branch. The kernel and bias are frozen;
-    ``lora_a`` (d_in, r) and ``lora_b`` (r, d_out; zeros at first) are float32 and trainable.
-    :meth:`from_base` builds one from a plain layer.
-
-    Args:
-        equation, output_shape, **kwargs: ``keras.layers.EinsumDense``'s. The kernel's first
-            axis must be the input's last axis (keras-hub's q/k/v: ``"abc,cde->abde"``).
-        rank, alpha: r, and the branch's scale alpha / r.
-        dropout: dropout on the branch's input, in training only.
-        seed: A's initial values and the dropout masks (differ it between layers).
-        merged: whether the kernel already holds W0 + delta (the branch is then off).
+    """An EinsumDense projection (the kernel's first axis on the input's last) with the paper's
+    LoRA branch: the kernel and bias frozen, ``lora_a`` (d_in, r) and ``lora_b`` (r, d_out;
+    zeros at first) float32 and trainable. ``dropout`` applies to the branch's input in training;
+    ``seed`` draws A and the dropout masks; ``merged``: the kernel holds W0 + delta (the branch
+    is then off). :meth:`from_base` builds one from a plain layer.
     """
 
     def __init__(self, equation, output_shape=None, *, rank: int, alpha: float,
@@ -168,7 +162,6 @@ class LoraEinsumDense(keras.layers.EinsumDense):
         """:meth:`call` under torch: one 2-D ``addmm`` with the bias (as ``torch.nn.Linear``)
         instead of a batched einsum, the branch accumulated into it; the same numbers."""
         import torch
-
         kernel = stored_kernel(self).value  # in the compute dtype under mixed precision
         rows = inputs.reshape(-1, kernel.shape[0])
         weight = kernel.reshape(kernel.shape[0], -1)

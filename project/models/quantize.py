@@ -53,15 +53,11 @@ def quantization_mode(model) -> str | None:
 
 
 def quantize_base(model, mode: str = "int8"):
-    """Store every frozen projection of ``model``'s backbone in int8 (see the module docstring);
-    returns ``model``, changed in place.
-
-    Args:
-        model: a RoBERTa classifier, with matrix LoRA (not merged) or without LoRA (inference).
-        mode: ``"int8"`` (:data:`project.settings.QUANTIZE_MODES`).
+    """Store every frozen projection of ``model``'s backbone (with matrix LoRA not merged, or
+    no LoRA) in int8 (see the module docstring); returns ``model``, changed in place.
 
     Raises:
-        SettingError: an unknown mode.
+        SettingError: an unknown ``mode`` (:data:`project.settings.QUANTIZE_MODES`).
         InputError: already quantised, per-head LoRA, LoRA merged, or float16 compute.
     """
     settings.quantize_mode(mode)

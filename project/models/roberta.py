@@ -138,12 +138,10 @@ def build_classifier(preset: str | None = None, num_classes: int = 2,
     """A RoBERTa pair classifier with its preprocessor and a new head (:func:`init_head`).
 
     Args:
-        preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once), a local
-            keras-hub preset folder, or None for random weights from ``config``. (Hugging Face
-            folders, ``.keras`` files: :func:`project.interop.load_classifier`.)
-        num_classes: output logits.
+        preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once) or
+            folder, or None for random weights from ``config``.
+        num_classes, dropout: the head's logits and dropout.
         sequence_length: padded pair length; None: the model's maximum (``max_sequence_length``).
-        dropout: head dropout (Hugging Face uses 0.1).
         **config: with ``preset=None`` only; overrides of ``assets/qqp_tiny_config.json``
             (:data:`BACKBONE_KEYS`, ``backbone_dropout`` (default 0.1), ``vocabulary`` /
             ``merges`` (tokenizer files; None for no preprocessor)).

@@ -60,14 +60,9 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
 def load_model(path: str | os.PathLike, compile: bool = False):
     """Load a ``.keras`` file in Keras's safe mode (no code from the file runs), registering the
-    project's classes when the file names them. First the archive must be a zip holding
+    project's classes when the file names them. InputError unless it is a zip holding
     ``config.json``, it and ``metadata.json`` at most ``MAX_CONFIG_BYTES`` uncompressed (Keras
-    reads them whole), and every member must pass its CRC check.
-
-    Raises:
-        InputError: the file is missing, is not a ``.keras`` archive, has an oversized
-            configuration, or is truncated/corrupt.
-    """
+    reads them whole), every member passing its CRC check."""
     path, config = Path(path), b""
     if not path.is_file():
         raise InputError(f"{path}: no such model file")

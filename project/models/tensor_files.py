@@ -35,7 +35,6 @@ class SafetensorsReader:
 
     def __init__(self, path, what: str = "weights"):
         from safetensors import safe_open
-
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such {what} file")
@@ -107,7 +106,6 @@ def read_safetensors(path, what: str = "weights", float32_only: bool = False) ->
 def write_safetensors(path, tensors: dict, metadata: dict | None = None) -> Path:
     """Write NumPy arrays (made C-contiguous) atomically; returns ``Path(path)``."""
     from safetensors.numpy import save_file
-
     arrays = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
     path = Path(path)
     with atomic_path(path) as tmp:

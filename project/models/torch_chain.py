@@ -57,7 +57,6 @@ def chain_forward(model, all_mean=None):
 
     def forward(x, training=False):
         import torch
-
         if x.dtype != torch.float32:
             x = x.to(torch.float32)
         x = _standard(_channels_first(x))
@@ -79,8 +78,7 @@ def _plain(layer) -> bool:
 
 
 def _step(layer, all_mean):
-    """The torch computation of one layer, ``(x, training) -> y`` (3-D: channels-first), or
-    None."""
+    """One layer's torch computation ``(x, training) -> y`` (3-D: channels-first), or None."""
     if not _plain(layer) or len(layer.output.shape) > 3:
         return None
     kind = type(layer).__name__
@@ -96,20 +94,13 @@ def _step(layer, all_mean):
             return None
         # in Keras's layout (a view): the masks fall on the elements Keras's path gives them
         return lambda x, training: _channels_first(layer.call(_keras_layout(x), training))
-    if kind == "Dense":
-        return _dense(layer)
-    if kind == "Conv1D":
-        return _conv1d(layer)
-    if kind == "MaxPooling1D":
-        return _max_pool1d(layer)
-    return _batch_norm(layer, all_mean)
+    builders = {"Dense": _dense, "Conv1D": _conv1d, "MaxPooling1D": _max_pool1d}
+    return builders[kind](layer) if kind in builders else _batch_norm(layer, all_mean)
 
 
 def _standard(x):
-    """``x`` with the strides of its shape: one channel is otherwise ambiguous, and torch's
-    convolution then answers channels-last, which makes every op after it slower."""
+    """``x`` with standard strides (else torch's convolution may answer channels-last: slower)."""
     import torch
-
     return x.clone(memory_format=torch.contiguous_format)
 
 
@@ -129,7 +120,6 @@ def _activation(layer, y):
 
 def _dense(layer):
     import torch
-
     def step(x, training):
         kernel = layer.kernel.value
         if x.ndim == 2 and layer.bias is not None:
@@ -144,7 +134,6 @@ def _dense(layer):
 
 def _conv1d(layer):
     from torch.nn import functional
-
     if layer.data_format != "channels_last" or layer.padding != "valid" or layer.groups != 1:
         return None
     stride, dilation = layer.strides[0], layer.dilation_rate[0]
@@ -161,7 +150,6 @@ def _conv1d(layer):
 
 def _max_pool1d(layer):
     from torch.nn import functional
-
     if layer.data_format != "channels_last" or layer.padding != "valid":
         return None
     size, stride = layer.pool_size[0], layer.strides[0]
@@ -179,7 +167,6 @@ def _max_pool1d(layer):
 def _batch_norm(layer, all_mean):
     import torch
     from torch.nn import functional
-
     if (getattr(layer, "renorm", False) or layer.synchronized
             or layer.axis not in (-1, len(layer.input.shape) - 1)):
         return None
@@ -213,7 +200,6 @@ def _global_batch_norm(xc, gamma, beta, epsilon, all_mean):
     """Batch normalisation with the mean and variance of every process's rows together
     (Keras's moments: E[x^2] - E[x]^2), differentiable through ``all_mean``."""
     import torch
-
     channels = xc.shape[1]
     axes = [0, *range(2, xc.ndim)]
     shape = [1, channels] + [1] * (xc.ndim - 2)
