@@ -1,5 +1,4 @@
-"""One loader for the RoBERTa pair classifier, wherever it comes from (training, ``evaluate.py``
-and ``predict.py`` all use it).
+"""One loader for the RoBERTa pair classifier, wherever it comes from.
 
 Example:
 
@@ -27,25 +26,20 @@ def load_classifier(source=None, *, sequence_length: int | None = None, dropout:
     """A RoBERTa pair classifier with its preprocessor, and optionally an adapter on it.
 
     Args:
-        source: None (a random-weight RoBERTa from ``config``, by default the bundled tiny
-            one), a keras-hub preset name or folder, a Hugging Face transformers
-            ``save_pretrained`` folder, or a ``.keras`` file written by this project.
-        sequence_length: the preprocessor's padded length (None: the model's maximum); a
-            ``.keras`` file keeps its own.
-        dropout: head dropout of a new or imported head (Hugging Face uses 0.1).
+        source: None (a random-weight RoBERTa from ``config``: see
+            :func:`project.models.roberta.build_classifier`), a keras-hub preset name or folder,
+            a Hugging Face ``save_pretrained`` folder, or a ``.keras`` file of this project.
+        sequence_length: padded length (None: the model's maximum; a ``.keras`` file keeps its).
+        dropout: head dropout of a new or imported head.
         num_classes: logits; a saved model or a checkpoint's head must have as many.
-        adapter: a LoRA adapter to put on it: ours (``adapter.safetensors``, made for this very
-            base) or a PEFT adapter folder (``adapter_config.json``).
-        quantize: ``"int8"``: the backbone's frozen projections in int8
-            (:func:`project.models.quantize.quantize_base`; a saved int8 model stays as it is).
-            An adapter trained on an int8 base goes on after quantising, any other before.
-        **config: with ``source=None`` only (see :func:`project.models.roberta.build_classifier`).
+        adapter: ours (``adapter.safetensors``, made for this very base) or a PEFT folder.
+        quantize: ``"int8"``: :func:`project.models.quantize.quantize_base` (an adapter trained
+            on an int8 base goes on after quantising, any other before).
 
     Raises:
         InputError: not a model we can read, no preprocessor, another number of classes, or an
-            adapter that does not fit (the model is then left as loaded).
-        SettingError: a preset that cannot be found or downloaded, a sequence length above the
-            model's maximum.
+            adapter that does not fit.
+        SettingError: a preset that cannot be loaded, a sequence length above the maximum.
     """
     if source is None:
         model = build_classifier(None, num_classes, sequence_length, dropout, **config)

@@ -1,21 +1,10 @@
 """Hugging Face transformers RoBERTa checkpoints <-> our keras-hub classifier.
 
-:func:`load_hf_classifier` reads a ``save_pretrained`` folder of ``RobertaForSequenceClassification``
-(or ``RobertaModel`` / ``RobertaForMaskedLM``: the head is then new, initialised as Hugging Face
-does) with its tokenizer; :func:`save_hf_classifier` writes one (LoRA deltas folded into the
-kernels). What differs between the two implementations (layouts: :mod:`project.interop.names`):
-
-* Positions: Hugging Face numbers real tokens from ``pad_token_id + 1`` (2 for RoBERTa), so its
-  table has that many more rows than keras-hub's (both pad on the right).
-* Token types: RoBERTa's tokenizer gives none, so Hugging Face adds row 0 of
-  ``token_type_embeddings`` to every token; keras-hub has no such table, so that row is folded
-  into the position embeddings (exported back with a zero token-type row).
-* ``layer_norm_eps`` / ``hidden_act`` other than keras-hub's 1e-5 / exact GELU need
-  :class:`project.models.backbone.RobertaBackbone`. ``hidden_dropout_prob`` becomes the
-  backbone's dropout (keras-hub uses one rate for attention too), ``classifier_dropout`` the head's.
-
-What keras-hub cannot express is refused with one line (:func:`hf_settings`); weights must be
-safetensors (pickled ``.bin`` files are never read).
+:func:`load_hf_classifier` reads a ``save_pretrained`` folder (a ``RobertaModel``'s gets a new
+head); :func:`save_hf_classifier` writes one. Layouts: :mod:`project.interop.names`. keras-hub
+has no token-type table, so Hugging Face's row 0 (added to every RoBERTa token) is folded into
+the position embeddings. What keras-hub cannot express is refused with one line
+(:func:`hf_settings`); pickled ``.bin`` weights are never read.
 
 Example:
 
@@ -41,6 +30,7 @@ from pathlib import Path
 
 import keras_hub
 import numpy as np
+from keras import ops
 
 from project.errors import InputError
 from project.interop import names
@@ -48,16 +38,14 @@ from project.interop.tokenizer import load_json, read_hf_tokenizer, write_hf_tok
 from project.io import write_json
 from project.models.backbone import DEFAULT_ACTIVATION, DEFAULT_EPSILON, RobertaBackbone
 from project.models.quantize import quantization_mode
-from project.models.roberta import build_preprocessor, build_tokenizer, init_head
+from project.models.roberta import BACKBONE_KEYS, build_preprocessor, build_tokenizer, init_head
 from project.models.tensor_files import SafetensorsReader, write_safetensors
 from project.settings import sequence_length as checked_length
 
 #: transformers' RobertaConfig defaults, for keys a config.json leaves out.
-HF_DEFAULTS = dict(
-    hidden_act="gelu", layer_norm_eps=1e-12, type_vocab_size=2, pad_token_id=1,
-    max_position_embeddings=512, hidden_dropout_prob=0.1, initializer_range=0.02,
-    bos_token_id=0, eos_token_id=2,
-)
+HF_DEFAULTS = dict(hidden_act="gelu", layer_norm_eps=1e-12, type_vocab_size=2, pad_token_id=1,
+                   max_position_embeddings=512, hidden_dropout_prob=0.1, initializer_range=0.02,
+                   bos_token_id=0, eos_token_id=2)
 #: Hugging Face ``hidden_act`` -> :data:`project.models.backbone.ACTIVATIONS` key.
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
                   "relu": "relu", "silu": "silu", "swish": "silu"}
@@ -68,23 +56,14 @@ HEAD_KEYS = tuple(w.hf for w in names.head_weights(1, 1))
 
 
 def _dims(backbone) -> dict:
-    keys = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim")
-    return {k: getattr(backbone, k) for k in keys}
+    return {k: getattr(backbone, k) for k in BACKBONE_KEYS}
 
 
 def hf_settings(folder) -> dict:
-    """The checked configuration of a checkpoint folder, in our terms.
-
-    Returns:
-        dict with ``backbone`` (RobertaBackbone keyword arguments), ``num_labels``,
-        ``pad_token_id``, ``type_vocab_size``, ``position_offset``, ``classifier_dropout``,
-        ``initializer_range``.
-
-    Raises:
-        InputError: one line for anything keras-hub cannot express: another ``model_type``,
-            relative positions, a decoder or cross-attention, an unknown activation, a hidden
-            size not divisible by the number of heads.
-    """
+    """The checked configuration of a checkpoint folder, in our terms: ``backbone``
+    (RobertaBackbone keyword arguments), ``num_labels``, ``pad_token_id``, ``type_vocab_size``,
+    ``position_offset``, ``classifier_dropout``, ``initializer_range``. InputError (one line)
+    for anything keras-hub cannot express."""
     folder = Path(folder)
     where = folder / "config.json"
     if not where.is_file():
@@ -126,19 +105,16 @@ def hf_settings(folder) -> dict:
     labels = config.get("id2label")
     num_labels = int(config.get("num_labels") or (len(labels) if labels else 2))
     dropout = float(config["hidden_dropout_prob"])
+    backbone = dict(
+        vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"],
+        num_heads=config["num_attention_heads"], hidden_dim=config["hidden_size"],
+        intermediate_dim=config["intermediate_size"], max_sequence_length=length, dropout=dropout,
+        layer_norm_epsilon=float(eps), activation=HF_ACTIVATIONS[config["hidden_act"]])
     return dict(
-        backbone=dict(
-            vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"],
-            num_heads=config["num_attention_heads"], hidden_dim=config["hidden_size"],
-            intermediate_dim=config["intermediate_size"], max_sequence_length=length,
-            dropout=dropout, layer_norm_epsilon=float(eps),
-            activation=HF_ACTIVATIONS[config["hidden_act"]],
-        ),
-        num_labels=num_labels, pad_token_id=config["pad_token_id"],
+        backbone=backbone, num_labels=num_labels, pad_token_id=config["pad_token_id"],
         type_vocab_size=config["type_vocab_size"], position_offset=offset,
         classifier_dropout=float(config.get("classifier_dropout", dropout)),
-        initializer_range=float(config["initializer_range"]),
-    )
+        initializer_range=float(config["initializer_range"]))
 
 
 class _Checkpoint:
@@ -233,30 +209,15 @@ def _assign_backbone(backbone, checkpoint: _Checkpoint, prefix: str, offset: int
 
 def load_hf_classifier(path, sequence_length: int | None = None, dropout: float | None = None,
                        num_classes: int | None = None):
-    """A keras-hub RoBERTa classifier and its preprocessor from a transformers directory.
-
-    Args:
-        path: a ``save_pretrained`` folder of ``RobertaForSequenceClassification`` (or of
-            ``RobertaModel``: the head is then new).
-        sequence_length: the preprocessor's padded length (default: the model's maximum).
-        dropout: head dropout (default: the config's ``classifier_dropout``, else
-            ``hidden_dropout_prob``, as in transformers).
-        num_classes: logits (default: the config's ``num_labels``); must equal it when the
-            checkpoint has a head.
-
-    Returns:
-        ``(classifier, preprocessor)`` (``classifier.preprocessor``), giving transformers' token
-        ids and logits (to float32 rounding) for the same question pairs.
-
-    Raises:
-        InputError: one line: not a folder, not a RoBERTa checkpoint, a configuration keras-hub
-            cannot express, no tokenizer, missing / mis-shaped / non-finite tensors.
+    """``(classifier, preprocessor)`` from a transformers ``save_pretrained`` folder ``path``,
+    giving transformers' token ids and logits (to float32 rounding). ``sequence_length``
+    defaults to the model's maximum, ``dropout`` to ``classifier_dropout`` (else
+    ``hidden_dropout_prob``), ``num_classes`` to ``num_labels`` (a head must have as many).
+    InputError (one line): not a checkpoint keras-hub can express, no tokenizer, bad tensors.
 
     Example:
 
-    >>> model, preprocessor = load_hf_classifier("hf-roberta-qqp", sequence_length=128)  # doctest: +SKIP
-
-    (A folder written by :func:`save_hf_classifier` works too: see the module's example.)
+    >>> model, preprocessor = load_hf_classifier("hf-qqp", sequence_length=128)  # doctest: +SKIP
     """
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -287,10 +248,9 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
         _assign_backbone(backbone, checkpoint, prefix, settings["position_offset"])
         tokenizer = build_tokenizer(vocabulary, merges)
         preprocessor = build_preprocessor(tokenizer, length)
+        head_dropout = settings["classifier_dropout"] if dropout is None else float(dropout)
         model = keras_hub.models.RobertaTextClassifier(
-            backbone=backbone, num_classes=classes, preprocessor=preprocessor,
-            dropout=settings["classifier_dropout"] if dropout is None else float(dropout),
-        )
+            backbone=backbone, num_classes=classes, preprocessor=preprocessor, dropout=head_dropout)
         if has_head:
             for weight in names.head_weights(backbone.hidden_dim, classes):
                 names.value(model, weight).assign(weight.to_keras(checkpoint.get(weight.hf)))
@@ -302,10 +262,7 @@ def load_hf_classifier(path, sequence_length: int | None = None, dropout: float 
 
 
 def _export_tensors(model, offset: int) -> dict:
-    """Our classifier's weights under transformers' names, PyTorch layouts, float32 (LoRA
-    deltas folded in)."""
-    from keras import ops
-
+    """Our classifier's weights under transformers' names and layouts, float32."""
     def np32(x):
         return np.asarray(ops.convert_to_numpy(x), dtype=np.float32)
 
@@ -323,15 +280,10 @@ def _export_tensors(model, offset: int) -> dict:
 
 
 def save_hf_classifier(model, path) -> Path:
-    """Write ``model`` (a keras-hub ``RobertaTextClassifier`` with its preprocessor) as a
-    transformers ``RobertaForSequenceClassification`` folder ``path`` (config.json,
-    model.safetensors, tokenizer files; each replaced atomically) and return ``Path(path)``.
-    ``from_pretrained`` and ``AutoTokenizer.from_pretrained`` load it, giving our logits and token
-    ids. LoRA deltas are folded in (the model itself is not changed).
-
-    Raises:
-        InputError: no preprocessor (no tokenizer to write), a head that is not keras-hub's
-            RoBERTa head, or an int8 base.
+    """Write ``model`` (with its preprocessor) as a transformers
+    ``RobertaForSequenceClassification`` folder ``path`` (each file replaced atomically) and
+    return ``Path(path)``; transformers then gives our logits and token ids. LoRA deltas are
+    folded in. InputError: no preprocessor, a head transformers cannot express, an int8 base.
 
     Example:
 

@@ -1,9 +1,7 @@
 """The one table between Hugging Face's ``RobertaForSequenceClassification`` and our keras-hub
-classifier (import, export and PEFT keys read it): every weight's name on each side and how its
-layout converts. PyTorch stores a linear weight (out, in), Keras (in, out); keras-hub's attention
-kernels are (hidden, heads, head_dim), or (heads, head_dim, hidden) for the output. Encoder names
-have no ``roberta.`` prefix; the position and token-type embeddings are left to
-:mod:`project.interop.hf`.
+classifier: every weight's name on each side and how its layout converts (PyTorch's linear
+weights are (out, in); keras-hub's attention kernels (hidden, heads, head_dim)). Encoder names
+have no ``roberta.`` prefix; position and token-type embeddings: :mod:`project.interop.hf`.
 
 Example:
 
@@ -33,9 +31,8 @@ _FEEDFORWARD = ("intermediate.dense", "output.dense")
 
 @dataclasses.dataclass(frozen=True)
 class Weight:
-    """One tensor on both sides: its Hugging Face name, its ``place`` in our model
-    (``(transformer layer index or None, part, attribute)``, see :func:`keras_layer`), its shape
-    on each side, and whether it is a linear weight (``transpose``)."""
+    """One tensor: its Hugging Face name, its ``place`` in our model (``(layer index or None,
+    part, attribute)``), its shape on each side, and whether it is a linear weight (transposed)."""
 
     hf: str
     place: tuple
@@ -61,8 +58,7 @@ def projection_module(index: int, target: str) -> str:
 
 def encoder_weights(dims: dict) -> list[Weight]:
     """Every encoder weight but the position and token-type embeddings, for keras-hub's
-    dimensions ``dims`` (``vocabulary_size``, ``num_layers``, ``num_heads``, ``hidden_dim``,
-    ``intermediate_dim``)."""
+    dimensions ``dims``."""
     h, heads, inner = dims["hidden_dim"], dims["num_heads"], dims["intermediate_dim"]
     found = [
         Weight("embeddings.word_embeddings.weight", (None, "word_embeddings", "embeddings"),
@@ -103,8 +99,7 @@ def head_weights(hidden: int, classes: int) -> list[Weight]:
 
 
 def keras_layer(model, place: tuple):
-    """The Keras layer of a :attr:`Weight.place` in ``model`` (a classifier, or a backbone for
-    the encoder's weights)."""
+    """The Keras layer of a :attr:`Weight.place` in ``model`` (a classifier, or a backbone)."""
     index, part, _ = place
     backbone = getattr(model, "backbone", model)
     if index is None:

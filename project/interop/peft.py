@@ -1,12 +1,9 @@
 """PEFT LoRA adapters for RoBERTa sequence classification <-> our LoRA, both ways.
 
-An adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors``: ``...{query|
-key|value}.lora_A.weight`` (r, d_in) and ``lora_B`` (d_out, r), our A and B transposed, and with
-``"classifier"`` in ``modules_to_save`` the head. PEFT scales the branch by ``lora_alpha / r``
-(``/ sqrt(r)`` with ``use_rslora``: our alpha = ``lora_alpha * sqrt(r)``) and applies
-``lora_dropout`` to the branch's input, as :mod:`project.models.lora` does. What our LoRA cannot
-express (DoRA, trained biases, per-layer ranks, a subset of layers or other targets, PiSSA-like
-initialisations, any other non-default option) is refused with one line.
+An adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors`` (our A and B
+transposed, and the head). What our LoRA cannot express (DoRA, trained biases, per-layer ranks,
+a subset of layers or other targets, PiSSA-like initialisations, any other non-default option)
+is refused with one line.
 
 Example:
 
@@ -18,7 +15,7 @@ Example:
 >>> base = save_hf_classifier(build_classifier(), tmp / "base")     # a Hugging Face base model
 >>> model, _ = load_hf_classifier(base)
 >>> _ = enable_lora(model, rank=4, alpha=8, targets=("query", "value"))
->>> adapter = save_peft_adapter(model, tmp / "adapter")             # PeftModel.from_pretrained reads it
+>>> adapter = save_peft_adapter(model, tmp / "adapter")      # PeftModel.from_pretrained reads it
 >>> sorted(p.name for p in adapter.iterdir())
 ['adapter_config.json', 'adapter_model.safetensors']
 >>> other, _ = load_hf_classifier(base)
@@ -53,7 +50,7 @@ from project.models.tensor_files import read_safetensors, write_safetensors
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
-#: Our adapter's head names by Hugging Face's (``classifier.dense.weight``: ``head.pooled_dense.kernel``).
+#: Our adapter's head names by Hugging Face's.
 _HEAD = {w.hf: "head.{}.{}".format(*w.place[1:]) for w in names.head_weights(1, 1)}
 #: Options whose value we read or that do not change the computation.
 _UNDERSTOOD = {
@@ -84,8 +81,7 @@ def _module_names(num_layers: int) -> list[str]:
 
 
 def _targeted(targets, name: str) -> bool:
-    """PEFT's rule: a regex string must match the whole name; a list entry must equal the name
-    or end it after a dot."""
+    """PEFT's rule: a regex matches the full name; a list entry equals it or ends it after a dot."""
     if isinstance(targets, str):
         return re.fullmatch(targets, name) is not None
     return any(name == t or name.endswith("." + t) for t in targets)
@@ -157,22 +153,14 @@ def _settings(path: Path, config: dict, num_layers: int) -> dict:
 
 
 def load_peft_adapter(model, path):
-    """Put a PEFT LoRA adapter (folder ``path``) on ``model``, in place, and return ``model``.
-
-    ``model`` must be the adapter's base (e.g. from :func:`project.interop.load_hf_classifier`);
-    its logits then equal PEFT's ``PeftModel`` logits. Everything is checked before anything
-    changes; the model's current LoRA, if any, is replaced.
-
-    Raises:
-        InputError: one line: no such folder or files, an unsupported option, tensors missing,
-            unexpected or mis-shaped (a rank or targets that differ from the config, or an
-            adapter made for a base of other dimensions), non-finite values.
+    """Put a PEFT LoRA adapter (folder ``path``) on ``model``, its base, in place (replacing
+    any LoRA) and return ``model``; its logits then equal ``PeftModel``'s. Everything is checked
+    first: InputError (one line) for missing files, an unsupported option, or tensors missing,
+    unexpected, mis-shaped or non-finite.
 
     Example:
 
     >>> load_peft_adapter(model, "peft-adapter")         # doctest: +SKIP
-
-    (Runnable: the module's example.)
     """
     path = Path(path)
     if not path.is_dir():
@@ -227,21 +215,14 @@ def load_peft_adapter(model, path):
 
 
 def save_peft_adapter(model, path, base_model_name_or_path: str | None = None) -> Path:
-    """Write ``model``'s matrix-style LoRA as a PEFT adapter folder ``path``; returns ``Path(path)``.
-
-    ``PeftModel.from_pretrained(base, path)``, with ``base`` our base model exported by
-    :func:`project.interop.save_hf_classifier` (before LoRA) or the checkpoint it was imported
-    from, gives our logits. The head is saved through ``modules_to_save: ["classifier"]``;
-    ``base_model_name_or_path`` is only recorded.
-
-    Raises:
-        InputError: no LoRA, per-head LoRA, or merged LoRA.
+    """Write ``model``'s matrix LoRA as a PEFT adapter folder ``path`` (the head through
+    ``modules_to_save``) and return ``Path(path)``; ``PeftModel.from_pretrained`` on our base
+    exported by :func:`project.interop.save_hf_classifier` gives our logits. InputError: no,
+    per-head or merged LoRA. ``base_model_name_or_path`` is only recorded.
 
     Example:
 
     >>> save_peft_adapter(model, "runs/qqp/lora/peft")     # doctest: +SKIP
-
-    (Runnable: the module's example.)
     """
     config = lora_config(model)
     if config is None:
@@ -269,8 +250,7 @@ def save_peft_adapter(model, path, base_model_name_or_path: str | None = None) -
         "use_rslora": False, "use_dora": False, "rank_pattern": {}, "alpha_pattern": {},
         "layers_to_transform": None, "layers_pattern": None, "inference_mode": True,
         "init_lora_weights": True, "base_model_name_or_path": base_model_name_or_path,
-        "revision": None,
-    }
+        "revision": None}
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     write_safetensors(folder / WEIGHTS_FILE, tensors, {"format": "pt"})

@@ -1,7 +1,5 @@
 """RoBERTa's byte-level BPE tokenizer between Hugging Face files (``tokenizer.json``, or
-``vocab.json`` + ``merges.txt``) and keras-hub's ``RobertaTokenizer``. Both give the same ids:
-byte-level pre-tokenization without a prefix space, the same merges, the pair format
-``<s> A </s></s> B </s>``.
+``vocab.json`` + ``merges.txt``) and keras-hub's ``RobertaTokenizer``, giving the same ids.
 
 Example:
 
@@ -70,12 +68,7 @@ def _from_vocab_and_merges(vocab: Path, merges_path: Path) -> tuple[dict, list]:
 
 def read_hf_tokenizer(folder) -> tuple[dict, list]:
     """``(vocabulary, merges)``, ``{token: id}`` and ``["a b", ...]``, of the tokenizer saved in
-    ``folder`` (``tokenizer.json``, or ``vocab.json`` and ``merges.txt``).
-
-    Raises:
-        InputError: no tokenizer files, unreadable files, a tokenizer that is not byte-level
-            BPE, or one lacking RoBERTa's special tokens.
-    """
+    ``folder``. InputError: no or unreadable files, not byte-level BPE, or no special tokens."""
     folder = Path(folder)
     if (folder / "tokenizer.json").is_file():
         vocabulary, merges = _from_tokenizer_json(folder / "tokenizer.json")
@@ -97,33 +90,27 @@ def read_hf_tokenizer(folder) -> tuple[dict, list]:
 def _tokenizer_json(vocabulary: dict, merges: list) -> dict:
     """transformers' own ``tokenizer.json`` layout for a RoBERTa tokenizer."""
     start, end = vocabulary["<s>"], vocabulary["</s>"]
-    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                  "use_regex": True}
+    byte_level = dict(type="ByteLevel", add_prefix_space=False, trim_offsets=True, use_regex=True)
     specials = [t for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>") if t in vocabulary]
     return {
         "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [
-            {"id": vocabulary[t], "content": t, "single_word": False, "lstrip": False,
-             "rstrip": False, "normalized": False, "special": True}
-            for t in specials
-        ],
+        "added_tokens": [{"id": vocabulary[t], "content": t, "single_word": False,
+                          "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+                         for t in specials],
         "normalizer": None, "pre_tokenizer": byte_level,
-        "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", end],
-                           "cls": ["<s>", start], "trim_offsets": True,
-                           "add_prefix_space": False},
+        "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", end], "cls": ["<s>", start],
+                           "trim_offsets": True, "add_prefix_space": False},
         "decoder": dict(byte_level, add_prefix_space=True),
         "model": {
             "type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
             "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False,
-            "ignore_merges": False, "vocab": vocabulary,
-            "merges": [m.split(" ") for m in merges],
+            "ignore_merges": False, "vocab": vocabulary, "merges": [m.split(" ") for m in merges],
         },
     }
 
 
 def write_hf_tokenizer(folder, tokenizer, model_max_length: int) -> None:
-    """Write a keras-hub ``RobertaTokenizer`` as the Hugging Face tokenizer files
-    ``AutoTokenizer.from_pretrained`` loads; ``model_max_length``: the model's longest sequence."""
+    """Write a keras-hub ``RobertaTokenizer`` as the files ``AutoTokenizer`` loads."""
     folder = Path(folder)
     vocabulary = {str(k): int(v) for k, v in dict(tokenizer.vocabulary).items()}
     merges = [m for m in tokenizer.merges if m and not m.startswith("#version")]
@@ -136,6 +123,5 @@ def write_hf_tokenizer(folder, tokenizer, model_max_length: int) -> None:
         specials["unk_token"] = "<unk>"
     write_json(folder / "tokenizer_config.json", {
         "tokenizer_class": "RobertaTokenizer", "add_prefix_space": False, "errors": "replace",
-        "trim_offsets": True, "model_max_length": int(model_max_length), **specials,
-    })
+        "trim_offsets": True, "model_max_length": int(model_max_length), **specials})
     write_json(folder / "special_tokens_map.json", specials)

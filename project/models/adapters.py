@@ -1,14 +1,10 @@
 """LoRA adapter files: only what LoRA trained, tied to the exact base it was trained on.
 
 An adapter is one ``adapter.safetensors`` holding A, B and the head (per-head style: also the
-q/k/v biases), float32, under names that do not depend on the process
-(``layer_3.query.lora_a``, ``head.pooled_dense.kernel``), with the LoRA settings and a SHA-256
-of the frozen base weights (:func:`base_fingerprint`) in its metadata. An adapter trained on an
-int8 base (:mod:`project.models.quantize`) says so (``base_quantization``) and is tied to that
-int8 base: it loads on the same base quantised again (quantising is deterministic); PEFT's
-format (:mod:`project.interop.peft`) carries it to a float base. Loading checks everything
-before it changes anything; two adapters can be switched on one base without rebuilding it.
-PEFT's adapter format: :mod:`project.interop.peft`, which reuses the checks here.
+q/k/v biases), float32, under stable names (``layer_3.query.lora_a``), with the LoRA settings, a
+SHA-256 of the frozen base weights (:func:`base_fingerprint`) and the base's quantisation in its
+metadata. Loading checks everything before it changes anything, so adapters can be switched on
+one base. PEFT's format: :mod:`project.interop.peft`, which reuses the checks here.
 
 Example:
 
@@ -77,8 +73,7 @@ def adapter_variables(model) -> dict:
 
 
 def adapter_shapes(model, lora: dict) -> dict:
-    """``{stable name: shape}`` an adapter with the LoRA settings ``lora`` must hold for
-    ``model``."""
+    """``{stable name: shape}`` an adapter with the LoRA settings ``lora`` holds for ``model``."""
     shapes = {}
     r = lora["rank"]
     for i, target, _, layer in projections(model.backbone, lora["targets"]):
@@ -104,10 +99,7 @@ def check_unmerged(model) -> None:
 def base_fingerprint(model, style: str = "matrix", targets=()) -> str:
     """SHA-256 of the frozen base weights: every backbone weight except LoRA's A and B (and, for
     per-head style, the targets' biases, which it trains), as float32, in path order.
-
-    Raises:
-        InputError: the model's LoRA kernels are merged.
-    """
+    InputError if the model's LoRA kernels are merged."""
     check_unmerged(model)
     backbone = model.backbone
     skip = {id(v) for _, _, layer in lora_projections(backbone)
@@ -132,21 +124,9 @@ def _adapter_file(path) -> Path:
 
 
 def save_adapter(model, path) -> Path:
-    """Write only what LoRA trained (A, B, the head; per-head style: also q/k/v biases).
-
-    Args:
-        model: a LoRA model (not merged).
-        path: a ``.safetensors`` file, or a folder (``adapter.safetensors`` is written there).
-
-    Returns:
-        The file written (atomically). Tensors are float32, keyed ``layer_{i}.{target}.lora_a``
-        / ``lora_b`` and ``head.{pooled_dense|logits}.{kernel|bias}``; the metadata holds
-        ``format``, ``lora`` (the settings as JSON), ``base_sha256`` (:func:`base_fingerprint`)
-        and ``base_quantization`` (``none`` or ``int8``).
-
-    Raises:
-        InputError: no LoRA on the model, LoRA merged, or a file name not ending .safetensors.
-    """
+    """Write only what LoRA trained (see the module docstring) to ``path``, a ``.safetensors``
+    file or a folder (``adapter.safetensors`` there); returns the file written (atomically).
+    InputError: no LoRA on the model, LoRA merged, or a file name not ending .safetensors."""
     config = lora_config(model)
     if not config:
         raise InputError("the model has no LoRA enabled: nothing to save as an adapter")
@@ -155,12 +135,9 @@ def save_adapter(model, path) -> Path:
         raise InputError(f"{path}: an adapter file name must end in .safetensors")
     tensors = {name: np.asarray(ops.convert_to_numpy(v), dtype="float32")
                for name, v in adapter_variables(model).items()}
-    metadata = {
-        "format": ADAPTER_FORMAT,
-        "lora": json.dumps(config, sort_keys=True),
-        "base_sha256": base_fingerprint(model, config["style"], config["targets"]),
-        "base_quantization": quantization_mode(model) or "none",
-    }
+    metadata = {"format": ADAPTER_FORMAT, "lora": json.dumps(config, sort_keys=True),
+                "base_sha256": base_fingerprint(model, config["style"], config["targets"]),
+                "base_quantization": quantization_mode(model) or "none"}
     return write_safetensors(path, tensors, metadata)
 
 
@@ -204,24 +181,10 @@ def check_tensors(path, tensors: dict, expected: dict, what: str = "adapter") ->
 
 
 def load_adapter(model, path):
-    """Put an adapter written by :func:`save_adapter` on ``model`` (the same base).
-
-    Everything is checked first (file, settings, names, shapes, dtypes, finite values, base
-    hash); only then is LoRA enabled with the adapter's settings (or the model's current LoRA
-    layers replaced, if their settings differ) and the weights assigned. A failure leaves the
-    model as it was. Loading another adapter later switches tasks without rebuilding the base.
-
-    Args:
-        model: a RoBERTa classifier with the base weights the adapter was trained on.
-        path: the ``.safetensors`` file, or a folder holding ``adapter.safetensors``.
-
-    Returns:
-        ``model`` (changed in place).
-
-    Raises:
-        InputError: one line: missing, truncated or non-safetensors file, bad settings,
-            missing, unexpected, mis-shaped, non-float32 or non-finite tensors, or an adapter
-            made for another base.
+    """Put an adapter written by :func:`save_adapter` (a file, or a folder holding one) on
+    ``model``, the base it was trained on; returns ``model``, changed in place. Everything is
+    checked first (file, settings, names, shapes, dtypes, finite values, base hash: one-line
+    InputError); only then is LoRA enabled with the adapter's settings and the weights assigned.
     """
     path = _adapter_file(path)
     tensors, metadata = read_safetensors(path, what="adapter", float32_only=True)
@@ -241,17 +204,15 @@ def load_adapter(model, path):
                          f"{trained_on})" if here == "none" else "load it before quantising"))
     expected_hash = base_fingerprint(model, lora["style"], lora["targets"])
     if metadata["base_sha256"] != expected_hash:
-        raise InputError(
-            f"{path}: made for another base model (base weights SHA-256 "
-            f"{metadata['base_sha256'][:12]}..., this model's {expected_hash[:12]}...)"
-        )
+        raise InputError(f"{path}: made for another base model (base weights SHA-256 "
+                         f"{metadata['base_sha256'][:12]}..., this model's "
+                         f"{expected_hash[:12]}...)")
     apply_adapter(model, lora, tensors)
     return model
 
 
 def adapter_quantization(path) -> str:
-    """The base the adapter file (or folder) ``path`` was trained on: ``"none"`` (float) or
-    ``"int8"``, read from its metadata only."""
+    """The base the adapter ``path`` was trained on, ``"none"`` (float) or ``"int8"``."""
     with SafetensorsReader(_adapter_file(path), "adapter") as reader:
         return _quantization_of(reader.metadata)
 
@@ -265,8 +226,8 @@ def _base_words(mode: str) -> str:
 
 
 def apply_adapter(model, lora: dict, tensors: dict) -> None:
-    """Enable LoRA with the settings ``lora`` (replacing LoRA layers with other settings) and
-    assign the checked ``tensors`` (stable names, as :func:`save_adapter` writes them)."""
+    """Enable LoRA with the settings ``lora`` (replacing other LoRA layers) and assign the
+    checked ``tensors`` (stable names)."""
     current = lora_config(model)
     if current is not None and current != lora:
         remove_lora_layers(model)  # the base kernels are unchanged: nothing was merged

@@ -1,20 +1,12 @@
 """keras-hub's RoBERTa backbone, plus what keras-hub's configuration cannot say, and the walk
 over its attention projections.
 
-``keras_hub.models.RobertaBackbone`` saves only its sizes and rebuilds every layer with epsilon
-1e-5, exact GELU and plain ``EinsumDense`` projections. :class:`RobertaBackbone` (registered as
-``project>RobertaBackbone``) is the same network whose configuration also holds
-``layer_norm_epsilon`` and ``activation`` (Hugging Face's ``layer_norm_eps`` and ``hidden_act``)
-and ``lora_layers`` (the LoRA projections by place; loading puts them back and freezes the rest,
-as :func:`project.models.lora.enable_lora` does), so a ``.keras`` file rebuilds what was saved.
-Its defaults are keras-hub's; keras-hub's class is used unless a setting differs.
-
-Why a model with LoRA has this class: Keras names a saved object by its class, and the classifier
-is a functional graph built around its very backbone object, so ``enable_lora`` switches that
-object to this class in place (a new backbone would mean a new classifier, and twice the memory
-at RoBERTa-large). The subclass adds no state of its own (its extra settings default, at class
-level, to keras-hub's values), so the switch changes only what ``get_config`` writes;
-``merge_lora(model, unload=True)`` switches it back.
+``keras_hub.models.RobertaBackbone`` saves only its sizes. :class:`RobertaBackbone`
+(``project>RobertaBackbone``) also saves ``layer_norm_epsilon``, ``activation`` and
+``lora_layers``, so a ``.keras`` file rebuilds what was saved. ``enable_lora`` switches the
+classifier's very backbone object to this class in place (a new one would mean a new classifier
+and twice the memory); the subclass adds no state, so the switch changes only what
+``get_config`` writes.
 
 Example:
 
@@ -50,13 +42,10 @@ DEFAULT_ACTIVATION = "gelu"
 
 @keras.saving.register_keras_serializable(package="project")
 class RobertaBackbone(keras_hub.models.RobertaBackbone):
-    """``keras_hub.models.RobertaBackbone`` with ``layer_norm_epsilon`` (every layer norm's),
-    ``activation`` (a key of :data:`ACTIVATIONS`) and ``lora_layers``
-    (:func:`lora_layer_configs`) in its configuration; SettingError for an unknown activation or
-    a non-positive epsilon."""
+    """``keras_hub.models.RobertaBackbone`` with ``layer_norm_epsilon``, ``activation`` (a key
+    of :data:`ACTIVATIONS`) and ``lora_layers`` (:func:`lora_layer_configs`) in its config."""
 
-    # Class-level defaults (keras-hub's): a keras-hub backbone switched to this class by
-    # ``enable_lora`` has no instance values yet and reads these.
+    # keras-hub's values, for a backbone switched to this class by ``enable_lora``.
     layer_norm_epsilon = DEFAULT_EPSILON
     activation = DEFAULT_ACTIVATION
 
@@ -90,8 +79,7 @@ class RobertaBackbone(keras_hub.models.RobertaBackbone):
 
 
 def is_default(backbone) -> bool:
-    """Whether ``backbone`` computes what keras-hub's own class with the same sizes computes
-    (default epsilon and activation; LoRA layers are not looked at)."""
+    """Whether ``backbone`` has keras-hub's epsilon and activation (LoRA is not looked at)."""
     return (getattr(backbone, "layer_norm_epsilon", DEFAULT_EPSILON) == DEFAULT_EPSILON
             and getattr(backbone, "activation", DEFAULT_ACTIVATION) == DEFAULT_ACTIVATION)
 
@@ -112,9 +100,8 @@ def projections(backbone, targets=LORA_TARGETS) -> list:
 
 
 def rematerialize_layers(backbone) -> None:
-    """Recompute every transformer layer's activations in the backward pass instead of keeping
-    them (``--remat``): Keras's ``keras.remat`` around each layer
-    (:func:`project.keras_internals.rematerialize`), the same numbers, dropout included."""
+    """Recompute every transformer layer's activations in the backward pass (``--remat``,
+    :func:`project.keras_internals.rematerialize`): the same numbers, dropout included."""
     for layer in backbone.transformer_layers:
         keras_internals.rematerialize(layer)
 
@@ -132,8 +119,7 @@ def lora_layer_configs(backbone) -> dict:
 
 
 def install_lora_layers(backbone, configs: dict) -> None:
-    """Put serialized LoRA layers (:func:`lora_layer_configs`) into ``backbone`` and freeze all
-    its other weights (what loading a saved LoRA backbone does)."""
+    """Put serialized LoRA layers (:func:`lora_layer_configs`) in ``backbone``, the rest frozen."""
     for place, config in configs.items():
         layer_name, target = place.split("/")
         layer = attention(backbone, int(layer_name.rsplit("_", 1)[1]))

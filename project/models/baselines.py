@@ -1,5 +1,4 @@
-"""Simple baselines beside the ConvNet, fitted on the same (scaled, possibly oversampled) rows and
-scored by the same evaluator: does the network earn its keep?
+"""Simple baselines beside the ConvNet, on the same rows and evaluator: does it earn its keep?
 
 Example:
 
@@ -23,7 +22,6 @@ def fit_baseline(name: str, x, y, seed: int = 0):
     ``HistGradientBoostingClassifier`` (early stopping on an internal 10%, as by default)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
-
     if name == "logistic-regression":
         model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
     elif name == "gradient-boosting":

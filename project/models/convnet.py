@@ -1,7 +1,6 @@
 """The report's Conv1D ConvNet for credit-card fraud detection.
 
-Each transaction's 29 standardised features are read as a 1-D signal of length 29 with one
-channel::
+Each transaction's 29 standardised features are read as a 1-D signal with one channel::
 
     Conv1D(32, 2, relu) → BatchNorm → MaxPool1D(2) → Dropout(0.2)
     → Conv1D(64, 2, relu) → BatchNorm → MaxPool1D(2) → Dropout(0.5)
@@ -26,15 +25,8 @@ from project.settings import FRAUD_LEARNING_RATE
 
 
 def build_convnet(input_length: int = 29) -> keras.Model:
-    """Build (not compile) the report's ConvNet.
-
-    Args:
-        input_length: number of features; inputs have shape ``(batch, input_length, 1)``
-            (a ``(batch, input_length)`` array works too: the model adds the channel axis).
-
-    Returns:
-        A functional ``keras.Model`` named ``"fraud_convnet"`` with a (batch, 1) sigmoid output.
-    """
+    """Build (not compile) the report's ConvNet: ``(batch, input_length)`` features in, a
+    (batch, 1) sigmoid out (a functional ``keras.Model`` named ``"fraud_convnet"``)."""
     inputs = keras.Input(shape=(input_length,), name="features")
     x = layers.Reshape((input_length, 1), name="as_signal")(inputs)
     x = layers.Conv1D(32, 2, activation="relu", name="conv1")(x)
@@ -55,22 +47,10 @@ def build_convnet(input_length: int = 29) -> keras.Model:
 
 def compile_convnet(model: keras.Model, learning_rate: float = FRAUD_LEARNING_RATE,
                     grad_accum: int = 1, **compile_kwargs):
-    """Compile with the report's optimiser (Adam) and loss (binary cross-entropy).
-
-    The only metric updated every step is accuracy, which is cheap. Precision, recall, F1,
-    average precision and ROC-AUC are computed once per epoch from the validation predictions,
-    not every step (per-step updates of those cost more than the network itself on a CPU).
-
-    Args:
-        model: the model from :func:`build_convnet`.
-        learning_rate: Adam's learning rate (the report's 1e-4).
-        grad_accum: average the gradients of this many batches per update (Keras's
-            ``gradient_accumulation_steps``; 1: off). Batch normalisation still normalises each
-            batch on its own.
-        **compile_kwargs: passed to ``model.compile`` (e.g. ``jit_compile``).
-
-    Returns:
-        ``model``, compiled.
+    """Compile ``model`` (returned) with the report's Adam and binary cross-entropy, averaging
+    the gradients of ``grad_accum`` batches per update (1: off); ``compile_kwargs`` go to
+    ``model.compile``. The only per-step metric is accuracy: the others are computed once per
+    epoch elsewhere (per-step updates of those cost more than the network itself on a CPU).
 
     Example:
 
@@ -80,11 +60,8 @@ def compile_convnet(model: keras.Model, learning_rate: float = FRAUD_LEARNING_RA
     >>> sorted(model.fit(x, y, batch_size=4, verbose=0).history)
     ['accuracy', 'loss']
     """
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate, gradient_accumulation_steps=grad_accum if grad_accum > 1 else None),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-        **compile_kwargs,
-    )
+    adam = keras.optimizers.Adam(
+        learning_rate, gradient_accumulation_steps=grad_accum if grad_accum > 1 else None)
+    model.compile(optimizer=adam, loss="binary_crossentropy",
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy")], **compile_kwargs)
     return model

@@ -6,13 +6,12 @@ Forward, per sequence of T tokens, per layer with hidden size h and feed-forward
 
 * weights: ``2 T (4 h^2 + 2 h f)`` (query, key, value, attention output; two feed-forward);
 * attention: ``4 T^2 h`` (scores Q K^T and the weighted sum of V);
-* a LoRA branch on each target projection: ``2 T (h r + r h)`` (x A, then (x A) B), or for
-  keras-hub's per-head LoRA, whose A is (h, heads, r): ``2 T (h heads r + r h)``.
+* a LoRA branch per target: ``2 T (h r + r h)``; per-head LoRA (A: h x heads x r):
+  ``2 T (h heads r + r h)``.
 
-A training step is forward plus backward. Full fine-tuning: 3x the forward (input and weight
-gradients). LoRA: frozen weights still need input gradients but no weight gradients (2x their
-forward), attention has no weights (3x), the branch trains (3x). So at T = 128 a LoRA step needs
-about 0.68 of a full step's FLOPs at RoBERTa-base and -large dimensions, whatever the hardware.
+A training step is forward plus backward: 3x the forward in full fine-tuning; with LoRA 2x for
+the frozen weights (input gradients only), 3x for attention and the branch. At T = 128 a LoRA
+step needs about 0.68 of a full step's FLOPs at RoBERTa-base and -large dimensions.
 
 Example:
 
@@ -29,16 +28,10 @@ from __future__ import annotations
 
 def train_step_flops(dims: dict, batch: int, length: int, lora: bool, rank: int = 8,
                      targets: int = 3, style: str = "matrix") -> float:
-    """Matmul FLOPs of one training step (see the module docstring).
-
-    Args:
-        dims: the encoder's ``num_layers``, ``hidden_dim``, ``intermediate_dim`` (and
-            ``num_heads`` for ``style="per-head"``).
-        batch, length: sequences per batch and tokens per sequence.
-        lora: LoRA (frozen encoder, trained A and B) or full fine-tuning.
-        rank, targets: LoRA rank and projections per layer that carry a branch (3: q, k, v).
-        style: ``"matrix"`` (the paper's A: h x r) or ``"per-head"`` (keras-hub's: h x heads x r).
-    """
+    """Matmul FLOPs of one training step (see the module docstring) for the encoder ``dims``
+    (``num_layers``, ``hidden_dim``, ``intermediate_dim``, and ``num_heads`` for per-head LoRA),
+    ``batch`` sequences of ``length`` tokens; LoRA of ``rank`` on ``targets`` projections per
+    layer, or full fine-tuning."""
     h, layers, inner = dims["hidden_dim"], dims["num_layers"], dims["intermediate_dim"]
     weights = 2.0 * layers * (4 * h * h + 2 * h * inner) * batch * length  # forward pass
     attention = 4.0 * layers * length * length * h * batch

@@ -1,26 +1,11 @@
 """Putting LoRA into a keras-hub RoBERTa classifier and taking it out: enable, merge, unmerge.
 
-:func:`enable_lora` replaces each target projection (query, key, value of every transformer
-layer) by a :class:`~project.models.lora_layer.LoraEinsumDense` with the plain layer's kernel and
-bias, freezes everything else in the backbone (embeddings, layer norms, feed-forward, attention
-output, all biases) and leaves the classification head (``pooled_dense``, ``logits``) trainable.
-At RoBERTa-large dimensions with r=8 on q/k/v and two classes this trains 2,231,298 parameters
-(1,179,648 LoRA + 1,051,650 head), the number PEFT reports; on q/v (the paper's choice)
-1,838,082. The backbone becomes :class:`project.models.backbone.RobertaBackbone` (its module
-says why), so a LoRA model saved as is (unmerged) reloads in safe mode, in any backend, with LoRA
-still on.
-
-:func:`merge_lora` folds the deltas into the kernels: with ``unload=True`` the model is a plain
-keras-hub classifier again; with ``unload=False`` A and B stay and :func:`unmerge_lora` gives
-the exact base kernels back. Adapter files: :mod:`project.models.adapters`.
-
-Two styles:
-
-* ``"matrix"`` (default, the paper's and PEFT's): the layer above.
-* ``"per-head"``: keras-hub's own ``backbone.enable_lora(rank, targets)`` plus ``lora_alpha``.
-  Keras's EinsumDense LoRA gives every head its own A (hidden x heads x r), has no dropout, and
-  leaves the q/k/v biases trainable: 10,599,426 trainable parameters at RoBERTa-large dimensions.
-  It is kept for comparison; it is not the paper's LoRA, and Keras merges it when saving.
+:func:`enable_lora` replaces each target projection by a
+:class:`~project.models.lora_layer.LoraEinsumDense` and freezes the rest of the backbone; the
+head trains: 2,231,298 parameters at RoBERTa-large dimensions with r=8 on q/k/v, as PEFT
+reports. Style ``"matrix"`` is the paper's and PEFT's; ``"per-head"`` is keras-hub's own
+EinsumDense LoRA (every head its own A, no dropout, q/k/v biases trainable), kept for
+comparison. Adapter files: :mod:`project.models.adapters`.
 
 Example:
 
@@ -70,11 +55,7 @@ def lora_layers(model) -> dict:
 
 
 def lora_config(model) -> dict | None:
-    """The LoRA settings of ``model``, read from its layers (None if LoRA is not enabled).
-
-    Returns:
-        ``{"style", "rank", "alpha", "dropout", "targets"}``.
-    """
+    """``{"style", "rank", "alpha", "dropout", "targets"}`` of ``model``'s LoRA (None: no LoRA)."""
     backbone = model.backbone
     matrix, per_head = lora_projections(backbone), per_head_projections(backbone)
     if matrix:
@@ -104,35 +85,24 @@ def count_params(model) -> tuple[int, int]:
     return int(trainable), int(total)
 
 
-def enable_lora(
-    model,
-    rank: int = settings.LORA_RANK,
-    alpha: float = settings.LORA_ALPHA,
-    dropout: float = settings.LORA_DROPOUT,
-    targets=settings.LORA_TARGETS,
-    style: str = "matrix",
-    seed=None,
-):
-    """Turn a RoBERTa classifier into a LoRA model: frozen backbone, A/B and head trainable.
+def enable_lora(model, rank: int = settings.LORA_RANK, alpha: float = settings.LORA_ALPHA,
+                dropout: float = settings.LORA_DROPOUT, targets=settings.LORA_TARGETS,
+                style: str = "matrix", seed=None):
+    """Turn a RoBERTa classifier into a LoRA model, in place (returned): frozen backbone, A/B
+    and head trainable.
 
     Args:
         model: a ``keras_hub.models.RobertaTextClassifier`` (built).
-        rank: r, the rank of the update.
-        alpha: the update is scaled by alpha / r.
-        dropout: dropout on the LoRA branch's input, in training only ("matrix" style only).
+        rank, alpha: r, the rank of the update, scaled by alpha / r.
+        dropout: on the branch's input, in training only ("matrix" style only).
         targets: which projections of each attention layer: "query", "key", "value" (default
             all three, the report's choice; the paper's is query and value).
         style: "matrix" (the paper's and PEFT's) or "per-head" (keras-hub's EinsumDense LoRA).
-        seed: makes A's initial values and the dropout masks reproducible (each layer gets its
-            own seed drawn from it); None: drawn from Python's ``random`` (which
-            ``keras.utils.set_random_seed`` seeds).
-
-    Returns:
-        ``model`` (changed in place).
+        seed: each layer's seed (A's initial values, dropout masks) is drawn from it; None:
+            from Python's ``random`` (which ``keras.utils.set_random_seed`` seeds).
 
     Raises:
-        SettingError: a bad rank, alpha, dropout, target or style (:func:`project.settings.
-            lora_settings`).
+        SettingError: a bad rank, alpha, dropout, target or style.
         InputError: LoRA already enabled, or a backbone that is not keras-hub's RoBERTa.
 
     Example:
@@ -177,21 +147,14 @@ def enable_lora(
 
 
 def merge_lora(model, unload: bool = True):
-    """Fold every LoRA delta into its kernel.
+    """Fold every LoRA delta into its kernel; returns ``model``, changed in place.
 
     Args:
         model: a LoRA model (a model without LoRA is returned unchanged).
         unload: True: remove A and B as well; the model is then a plain keras-hub classifier
-            whose outputs equal the LoRA model's (in inference), all of its weights trainable
-            again as in a freshly built model, and its ``.keras`` file loads without this
-            package. False: keep A and B (and LoRA's frozen/trainable split); the branch is off
-            until :func:`unmerge_lora`.
-
-    Returns:
-        ``model`` (changed in place).
-
-    Raises:
-        InputError: ``unload=False`` on per-head (keras-hub) LoRA.
+            (every weight trainable again; its ``.keras`` file loads without this package).
+            False: keep A and B, the branch off until :func:`unmerge_lora` (not per-head LoRA:
+            InputError).
     """
     config = lora_config(model)
     if not config:
@@ -223,8 +186,8 @@ def merge_lora(model, unload: bool = True):
 
 
 def remove_lora_layers(model) -> None:
-    """Replace every LoraEinsumDense by a plain layer with its stored kernel (merge first to
-    keep the deltas; without merging, this drops them and the base is back)."""
+    """Replace every LoraEinsumDense by a plain layer with its stored kernel (unmerged: the
+    deltas are dropped)."""
     backbone = model.backbone
     for index, target, layer in lora_projections(backbone):
         keras_internals.replace_projection(attention(backbone, index), target, plain_copy(layer))
@@ -234,13 +197,8 @@ def remove_lora_layers(model) -> None:
 
 
 def unmerge_lora(model):
-    """Take the deltas folded in by ``merge_lora(model, unload=False)`` out of the kernels again
-    (the exact base kernels come back) and switch the LoRA branches back on (a model not
-    merged is returned unchanged).
-
-    Returns:
-        ``model`` (changed in place).
-    """
+    """Undo ``merge_lora(model, unload=False)``: the exact base kernels come back and the LoRA
+    branches are on again; returns ``model``, changed in place."""
     for _, _, layer in lora_projections(model.backbone):
         layer.unmerge()
     keras_internals.forget_traced_functions(model)

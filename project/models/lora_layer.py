@@ -1,28 +1,11 @@
 """The LoRA layer of the paper and of PEFT (Hu et al. 2021): a frozen projection plus a trained
-low-rank branch.
+low-rank branch, ``y = x W0 + b + (alpha / r) * (dropout(x) A) B``.
 
-For a projection W0 (a keras-hub attention ``EinsumDense``: kernel (hidden, heads, head_dim),
-seen as a d_in x d_out matrix with d_out = heads * head_dim), LoRA freezes W0 and its bias and
-learns A (d_in x r) and B (r x d_out)::
-
-    y = x W0 + b + (alpha / r) * (dropout(x) A) B
-
-A starts like PEFT's (kaiming-uniform, bound 1/sqrt(d_in)), B at zeros, so the layer starts out
-equal to W0. The branch is two small matmuls; A B is never formed during training. As in PEFT's
-LoRA layer, the pieces are small named computations: :meth:`LoraEinsumDense.delta` = (alpha / r)
-A B shaped like the kernel, :meth:`~LoraEinsumDense.merge` folds it into the kernel (A and B
-kept, the branch off), :meth:`~LoraEinsumDense.unmerge` gives W0 back **exactly** (the
-original kernel is kept while merged: W0 + delta - delta is not W0 in float32, and adapters are
-tied to the base's exact bytes).
-
-The layer is a registered Keras layer (``project>LoraEinsumDense``) whose configuration holds
-rank, alpha, dropout and seed: a model saved with it reloads in safe mode, LoRA still on. Under a
-mixed-precision policy A and B are float32 variables and the branch computes in the layer's
-compute dtype. On an int8 base (``layer.quantize("int8")``, :mod:`project.models.quantize`)
-the frozen kernel is Keras's int8 kernel with per-channel scales, computed by Keras's own int8
-path (:meth:`~LoraEinsumDense.quantized_call`), A and B stay float32 and the branch is added as
-before; such a layer cannot be merged (the delta has no exact int8 form). Putting these layers
-into a backbone, and taking them out: :mod:`project.models.lora`.
+A starts like PEFT's (kaiming-uniform), B at zeros, so the layer starts out equal to W0.
+:meth:`~LoraEinsumDense.unmerge` gives W0 back exactly after a merge (W0 + delta - delta is not
+W0 in float32, and adapters are tied to the base's exact bytes). On an int8 base
+(:mod:`project.models.quantize`) Keras's int8 path computes the frozen projection; A and B stay
+float32. Putting these layers into a backbone, and taking them out: :mod:`project.models.lora`.
 
 Example:
 
@@ -58,22 +41,11 @@ LORA_KEYS = ("rank", "alpha", "dropout", "seed", "merged")
 
 @keras.saving.register_keras_serializable(package="project")
 class LoraEinsumDense(keras.layers.EinsumDense):
-    """An EinsumDense projection with the paper's LoRA branch (registered, serialisable).
-
-    Args:
-        equation, output_shape, **kwargs: ``keras.layers.EinsumDense``'s. The kernel's first
-            axis must be the input's last axis (keras-hub's q/k/v: ``"abc,cde->abde"``).
-        rank: r.
-        alpha: the branch is scaled by alpha / r.
-        dropout: dropout on the branch's input, in training only.
-        seed: A's initial values and the dropout masks (differ it between layers).
-        merged: whether the kernel already holds W0 + delta (the branch is then off).
-
-    Attributes:
-        lora_a: (d_in, r) float32 variable, trainable.
-        lora_b: (r, d_out) float32 variable, trainable, zeros at first.
-
-    The kernel and bias are frozen. :meth:`from_base` builds one from a plain layer.
+    """An EinsumDense projection (the kernel's first axis on the input's last) with the paper's
+    LoRA branch: the kernel and bias frozen, ``lora_a`` (d_in, r) and ``lora_b`` (r, d_out;
+    zeros at first) float32 and trainable. ``dropout`` applies to the branch's input in training;
+    ``seed`` draws A and the dropout masks; ``merged``: the kernel holds W0 + delta (the branch
+    is then off). :meth:`from_base` builds one from a plain layer.
     """
 
     def __init__(self, equation, output_shape=None, *, rank: int, alpha: float,
@@ -87,20 +59,17 @@ class LoraEinsumDense(keras.layers.EinsumDense):
             raise ValueError(f"LoRA needs the kernel's first axis on the input's last: {equation}")
         self.rank, self.alpha, self.dropout = int(rank), float(alpha), float(dropout)
         self.seed, self.merged = seed, bool(merged)
-        # x (..., d_in) times the kernel (d_in, ...) giving (..., kernel's other axes), the
-        # bias (if any) on all of those: one 2-D matmul (see torch_call).
+        # x (..., d_in) @ kernel (d_in, ...) with the bias on all output axes: torch_call's case.
         output = equation.split("->")[1]
         self.matrix_form = ("." not in equation and output == inputs[:-1] + kernel[1:]
                             and kwargs.get("bias_axes") in (None, kernel[1:]))
-        self.seed_generator = (
-            keras.random.SeedGenerator(seed, name="lora_dropout_seed") if dropout > 0 else None
-        )
+        self.seed_generator = (keras.random.SeedGenerator(seed, name="lora_dropout_seed")
+                               if dropout > 0 else None)
         self._base_kernel = None  # W0 while merged (a NumPy copy), for an exact unmerge
 
     @classmethod
     def from_base(cls, base, rank: int, alpha: float, dropout: float = 0.0, seed=None):
-        """A LoRA layer computing what ``base`` (a built plain EinsumDense) computes, with
-        ``base``'s kernel and bias values, at ``base``'s place in the model (variable paths)."""
+        """A LoRA layer equal to ``base`` (a built plain EinsumDense), at its place (paths)."""
         layer = cls.from_config({**base.get_config(), "rank": rank, "alpha": alpha,
                                  "dropout": dropout, "seed": seed})
         build_like(layer, base)
@@ -110,17 +79,12 @@ class LoraEinsumDense(keras.layers.EinsumDense):
     def build(self, input_shape):
         super().build(input_shape)
         kernel = stored_kernel(self)
-        self.lora_a = self.add_weight(
-            name="lora_a",
-            shape=(int(kernel.shape[0]), self.rank),
-            # PEFT: kaiming_uniform_(a=sqrt(5)) on (r, d_in), i.e. U(-1/sqrt(d_in), 1/sqrt(d_in)).
-            initializer=keras.initializers.VarianceScaling(
-                1 / 3, "fan_in", "uniform", seed=self.seed
-            ),
-        )
-        self.lora_b = self.add_weight(
-            name="lora_b", shape=(self.rank, math.prod(kernel.shape[1:])), initializer="zeros"
-        )
+        # PEFT: kaiming_uniform_(a=sqrt(5)) on (r, d_in), i.e. U(-1/sqrt(d_in), 1/sqrt(d_in)).
+        a_init = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=self.seed)
+        self.lora_a = self.add_weight(name="lora_a", shape=(int(kernel.shape[0]), self.rank),
+                                      initializer=a_init)
+        self.lora_b = self.add_weight(name="lora_b", initializer="zeros",
+                                      shape=(self.rank, math.prod(kernel.shape[1:])))
         kernel.trainable = False
         if self.bias is not None:
             self.bias.trainable = False
@@ -137,19 +101,18 @@ class LoraEinsumDense(keras.layers.EinsumDense):
 
     @property
     def kernel(self):
-        """The kernel the layer computes with: W0 + delta (the stored kernel when merged; on an
-        int8 base the dequantised kernel + delta, float32)."""
+        """W0 + delta (the stored kernel when merged; on an int8 base, float32)."""
         kernel = stored_kernel(self)
-        if self.quantization_mode is not None:
-            return ops.add(dequantized_kernel(self), self.delta())
+        if self.quantization_mode is not None:  # q / scale, one scale per output channel
+            scale = ops.reshape(self.kernel_scale, (1, *kernel.shape[1:]))
+            return ops.add(ops.divide(ops.cast(kernel, "float32"), scale), self.delta())
         if self.merged:
             return kernel
         return ops.add(kernel, ops.cast(self.delta(), kernel.dtype))
 
     def quantize(self, mode=None, type_check=True, config=None, **kwargs):
-        """Keras's quantisation of the frozen kernel (``"int8"``: int8 values and one float32
-        scale per output channel); A, B and the bias stay float32. Refused while merged (the
-        kernel then holds W0 + delta, and W0 would not come back)."""
+        """Keras's quantisation of the frozen kernel; A, B and the bias stay float32. Refused
+        while merged (W0 would not come back)."""
         if self.merged:
             raise InputError(f"{self.path}: LoRA is merged into the kernel; unmerge it before "
                              "quantising the base")
@@ -160,9 +123,8 @@ class LoraEinsumDense(keras.layers.EinsumDense):
         super().quantize(mode, type_check=False, **kwargs)
 
     def merge(self) -> None:
-        """Fold the delta into the stored kernel and switch the branch off (A and B kept; W0
-        kept aside for :meth:`unmerge`). Refused on an int8 base (InputError): W0 + delta has no
-        exact int8 form; save such a model unmerged."""
+        """Fold the delta into the stored kernel and switch the branch off (A, B and W0 kept).
+        InputError on an int8 base: W0 + delta has no exact int8 form."""
         if self.quantization_mode is not None:
             raise InputError(f"cannot merge LoRA into an {self.quantization_mode} base "
                              f"({self.path}): save the model unmerged, or merge on a float base")
@@ -173,9 +135,8 @@ class LoraEinsumDense(keras.layers.EinsumDense):
             self.merged = True
 
     def unmerge(self) -> None:
-        """Give the stored kernel W0 back and switch the branch on again. W0 is the kernel kept
-        at :meth:`merge` (or saved with a merged layer); a layer merged elsewhere, without it,
-        subtracts the delta (exact only up to float rounding)."""
+        """Give the stored kernel W0 back and switch the branch on again (a layer merged
+        without W0 kept subtracts the delta: exact only up to float rounding)."""
         if self.merged:
             kernel = stored_kernel(self)
             if self._base_kernel is not None:
@@ -198,11 +159,9 @@ class LoraEinsumDense(keras.layers.EinsumDense):
         return outputs
 
     def torch_call(self, inputs, training=None):
-        """:meth:`call` under torch: the projection as one 2-D matmul with its bias
-        (``addmm``, as ``torch.nn.Linear`` computes it) instead of an einsum (a batched
-        ``bmm``), and the branch's second matmul accumulated into it; the same numbers."""
+        """:meth:`call` under torch: one 2-D ``addmm`` with the bias (as ``torch.nn.Linear``)
+        instead of a batched einsum, the branch accumulated into it; the same numbers."""
         import torch
-
         kernel = stored_kernel(self).value  # in the compute dtype under mixed precision
         rows = inputs.reshape(-1, kernel.shape[0])
         weight = kernel.reshape(kernel.shape[0], -1)
@@ -220,8 +179,7 @@ class LoraEinsumDense(keras.layers.EinsumDense):
         return outputs if self.activation is None else self.activation(outputs)
 
     def quantized_call(self, inputs, training=None):
-        """On an int8 base: Keras's int8 projection (bias included; no activation) plus the
-        float32-weight branch."""
+        """On an int8 base: Keras's int8 projection (bias included) plus the float32 branch."""
         outputs = super().quantized_call(inputs, training=training)
         if not self.merged:
             outputs = ops.add(outputs, self.branch(inputs, outputs, training))
@@ -275,10 +233,8 @@ class LoraEinsumDense(keras.layers.EinsumDense):
 
 
 def build_like(layer, base) -> None:
-    """Build ``layer`` for ``base``'s input shape, its variables named at ``base``'s place.
-
-    The kernel starts at zeros (its values are assigned next; drawing a random one costs ~0.2 s
-    per RoBERTa-large projection); the layer keeps its configured initializer."""
+    """Build ``layer`` for ``base``'s input shape, its variables named at ``base``'s place; the
+    kernel starts at zeros (drawing a random one costs ~0.2 s per RoBERTa-large projection)."""
     parents = base.path.split("/")[:-1]
     initializer = layer.kernel_initializer
     layer.kernel_initializer = keras.initializers.Zeros()
@@ -292,8 +248,7 @@ def build_like(layer, base) -> None:
 
 
 def plain_copy(layer: LoraEinsumDense) -> keras.layers.EinsumDense:
-    """A plain EinsumDense with ``layer``'s configuration and stored kernel (W0, or W0 + delta
-    if merged) and bias, at its place."""
+    """A plain EinsumDense with ``layer``'s configuration, stored kernel and bias, at its place."""
     config = {k: v for k, v in layer.get_config().items() if k not in LORA_KEYS}
     plain = keras.layers.EinsumDense.from_config(config)  # an int8 policy: an int8 kernel
     build_like(plain, layer)
@@ -302,19 +257,10 @@ def plain_copy(layer: LoraEinsumDense) -> keras.layers.EinsumDense:
 
 
 def copy_frozen(layer, base) -> None:
-    """Give ``layer`` (built like ``base``) ``base``'s stored kernel, its int8 scales if
-    quantised, and its bias."""
+    """Give ``layer`` (built like ``base``) ``base``'s stored kernel, int8 scales and bias."""
     stored_kernel(layer).assign(stored_kernel(base))
     if base.quantization_mode is not None:
         layer.kernel_scale.assign(base.kernel_scale)
     if base.bias is not None:
         layer.bias.assign(base.bias)
 
-
-def dequantized_kernel(layer):
-    """An int8 LoRA base's kernel in float32: the int8 values over their per-channel scales
-    (Keras's absmax rule: w ~ q / scale; one scale per output channel, reduced over the input
-    axis, the kernel's first)."""
-    kernel = stored_kernel(layer)
-    scale = ops.reshape(layer.kernel_scale, (1, *kernel.shape[1:]))
-    return ops.divide(ops.cast(kernel, "float32"), scale)

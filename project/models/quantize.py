@@ -1,24 +1,13 @@
 """An int8 frozen base under LoRA (and for int8 inference): Keras's own int8 quantisation of a
 keras-hub RoBERTa backbone's frozen projections.
 
-:func:`quantize_base` calls Keras's ``layer.quantize("int8")`` on every frozen projection of the
-backbone: the token embedding (one scale per row) and, in every transformer layer, the query, key
-and value projections (a LoRA layer's base kernel included), the attention output and both
-feed-forward Dense layers. Each kernel is stored in int8 with one float32 scale per output
-channel (Keras's absmax rule, w ~ q / scale); in the forward pass Keras quantises each layer's
-input per token on the fly and multiplies in int8 (its ``inputs_quantizer``, what
-``quantize("int8")`` does by default in keras 3.10 to 3.15). What stays float32: LoRA's A and B
-(which train as before), every bias, the layer norms, the position embedding and the
-classification head (which trains). At RoBERTa-large dimensions the weights take 0.26x the
-float32 model's bytes (:func:`weight_bytes`); the trainable count is unchanged (2,231,298 with
-q, k, v).
-
-The int8 policy (``int8_from_float32``) is saved with the model: an unmerged LoRA model on an
-int8 base saves to ``.keras`` and reloads in safe mode, int8 and LoRA still on, under any backend.
-Merging LoRA into an int8 base is refused in one line (the delta has no exact int8 form): save
-it unmerged, or merge on a float base. Quantising is one-way: there is no float base to go back
-to. Full fine-tuning trains every weight and has no frozen base; ``scripts/qqp.py`` refuses
-``--quantize`` with ``--mode full``.
+:func:`quantize_base` calls Keras's ``layer.quantize("int8")`` on the token embedding and every
+transformer layer's query, key, value, attention output and feed-forward projections: int8
+kernels with one float32 scale per output channel, inputs quantised per token on the fly. LoRA's
+A and B, biases, layer norms, the position embedding and the head stay float32; at RoBERTa-large
+dimensions the weights take 0.26x the float32 bytes (:func:`weight_bytes`). An unmerged LoRA
+model on an int8 base saves and reloads in safe mode; merging LoRA into an int8 base is refused;
+quantising is one-way.
 
 Example:
 
@@ -64,19 +53,12 @@ def quantization_mode(model) -> str | None:
 
 
 def quantize_base(model, mode: str = "int8"):
-    """Store every frozen projection of ``model``'s backbone in int8 (see the module docstring).
-
-    Args:
-        model: a RoBERTa classifier, with matrix LoRA (not merged) or without LoRA (inference).
-        mode: ``"int8"`` (:data:`project.settings.QUANTIZE_MODES`).
-
-    Returns:
-        ``model`` (changed in place).
+    """Store every frozen projection of ``model``'s backbone (with matrix LoRA not merged, or
+    no LoRA) in int8 (see the module docstring); returns ``model``, changed in place.
 
     Raises:
-        SettingError: an unknown mode.
-        InputError: already quantised, per-head (keras-hub) LoRA, LoRA merged, or a float16
-            compute dtype (Keras's int8 path refuses it; use mixed_bfloat16).
+        SettingError: an unknown ``mode`` (:data:`project.settings.QUANTIZE_MODES`).
+        InputError: already quantised, per-head LoRA, LoRA merged, or float16 compute.
     """
     settings.quantize_mode(mode)
     if quantization_mode(model):
@@ -106,8 +88,7 @@ def quantize_base(model, mode: str = "int8"):
 
 
 def ensure_quantized(model, mode: str):
-    """:func:`quantize_base`, or nothing when the base already is in ``mode`` (a saved int8
-    model)."""
+    """:func:`quantize_base`, or nothing when the base already is in ``mode`` (a saved model)."""
     if quantization_mode(model) == settings.quantize_mode(mode):
         return model
     return quantize_base(model, mode)

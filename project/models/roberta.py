@@ -55,8 +55,7 @@ def build_tokenizer(vocabulary, merges) -> keras_hub.models.RobertaTokenizer:
             raise InputError(f"{value}: no such tokenizer file ({name})")
     return keras_hub.models.RobertaTokenizer(
         vocabulary=str(vocabulary) if isinstance(vocabulary, os.PathLike) else vocabulary,
-        merges=str(merges) if isinstance(merges, os.PathLike) else merges,
-    )
+        merges=str(merges) if isinstance(merges, os.PathLike) else merges)
 
 
 def build_preprocessor(tokenizer, sequence_length: int):
@@ -103,8 +102,7 @@ def _preset_error(preset: str, problem: str, sep: str = ": ") -> SettingError:
 
 
 def resolve_preset(preset: str) -> str:
-    """Check that ``preset`` can be loaded now; fail fast with a SettingError if it cannot. A
-    local folder (keras-hub preset or Hugging Face checkpoint) is returned as is."""
+    """``preset`` if it can be loaded now (a local folder is returned as is), else SettingError."""
     folder = Path(preset).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():
@@ -130,40 +128,26 @@ def resolve_preset(preset: str) -> str:
         raise SettingError(
             "{preset} " + f"{shown}: cannot download it (no network to {host or scheme}); "
             f"{shown} needs the network once, or a local copy: give " + "{preset} a folder (a "
-            "keras-hub preset folder, e.g. saved with classifier.save_to_preset)"
-        )
+            "keras-hub preset folder, e.g. saved with classifier.save_to_preset)")
     return preset
 
 
-def build_classifier(
-    preset: str | None = None,
-    num_classes: int = 2,
-    sequence_length: int | None = None,
-    dropout: float = 0.1,
-    **config,
-) -> keras_hub.models.RobertaTextClassifier:
-    """A RoBERTa pair classifier with its preprocessor.
+def build_classifier(preset: str | None = None, num_classes: int = 2,
+                     sequence_length: int | None = None, dropout: float = 0.1,
+                     **config) -> keras_hub.models.RobertaTextClassifier:
+    """A RoBERTa pair classifier with its preprocessor and a new head (:func:`init_head`).
 
     Args:
-        preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once), a local
-            keras-hub preset folder (e.g. saved with ``save_to_preset``), or None for random
-            weights from ``config``. (Hugging Face folders, ``.keras`` files:
-            :func:`project.interop.load_classifier`.)
-        num_classes: output logits.
+        preset: a keras-hub preset name (``"roberta_large_en"``; needs the network once) or
+            folder, or None for random weights from ``config``.
+        num_classes, dropout: the head's logits and dropout.
         sequence_length: padded pair length; None: the model's maximum (``max_sequence_length``).
-        dropout: head dropout (Hugging Face uses 0.1).
-        **config: with ``preset=None`` only; overrides of the bundled tiny configuration
-            (``assets/qqp_tiny_config.json``): ``vocabulary_size``, ``num_layers``,
-            ``num_heads``, ``hidden_dim``, ``intermediate_dim``, ``max_sequence_length``,
-            ``backbone_dropout`` (default 0.1), ``vocabulary`` / ``merges`` (tokenizer files;
-            None for no preprocessor).
-
-    Returns:
-        A ``RobertaTextClassifier`` (logits); its head is new (:func:`init_head`).
+        **config: with ``preset=None`` only; overrides of ``assets/qqp_tiny_config.json``
+            (:data:`BACKBONE_KEYS`, ``backbone_dropout`` (default 0.1), ``vocabulary`` /
+            ``merges`` (tokenizer files; None for no preprocessor)).
 
     Raises:
-        SettingError: a preset that cannot be found or downloaded (or is a Hugging Face folder),
-            or a sequence length above the model's maximum.
+        SettingError: a preset that cannot be loaded, or a sequence length above the maximum.
         InputError: unknown config key, a tokenizer larger than the vocabulary.
 
     Example:
@@ -191,10 +175,9 @@ def build_classifier(
         if unknown:
             raise InputError(f"unknown model configuration key(s): {', '.join(unknown)}")
         tiny.update(config)
+        dims = {k: int(tiny[k]) for k in BACKBONE_KEYS}
         backbone = keras_hub.models.RobertaBackbone(
-            **{k: int(tiny[k]) for k in BACKBONE_KEYS},
-            dropout=float(tiny.get("backbone_dropout", 0.1)),
-        )
+            **dims, dropout=float(tiny.get("backbone_dropout", 0.1)))
         tokenizer = None
         if tiny["vocabulary"] is not None:
             tokenizer = build_tokenizer(tiny["vocabulary"], tiny["merges"])
@@ -210,9 +193,8 @@ def build_classifier(
 
 
 def init_head(model, stddev: float = 0.02) -> None:
-    """Initialise the classification head as Hugging Face does: ``pooled_dense`` and ``logits``
-    kernels from normal(0, ``stddev``) (``initializer_range``), biases at zero. The draws follow
-    Keras's global seed (``keras.utils.set_random_seed``)."""
+    """Initialise the head as Hugging Face does: kernels from normal(0, ``stddev``), biases at
+    zero (the draws follow Keras's global seed)."""
     for name in ("pooled_dense", "logits"):
         layer = model.get_layer(name)
         layer.kernel.assign(keras.initializers.RandomNormal(stddev=stddev)(layer.kernel.shape))
@@ -222,8 +204,7 @@ def init_head(model, stddev: float = 0.02) -> None:
 @contextlib.contextmanager
 def detached_preprocessor(model):
     """Run ``model`` on pre-tokenised ``{"token_ids", "padding_mask"}`` inside the block (else
-    keras-hub's ``fit`` runs the string preprocessor on every batch); the preprocessor is put back
-    afterwards.
+    keras-hub's ``fit`` runs the string preprocessor on every batch).
 
     Example:
 

@@ -26,11 +26,9 @@ from project.io import MAX_CONFIG_BYTES, atomic_path
 
 @contextlib.contextmanager
 def portable(model):
-    """Inside the block the model's layers carry float32 policies (an int8 layer's:
-    ``int8_from_float32``) and unsynchronised batch
-    normalisation: what a ``.keras`` file written there records, so that it loads and
-    evaluates in float32 on any backend (and the model itself predicts in float32 there).
-    Everything is put back afterwards."""
+    """Inside the block the model's layers carry float32 policies (int8: ``int8_from_float32``)
+    and unsynchronised batch normalisation, so a ``.keras`` file written there loads and
+    evaluates in float32 on any backend. Everything is put back afterwards."""
     changed = []
     for layer in keras_internals.all_layers(model):
         policy = layer.dtype_policy
@@ -62,14 +60,9 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
 def load_model(path: str | os.PathLike, compile: bool = False):
     """Load a ``.keras`` file in Keras's safe mode (no code from the file runs), registering the
-    project's classes when the file names them. Before Keras reads anything, the archive must be
-    a zip holding ``config.json``, that file and ``metadata.json`` at most ``MAX_CONFIG_BYTES``
-    uncompressed (Keras reads them whole into memory), and every member must pass its CRC check.
-
-    Raises:
-        InputError: the file is missing, is not a ``.keras`` archive, has an oversized
-            configuration, or is truncated/corrupt.
-    """
+    project's classes when the file names them. InputError unless it is a zip holding
+    ``config.json``, it and ``metadata.json`` at most ``MAX_CONFIG_BYTES`` uncompressed (Keras
+    reads them whole), every member passing its CRC check."""
     path, config = Path(path), b""
     if not path.is_file():
         raise InputError(f"{path}: no such model file")

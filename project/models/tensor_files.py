@@ -30,13 +30,11 @@ def _reason(err: Exception) -> str:
 
 
 class SafetensorsReader:
-    """One safetensors file (``path``), opened and checked at construction (InputError: missing,
-    truncated or not safetensors), read one tensor at a time (a large checkpoint is never held
-    twice); ``metadata`` (a dict) and ``names`` (sorted)."""
+    """One safetensors file, checked when opened (InputError: missing, truncated or not
+    safetensors) and read one tensor at a time; ``metadata`` (a dict) and ``names`` (sorted)."""
 
     def __init__(self, path, what: str = "weights"):
         from safetensors import safe_open
-
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such {what} file")
@@ -93,9 +91,8 @@ class SafetensorsReader:
 
 
 def read_safetensors(path, what: str = "weights", float32_only: bool = False) -> tuple[dict, dict]:
-    """``(tensors, metadata)`` of a safetensors file (``what`` it is, for messages): NumPy arrays
-    by name and the metadata dict. InputError: missing, truncated or not safetensors, or, with
-    ``float32_only``, a tensor stored in another dtype."""
+    """``(tensors, metadata)`` of a safetensors file (``what`` it is, for messages); InputError
+    as :class:`SafetensorsReader`, or with ``float32_only`` for a tensor in another dtype."""
     with SafetensorsReader(path, what) as reader:
         if float32_only:
             for name in reader.names:
@@ -109,7 +106,6 @@ def read_safetensors(path, what: str = "weights", float32_only: bool = False) ->
 def write_safetensors(path, tensors: dict, metadata: dict | None = None) -> Path:
     """Write NumPy arrays (made C-contiguous) atomically; returns ``Path(path)``."""
     from safetensors.numpy import save_file
-
     arrays = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -1,28 +1,16 @@
 """A chain of Keras layers computed the way plain PyTorch computes it (torch backend only).
 
-Under the torch backend every Keras layer call goes through Keras's dispatch (about 0.2 ms per
-layer on a CPU core), convolutions and pooling transpose channels-last activations around each
-torch op, and batch normalisation runs as about ten separate ops. For a model that is a plain
-chain of layers this module knows (the fraud ConvNet: Reshape, Conv1D, BatchNormalization,
-MaxPooling1D, Dropout, Flatten, Dense), :func:`chain_forward` returns a function computing the
-same outputs directly with torch's own ops on the layers' variables:
-
-* activations between convolutions stay channels-first (torch's layout: no permutes, no
-  copies, contiguous elementwise ops); dropout is handed the channels-last view Keras's path
-  hands it, so it draws the same masks on the same elements (keras 3.15; keras 3.10 hands its
-  first dropout a channels-last copy, so there the masks differ from its own path's, drawn
-  alike);
-* batch normalisation in training is torch's fused kernel; the moving statistics are
-  updated exactly as Keras updates them (biased batch variance, Keras's momentum);
-* max pooling whose stride equals its size is a reshape and a max (torch's ``max_pool1d`` is
-  slow on CPUs; the same maximum, and the same element gets the gradient on ties);
-* with ``all_mean`` (several processes, :mod:`project.training.torch_step`), batch
-  normalisation uses the statistics of the global batch, as one process would.
-
-The saved model is unchanged (this is a way to compute it, not another model): the same
-variables, the same configuration. Anything else (another layer or setting, a mixed-precision
-policy, a branching graph, another backend) gives None, and the caller uses the model's own
-call. The results equal Keras's to float rounding (tests: predictions and trained weights).
+Under torch every Keras layer call goes through Keras's dispatch (~0.2 ms per layer on a CPU
+core), convolutions transpose channels-last activations around each op, and batch normalisation
+runs as about ten ops. For a plain chain of the layers in :data:`_LAYERS` (the fraud ConvNet),
+:func:`chain_forward` computes the same outputs with torch's own ops on the layers' variables:
+activations stay channels-first (dropout gets Keras's channels-last view, so it draws the same
+masks on the same elements; on keras 3.10 the first dropout's differ), batch normalisation is
+torch's fused kernel with Keras's moving statistics update (over the global batch with
+``all_mean``), and max pooling with stride = size is a reshape and a max (torch's ``max_pool1d``
+is slow on CPUs). The model and its variables are unchanged; anything else (another layer or
+setting, mixed precision, a branching graph, another backend) gives None, and the caller uses
+the model's own call. The results equal Keras's to float rounding.
 
 Example:
 
@@ -43,17 +31,9 @@ _LAYERS = ("InputLayer", "Reshape", "Conv1D", "BatchNormalization", "MaxPooling1
 
 
 def chain_forward(model, all_mean=None):
-    """A function ``(x, training) -> outputs`` computing ``model`` with torch ops, or None.
-
-    Args:
-        model: a built Keras model (functional or Sequential).
-        all_mean: ``tensor -> its mean over the processes`` (differentiable), for batch
-            normalisation over the global batch of several processes; None in one process.
-
-    Returns:
-        The function, or None where the model is not a float32 chain of the layers this module
-        knows under the torch backend.
-    """
+    """A function ``(x, training) -> outputs`` computing ``model`` (built) with torch ops, or
+    None. ``all_mean``: ``tensor -> its mean over the processes`` (differentiable), for batch
+    normalisation over the global batch; None in one process."""
     if keras.backend.backend() != "torch":
         return None
     try:
@@ -77,7 +57,6 @@ def chain_forward(model, all_mean=None):
 
     def forward(x, training=False):
         import torch
-
         if x.dtype != torch.float32:
             x = x.to(torch.float32)
         x = _standard(_channels_first(x))
@@ -99,9 +78,7 @@ def _plain(layer) -> bool:
 
 
 def _step(layer, all_mean):
-    """The torch computation of one layer, ``(x, training) -> y``, or None. A 3-D activation
-    travels channels-first: ``(batch, channels, steps)``, Keras's ``(batch, steps, channels)``
-    transposed."""
+    """One layer's torch computation ``(x, training) -> y`` (3-D: channels-first), or None."""
     if not _plain(layer) or len(layer.output.shape) > 3:
         return None
     kind = type(layer).__name__
@@ -117,20 +94,13 @@ def _step(layer, all_mean):
             return None
         # in Keras's layout (a view): the masks fall on the elements Keras's path gives them
         return lambda x, training: _channels_first(layer.call(_keras_layout(x), training))
-    if kind == "Dense":
-        return _dense(layer)
-    if kind == "Conv1D":
-        return _conv1d(layer)
-    if kind == "MaxPooling1D":
-        return _max_pool1d(layer)
-    return _batch_norm(layer, all_mean)
+    builders = {"Dense": _dense, "Conv1D": _conv1d, "MaxPooling1D": _max_pool1d}
+    return builders[kind](layer) if kind in builders else _batch_norm(layer, all_mean)
 
 
 def _standard(x):
-    """``x`` with the strides of its shape: one channel is otherwise ambiguous, and torch's
-    convolution then answers channels-last, which makes every op after it slower."""
+    """``x`` with standard strides (else torch's convolution may answer channels-last: slower)."""
     import torch
-
     return x.clone(memory_format=torch.contiguous_format)
 
 
@@ -150,7 +120,6 @@ def _activation(layer, y):
 
 def _dense(layer):
     import torch
-
     def step(x, training):
         kernel = layer.kernel.value
         if x.ndim == 2 and layer.bias is not None:
@@ -165,9 +134,7 @@ def _dense(layer):
 
 def _conv1d(layer):
     from torch.nn import functional
-
-    if (layer.data_format != "channels_last" or layer.padding != "valid"
-            or layer.groups != 1):
+    if layer.data_format != "channels_last" or layer.padding != "valid" or layer.groups != 1:
         return None
     stride, dilation = layer.strides[0], layer.dilation_rate[0]
 
@@ -183,7 +150,6 @@ def _conv1d(layer):
 
 def _max_pool1d(layer):
     from torch.nn import functional
-
     if layer.data_format != "channels_last" or layer.padding != "valid":
         return None
     size, stride = layer.pool_size[0], layer.strides[0]
@@ -201,7 +167,6 @@ def _max_pool1d(layer):
 def _batch_norm(layer, all_mean):
     import torch
     from torch.nn import functional
-
     if (getattr(layer, "renorm", False) or layer.synchronized
             or layer.axis not in (-1, len(layer.input.shape) - 1)):
         return None
@@ -235,7 +200,6 @@ def _global_batch_norm(xc, gamma, beta, epsilon, all_mean):
     """Batch normalisation with the mean and variance of every process's rows together
     (Keras's moments: E[x^2] - E[x]^2), differentiable through ``all_mean``."""
     import torch
-
     channels = xc.shape[1]
     axes = [0, *range(2, xc.ndim)]
     shape = [1, channels] + [1] * (xc.ndim - 2)
