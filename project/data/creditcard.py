@@ -35,7 +35,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)  # features are cast to float32 fo
 
 
 def is_bundled_sample(path) -> bool:
-    """True when ``path`` is the bundled synthetic sample (reports then say the data is synthetic)."""
+    """True when ``path`` is the bundled synthetic sample (reports then say so)."""
     return Path(path).resolve() == BUNDLED_SAMPLE.resolve()
 
 
@@ -46,14 +46,9 @@ def _line(row_position: int) -> int:
 
 def load_creditcard(path, setting: str = "data") -> pd.DataFrame:
     """Read and validate a ``creditcard.csv`` (plain or compressed), which ``setting`` named: the
-    frame with the 31 columns, ``Class`` as int.
-
-    Raises:
-        InputError: one line naming the file and what is wrong: missing file, binary or
-            non-UTF-8 data, a damaged or truncated archive, empty file, missing or unknown
-            columns, a non-numeric cell, NaN/inf, a value beyond float32 (the dtype the model
-            computes in), a label outside {0, 1} (with the first bad line and column), no fraud.
-    """
+    frame with the 31 columns, ``Class`` as int. Anything wrong (an unreadable file, columns, a
+    non-numeric, non-finite or beyond-float32 cell, a label outside {0, 1}, no fraud) is one
+    InputError naming the file, and the first bad line and column."""
     path = Path(path)
     if not path.is_file():
         raise file_error(setting, f"{path}: no such file (the Kaggle creditcard.csv)")
@@ -134,10 +129,8 @@ class FraudSplit:
 
     def counts(self) -> dict:
         """Rows and frauds per split, for the report."""
-        return {
-            name: {"rows": int(y.size), "fraud": int(y.sum())}
-            for name, y in (("train", self.y_train), ("val", self.y_val), ("test", self.y_test))
-        }
+        splits = {"train": self.y_train, "val": self.y_val, "test": self.y_test}
+        return {name: {"rows": int(y.size), "fraud": int(y.sum())} for name, y in splits.items()}
 
 
 def features_and_labels(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -145,25 +138,13 @@ def features_and_labels(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return df[FEATURES].to_numpy(np.float32), df["Class"].to_numpy(np.int64)
 
 
-def split_and_scale(
-    df: pd.DataFrame | None = None,
-    *,
-    x: np.ndarray | None = None,
-    y: np.ndarray | None = None,
-    row_ids: np.ndarray | None = None,
-    stratify: bool = False,
-    seed: int = SPLIT_SEED,
-) -> FraudSplit:
-    """Split 60/20/20 as the report did (test: ``train_test_split(test_size=0.2,
-    random_state=seed)``, then validation: 0.25 of the rest) and standardise with a scaler fitted
-    on the training rows only.
-
-    Args:
-        df: a frame from :func:`load_creditcard`; or pass ``x``, ``y`` (and ``row_ids``, -1 for
-            synthetic rows) directly.
-        stratify: keep the fraud rate equal across splits (the report did not).
-        seed: ``random_state`` of both splits (50 in the report).
-    """
+def split_and_scale(df: pd.DataFrame | None = None, *, x: np.ndarray | None = None,
+                    y: np.ndarray | None = None, row_ids: np.ndarray | None = None,
+                    stratify: bool = False, seed: int = SPLIT_SEED) -> FraudSplit:
+    """Split ``df`` (or ``x``, ``y`` and ``row_ids``, -1 for synthetic rows) 60/20/20 as the report
+    did (test: ``train_test_split(test_size=0.2, random_state=seed)``, then validation: 0.25 of
+    the rest; ``stratify``: keep the fraud rate equal, which the report did not) and standardise
+    with a scaler fitted on the training rows only."""
     if df is not None:
         x, y = features_and_labels(df)
     row_ids = np.arange(len(y)) if row_ids is None else np.asarray(row_ids)
@@ -176,10 +157,6 @@ def split_and_scale(
     def scaled(rows):
         return scaler.transform(x[rows]).astype(np.float32)
 
-    return FraudSplit(
-        x_train=scaled(train), y_train=y[train],
-        x_val=scaled(val), y_val=y[val],
-        x_test=scaled(test), y_test=y[test],
-        train_rows=row_ids[train], val_rows=row_ids[val], test_rows=row_ids[test],
-        scaler=scaler,
-    )
+    return FraudSplit(x_train=scaled(train), y_train=y[train], x_val=scaled(val), y_val=y[val],
+                      x_test=scaled(test), y_test=y[test], train_rows=row_ids[train],
+                      val_rows=row_ids[val], test_rows=row_ids[test], scaler=scaler)

@@ -32,7 +32,8 @@ _FRAUD_SHIFT = {
 
 def make_creditcard_sample(n_rows: int = 32_000, n_fraud: int = 160, seed: int = 0) -> pd.DataFrame:
     """A synthetic frame with the creditcard.csv schema, ``n_fraud`` of its ``n_rows`` rows with
-    ``Class = 1`` (160 of 32,000 is 0.5%; the real file has 0.17%); the same seed, the same frame."""
+    ``Class = 1`` (160 of 32,000 is 0.5%; the real file has 0.17%); the same seed, the same
+    frame."""
     rng = np.random.default_rng(seed)
     n_normal = n_rows - n_fraud
     spread = np.linspace(2.0, 0.3, 28)  # PCA-like: variance falls with the component index
@@ -56,11 +57,14 @@ def make_creditcard_sample(n_rows: int = 32_000, n_fraud: int = 160, seed: int =
 
 
 def write_creditcard_sample(path, **kwargs) -> Path:
-    """Write :func:`make_creditcard_sample` as a gzipped CSV with a fixed gzip header (same bytes
-    every time), atomically."""
+    """Write :func:`make_creditcard_sample` as a gzipped CSV (same bytes every time), atomically."""
     df = make_creditcard_sample(**kwargs)
-    data = df.to_csv(index=False, float_format="%.6g").encode()
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+    return write_gzip(path, df.to_csv(index=False, float_format="%.6g").encode())
+
+
+def write_gzip(path, data: bytes) -> Path:
+    """Write ``data`` gzipped with a fixed header (same bytes every time), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write(data)
     return Path(path)

@@ -85,7 +85,7 @@ def _line_of_row(path: Path, sep: str, quoting: int, row: int) -> int | None:
 
 
 def _where(path: Path, sep: str, quoting: int, row: int) -> str:
-    """``"<path>, line 7"`` for data row ``row``, or ``"<path>, data row 6"`` if the line is unknown."""
+    """``"<path>, line 7"`` for data row ``row`` (``"<path>, data row 6"`` if unknown)."""
     line = _line_of_row(path, sep, quoting, row)
     return f"{path}, line {line}" if line is not None else f"{path}, data row {row + 1}"
 
@@ -106,14 +106,9 @@ def _check_question_lengths(frame: pd.DataFrame, path: Path, sep: str, quoting: 
 def read_qqp(path, setting: str = "data", labels_required: bool = True) -> QQPTable:
     """Read and check one QQP file, which ``setting`` named; drop (and count) rows with an empty
     question. ``labels_required=False`` accepts a file without ``is_duplicate`` (pairs to
-    predict, like GLUE's test.tsv); its frame then has no label column.
-
-    Raises:
-        InputError: missing file, binary or non-UTF-8 data, a damaged or truncated archive, a
-            malformed file, missing columns, a label outside {0, 1} (with its line), a question
-            longer than ``MAX_QUESTION_CHARS`` (with its line), or no row left after dropping
-            empty questions. Always one line naming the file and ``setting``.
-    """
+    predict, like GLUE's test.tsv). Anything wrong (an unreadable or malformed file, missing
+    columns, a bad label or a question over ``MAX_QUESTION_CHARS``, with its line, no row left) is
+    one InputError naming the file and ``setting``."""
     path = Path(path)
     if not path.is_file():
         raise file_error(setting, f"{path}: no such file")

@@ -1,22 +1,13 @@
 """Generator of the bundled synthetic QQP sample, its byte-level BPE tokenizer and tiny config.
 
-The real Quora Question Pairs file cannot ship with the project, so the demo and the tests use a
-synthetic one with Kaggle's ``train.csv`` schema (id, qid1, qid2, question1, question2,
-is_duplicate). Questions come from templates: a pair is a duplicate when both questions ask the
-same thing about the same subject, as a near-copy or in other words ("How can I learn Python
-quickly?" / "What is the fastest way to learn Python?"). Non-duplicates are, as in QQP, sometimes
-close in wording (the same question about another subject, another question about the same
-subject) and more often unrelated, so that word overlap is a useful but imperfect signal.
-About 37% of pairs are duplicates (QQP: 36.9%). Three rows have an empty question (the real file
-has three), and a few questions hold commas, double quotes and a line break, so that the reader's
-quoting is exercised. Nothing here is a real Quora question.
-
-Three more files are derived from the sample: a byte-level BPE vocabulary trained on its questions
-with the ``tokenizers`` package (``assets/qqp_tokenizer/{vocab.json,merges.txt}``; special tokens
-``<s> <pad> </s> <unk> <mask>`` get ids 0-4, as in RoBERTa), and the tiny RoBERTa configuration
-(``assets/qqp_tiny_config.json``) that :func:`project.models.roberta.build_classifier` uses offline.
-
-Example:
+The real Quora Question Pairs file cannot ship, so the demo and the tests use a synthetic one
+with Kaggle's ``train.csv`` schema. Questions come from templates: a duplicate asks the same
+thing about the same subject, as a near-copy or in other words; non-duplicates are sometimes
+close in wording and more often unrelated. About 37% of pairs are duplicates (QQP: 36.9%), three
+rows have an empty question (as in the real file), and a few questions hold commas, quotes and a
+line break. Nothing here is a real Quora question. From the sample come a byte-level BPE
+vocabulary (``assets/qqp_tokenizer``; special tokens get ids 0-4, as in RoBERTa) and the tiny
+RoBERTa configuration (``assets/qqp_tiny_config.json``) used offline.
 
 >>> df = make_qqp_sample(n_pairs=200, seed=0)
 >>> list(df.columns)
@@ -26,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import shutil
@@ -35,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from project.data.creditcard_sample import write_gzip
 from project.io import atomic_path, write_json
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -42,24 +33,18 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 # Each intent: a subject kind and several wordings of the same question. Two wordings of one
 # intent about one subject are duplicates; anything else is not.
 _SUBJECTS = {
-    "skill": [
-        "Python", "Java", "JavaScript", "machine learning", "data science", "guitar", "piano",
-        "Spanish", "French", "German", "Japanese", "calculus", "statistics", "chess", "cooking",
-        "photography", "drawing", "SQL", "C++", "public speaking", "swimming", "economics",
-    ],
-    "city": [
-        "Paris", "London", "Tokyo", "New York", "Berlin", "Mumbai", "Delhi", "Bangalore",
-        "Toronto", "Sydney", "Rome", "Dubai", "Singapore", "San Francisco", "Chicago", "Seoul",
-    ],
-    "job": [
-        "software engineer", "doctor", "data scientist", "lawyer", "pilot", "teacher",
-        "civil engineer", "chartered accountant", "product manager", "nurse", "architect",
-        "journalist", "investment banker", "graphic designer",
-    ],
-    "thing": [
-        "the iPhone 7", "a MacBook", "Android phones", "Bitcoin", "the stock market",
-        "electric cars", "Netflix", "Facebook", "the Samsung Galaxy S7", "Windows 10",
-    ],
+    "skill": ["Python", "Java", "JavaScript", "machine learning", "data science", "guitar",
+              "piano", "Spanish", "French", "German", "Japanese", "calculus", "statistics",
+              "chess", "cooking", "photography", "drawing", "SQL", "C++", "public speaking",
+              "swimming", "economics"],
+    "city": ["Paris", "London", "Tokyo", "New York", "Berlin", "Mumbai", "Delhi", "Bangalore",
+             "Toronto", "Sydney", "Rome", "Dubai", "Singapore", "San Francisco", "Chicago",
+             "Seoul"],
+    "job": ["software engineer", "doctor", "data scientist", "lawyer", "pilot", "teacher",
+            "civil engineer", "chartered accountant", "product manager", "nurse", "architect",
+            "journalist", "investment banker", "graphic designer"],
+    "thing": ["the iPhone 7", "a MacBook", "Android phones", "Bitcoin", "the stock market",
+              "electric cars", "Netflix", "Facebook", "the Samsung Galaxy S7", "Windows 10"],
 }
 
 _INTENTS = {
@@ -157,25 +142,14 @@ def _pair(rng: random.Random, duplicate: bool) -> tuple[str, str]:
         return first.format(s=subject), rng.choice(other_wordings).format(s=subject)
     other_intent = rng.choice([i for i in sorted(_INTENTS) if _INTENTS[i][0] != kind])
     other_kind, other_wordings = _INTENTS[other_intent]
-    return (
-        first.format(s=subject),
-        rng.choice(other_wordings).format(s=rng.choice(_SUBJECTS[other_kind])),
-    )
+    other = rng.choice(other_wordings).format(s=rng.choice(_SUBJECTS[other_kind]))
+    return first.format(s=subject), other
 
 
-def make_qqp_sample(
-    n_pairs: int = 2400, duplicate_rate: float = 0.37, seed: int = 0
-) -> pd.DataFrame:
-    """A synthetic frame with Kaggle's QQP ``train.csv`` schema.
-
-    Args:
-        n_pairs: rows in all, including three rows with an empty question.
-        duplicate_rate: share of rows with ``is_duplicate = 1``.
-        seed: the generator's seed; the same seed gives the same frame.
-
-    Returns:
-        A DataFrame with columns id, qid1, qid2, question1, question2, is_duplicate.
-    """
+def make_qqp_sample(n_pairs: int = 2400, duplicate_rate: float = 0.37, seed: int = 0
+                    ) -> pd.DataFrame:
+    """A synthetic frame with Kaggle's QQP ``train.csv`` schema: ``n_pairs`` rows (three with an
+    empty question), ``duplicate_rate`` of them duplicates; the same seed, the same frame."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n_pairs):
@@ -197,33 +171,19 @@ def make_qqp_sample(
         qid1 = qids.setdefault(q1, len(qids) + 1)
         qid2 = qids.setdefault(q2, len(qids) + 1)
         table.append([i, qid1, qid2, q1, q2, label])
-    return pd.DataFrame(
-        table, columns=["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
-    )
+    return pd.DataFrame(table, columns=["id", "qid1", "qid2", "question1", "question2",
+                                        "is_duplicate"])
 
 
 def write_qqp_sample(path, **kwargs) -> Path:
     """Write :func:`make_qqp_sample` as a gzipped CSV (same bytes every time), atomically."""
-    data = make_qqp_sample(**kwargs).to_csv(index=False).encode()
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(
-            filename="", fileobj=raw, mode="wb", mtime=0
-        ) as gz:
-            gz.write(data)
-    return Path(path)
+    return write_gzip(path, make_qqp_sample(**kwargs).to_csv(index=False).encode())
 
 
 def train_tokenizer(questions, out_dir, vocab_size: int = 1500) -> Path:
-    """Train a RoBERTa-style byte-level BPE on ``questions``; write vocab.json and merges.txt.
-
-    Args:
-        questions: iterable of strings.
-        out_dir: folder for ``vocab.json`` and ``merges.txt`` (written atomically).
-        vocab_size: target vocabulary size, special tokens and the 256 byte symbols included.
-
-    Returns:
-        ``out_dir`` as a Path.
-    """
+    """Train a RoBERTa-style byte-level BPE of ``vocab_size`` tokens (special tokens and the 256
+    bytes included) on ``questions``; write ``vocab.json`` and ``merges.txt`` atomically under
+    ``out_dir``, returned as a Path."""
     from tokenizers import ByteLevelBPETokenizer
 
     tokenizer = ByteLevelBPETokenizer()
@@ -243,24 +203,14 @@ def train_tokenizer(questions, out_dir, vocab_size: int = 1500) -> Path:
 
 def tiny_config(vocabulary_size: int) -> dict:
     """The tiny RoBERTa used offline: 2 layers, 2 heads, hidden 32, FFN 64, 128 positions."""
-    return {
-        "vocabulary_size": vocabulary_size,
-        "num_layers": 2,
-        "num_heads": 2,
-        "hidden_dim": 32,
-        "intermediate_dim": 64,
-        "max_sequence_length": 128,
-        "vocabulary": "qqp_tokenizer/vocab.json",
-        "merges": "qqp_tokenizer/merges.txt",
-    }
+    return {"vocabulary_size": vocabulary_size, "num_layers": 2, "num_heads": 2, "hidden_dim": 32,
+            "intermediate_dim": 64, "max_sequence_length": 128,
+            "vocabulary": "qqp_tokenizer/vocab.json", "merges": "qqp_tokenizer/merges.txt"}
 
 
 def write_qqp_assets(assets_dir="assets", seed: int = 0) -> list[Path]:
-    """Write the sample, the tokenizer trained on it and the tiny config under ``assets_dir``.
-
-    Returns:
-        The paths written.
-    """
+    """Write the sample, the tokenizer trained on it and the tiny config under ``assets_dir``;
+    return the paths written."""
     assets_dir = Path(assets_dir)
     sample = write_qqp_sample(assets_dir / "qqp_sample.csv.gz", seed=seed)
     frame = make_qqp_sample(seed=seed)
@@ -270,8 +220,3 @@ def write_qqp_assets(assets_dir="assets", seed: int = 0) -> list[Path]:
         vocabulary_size = len(json.load(f))
     config = write_json(assets_dir / "qqp_tiny_config.json", tiny_config(vocabulary_size))
     return [sample, tokenizer_dir / "vocab.json", tokenizer_dir / "merges.txt", config]
-
-
-if __name__ == "__main__":
-    for written in write_qqp_assets():
-        print(written)

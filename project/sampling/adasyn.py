@@ -29,53 +29,30 @@ VARIANTS = ("he2008", "report")
 class ADASYN(BaseOverSampler):
     """Adaptive synthetic over-sampling: more synthetic points where the minority is harder.
 
-    For each class to over-sample (the *minority*; every other class counts as *majority*), with
-    N the count ``sampling_strategy`` asks to add (``"auto"``: up to the majority's count):
+    For each class to over-sample (the *minority*), with N the count ``sampling_strategy`` asks
+    to add (as in imbalanced-learn; ``"auto"``: up to the majority's count):
 
-    ``variant="he2008"`` (the default, the paper): G = round(N * beta). Minority point x_i has
-    r_i = (majority points among its k nearest neighbours in all the data, itself excluded) / k
-    and gets g_i = G * r_i / sum(r) synthetic points, rounded so that sum(g_i) == G exactly
-    (floors, then one each to the largest fractional parts, ties to the lower index, in integer
-    arithmetic; imbalanced-learn rounds each g_i, so its total can miss G). Each synthetic point
-    is x_i + lambda * (x_zi - x_i), lambda ~ U(0, 1), x_zi uniform among x_i's k nearest
-    *minority* neighbours (itself excluded).
+    ``variant="he2008"`` (the paper): G = round(N * beta). Minority point x_i has r_i =
+    (majority points among its k nearest neighbours, itself excluded) / k and gets g_i = G * r_i
+    / sum(r) synthetic points, rounded so that sum(g_i) == G exactly (largest remainders, ties
+    to the lower index; imbalanced-learn's total can miss G). Each synthetic point is x_i +
+    lambda * (x_zi - x_i), lambda ~ U(0, 1), x_zi uniform among x_i's k nearest *minority*
+    neighbours.
 
     ``variant="report"``, the course report's function point for point: G = int(N * beta).
     x_i's neighbourhood is positions 1..k of the stable argsort of its squared distances to
-    every row (position 0 taken to be x_i itself), its partners the minority rows there. Its
-    weight w_i = (k - partners) % k is 0 when all its neighbours are majority (exactly the
-    hardest points, which ADASYN means to weight most) or all minority. g_i = int(G * w_i /
-    sum(w)), in exact integers, so the total is usually under G. Each synthetic point is
-    x_i + lambda * (x_p - x_i), lambda ~ U[0, 1), x_p uniform among the partners. The report's
-    default (non-stable) ``np.argsort`` leaves the order of equal distances to the NumPy version
-    and the CPU; ``kind="stable"`` is one definite rule. It matters only with duplicates: a copy
-    of x_i earlier in the data takes position 0, so x_i counts as its own partner. The random
-    draws come from ``random_state``, not from the report's global NumPy seed.
+    every row, its partners the minority rows there; its weight w_i = (k - partners) % k is 0
+    when all its neighbours are majority (the hardest points) or all minority; g_i = int(G * w_i
+    / sum(w)), so the total is usually under G; x_p is uniform among the partners. The stable
+    sort fixes ties, which the report's ``np.argsort`` left to NumPy (duplicates only: an earlier
+    copy of x_i takes position 0); the draws come from ``random_state``, not a global seed.
 
-    Neighbours are exact Euclidean (float64 distances), ties to the lower row, found in blocks
-    whose working memory stays under :data:`MEMORY_BUDGET_BYTES` whatever n is.
-
-    Args:
-        sampling_strategy: as in imbalanced-learn: ``"auto"`` (= ``"not majority"``),
-            ``"minority"``, ``"not minority"``, ``"all"``, a float (binary only: the wanted
-            minority/majority ratio), a dict ``{class: wanted count}`` or a callable.
-        beta: balance level, a finite number > 0; 1.0 fully balances.
-        n_neighbors: k, the neighbourhood size, an int >= 1. ``"he2008"``: at most (class size
-            - 1). ``"report"``: at least 2 (with k = 1 every weight is 0 mod 1) and at most
-            (number of rows - 1).
-        random_state: ``None``, an int seed or a ``np.random.RandomState``.
-        variant: ``"he2008"`` (the paper) or ``"report"`` (the course report's function).
-
-    Attributes (after ``fit_resample``):
-        sampling_strategy_: ``{class: N}`` (set by ``fit`` too).
-        ratios_: ``{class: r_hat}``, the normalised weight of each sample of that class, in
-            ``y``'s order.
-        n_synthetic_per_sample_: ``{class: g}``, synthetic samples made from each such sample.
-        base_indices_: for each synthetic row (in output order), the row of ``X`` it starts from.
-        neighbor_indices_: for each synthetic row, the row of ``X`` it moves towards.
-        n_features_in_, feature_names_in_: as in scikit-learn.
-
-    Example:
+    Neighbours are exact Euclidean (float64), ties to the lower row, found in blocks whose
+    working memory stays under :data:`MEMORY_BUDGET_BYTES`. ``n_neighbors`` (k) is at most the
+    class size - 1 (``"he2008"``), or in 2..rows - 1 (``"report"``). After ``fit_resample``:
+    ``ratios_`` and ``n_synthetic_per_sample_`` (``{class: per-sample array}``, in ``y``'s
+    order), and for each synthetic row the row of ``X`` it starts from (``base_indices_``) and
+    moves towards (``neighbor_indices_``).
 
     >>> import numpy as np
     >>> from project.sampling import ADASYN
@@ -109,14 +86,9 @@ class ADASYN(BaseOverSampler):
         self.variant = variant
 
     def fit_resample(self, X, y, **params):
-        """``(X_resampled, y_resampled)``: the original rows first, then the synthetic ones.
-
-        ``X``: numeric, finite, (n_samples, n_features): array-like, DataFrame or CSR/CSC
-        matrix. ``y``: labels (ints, bools, integral floats, strings), 1-D, a Series, a
-        one-column DataFrame or one-hot. The outputs have the inputs' types (DataFrame columns,
-        Series name, list, sparse format) and dtypes, except that integer or bool ``X`` (arrays
-        and DataFrame columns) becomes float64: interpolated points are not integers.
-        """
+        """``(X_resampled, y_resampled)``: the original rows first, then the synthetic ones, in
+        the inputs' types (array-like, DataFrame, CSR/CSC; ``y`` 1-D, Series or one-hot) and
+        dtypes, except that integer or bool ``X`` becomes float64."""
         dtypes = getattr(X, "dtypes", None)
         if dtypes is not None and hasattr(X, "astype"):  # pandas: widen integer columns
             widen = {c: np.float64 for c, t in dtypes.items()
@@ -153,8 +125,7 @@ class ADASYN(BaseOverSampler):
                 self._check_class(_scalar(label), int(np.sum(y_codes == code)), len(y))
                 todo.append((code, label, G))
 
-        # One k-NN pass over all rows for the points of every class to over-sample. The report
-        # takes positions 1..k of the stable argsort, x_i itself included in that sort.
+        # One k-NN pass over all rows for the points of every class to over-sample.
         query_rows = np.flatnonzero(np.isin(y_codes, [c for c, _, _ in todo]))
         if not todo:
             neighbours = np.zeros((0, k), dtype=np.int64)
@@ -173,13 +144,11 @@ class ADASYN(BaseOverSampler):
             n_same = same.sum(axis=1)
             weights = (k - n_same) % k if report else k - n_same
             if not weights.any():
-                raise InputError(
-                    f"no point of class {_scalar(label)!r} has a weight: "
-                    + ("in variant='report' a point counts only if some but not all of its k "
-                       "neighbours are of another class" if report else
-                       "none has a neighbour of another class among its k nearest")
-                    + "; ADASYN has nothing to adapt to (use SMOTE instead)"
-                )
+                raise InputError(f"no point of class {_scalar(label)!r} has a weight: " + (
+                    "in variant='report' a point counts only if some but not all of its k "
+                    "neighbours are of another class" if report else
+                    "none has a neighbour of another class among its k nearest")
+                    + "; ADASYN has nothing to adapt to (use SMOTE instead)")
             self.ratios_[label] = weights / weights.sum()
             if report:
                 counts = (G * weights) // weights.sum()
@@ -239,8 +208,7 @@ def _scalar(label):
 
 
 def _encode(labels):
-    """(sorted distinct labels, each label's index among them). Small integer labels are
-    counted (bincount: ~10x faster than ``np.unique``'s sort at 284,807 rows)."""
+    """(sorted distinct labels, each label's index among them); bincount for small integers."""
     if labels.dtype.kind in "iub" and len(labels):
         ints = labels.astype(np.int64, copy=False)
         low = int(ints.min())
@@ -253,10 +221,9 @@ def _encode(labels):
 
 def _largest_remainder(weights, total):
     """Integer counts proportional to integer ``weights`` that sum to ``total`` exactly: floors,
-    then one each to the largest remainders, ties to the lower index (exact integer arithmetic)."""
+    then one each to the largest remainders, ties to the lower index."""
     weights = np.asarray(weights, dtype=np.int64)
-    scaled = total * weights
-    counts, remainders = np.divmod(scaled, weights.sum())
+    counts, remainders = np.divmod(total * weights, weights.sum())
     short = total - int(counts.sum())
     counts[np.argsort(-remainders, kind="stable")[:short]] += 1
     return counts

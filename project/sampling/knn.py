@@ -35,25 +35,12 @@ def kneighbors(X, query_rows, k: int, *, include_self: bool = False,
     the order of ``np.argsort(d, kind="stable")`` of each query's float64 squared distances ``d``
     to every row (float32 rows are widened first).
 
-    Args:
-        X: (n, d) float or integer array, or a SciPy sparse matrix (read in dense blocks).
-        query_rows: (q,) integer array, the rows of ``X`` to query, in any order, repeats allowed.
-        k: neighbours per query, >= 1; at most n - 1, or n with ``include_self``.
-        include_self: ``False``: a query row is never its own neighbour (its duplicates still
-            are). ``True``: it is a row like any other, so the first neighbour is the
-            lowest-index row at distance 0, the query row unless a duplicate comes earlier.
-        memory_budget_bytes: bound on the working memory, all threads together (down to a block
-            of one row). The answer does not depend on it.
-        n_jobs: threads sharing the scan (``None``: :func:`n_threads`). The answer does not
-            depend on it.
-
-    Returns:
-        (q, k) int64 array: for each query, its neighbours' rows in ``X``, nearest first.
-
-    Raises:
-        ValueError: ``X`` is not 2-D, ``k`` is out of range, or a query row is not a row of ``X``.
-
-    Example:
+    ``X``: (n, d) array or SciPy sparse matrix; ``query_rows``: any rows, repeats allowed; ``k``:
+    at most n - 1, or n with ``include_self`` (a query row is then a row like any other; else
+    never its own neighbour, its duplicates still are). ``memory_budget_bytes`` (all threads
+    together, down to a block of one row) and ``n_jobs`` (threads; None: :func:`n_threads`) do
+    not change the answer: a (q, k) int64 array of rows, nearest first. ValueError for a bad
+    shape, ``k`` or row.
 
     >>> import numpy as np
     >>> from project.sampling.knn import kneighbors
@@ -102,8 +89,6 @@ def block_rows(n_queries: int, n_features: int, budget_bytes: int) -> int:
     the candidate's indices, distance and merge order (56 bytes); per row, the row as float64 and
     float32. At least one row, so the bound holds while 64 * n_queries <= budget_bytes.
 
-    Example:
-
     >>> block_rows(492, 29, 32 * 2**20)
     1053
     """
@@ -126,17 +111,14 @@ def _as_rows(X):
     return X
 
 
-def _dense(X, start, stop):
-    """Rows ``start:stop`` of ``X`` as a dense array (a view when ``X`` is dense)."""
-    part = X[start:stop]
+def _dense(part):
+    """``part`` of ``X`` as a dense array (itself when dense)."""
     return part.toarray() if sparse.issparse(part) else part
 
 
 def _gather(X, rows):
     """``X[rows]`` as a dense float64 array."""
-    part = X[rows]
-    part = part.toarray() if sparse.issparse(part) else part
-    return part.astype(np.float64, copy=False)
+    return _dense(X[rows]).astype(np.float64, copy=False)
 
 
 class _Cursor:
@@ -185,7 +167,7 @@ def _scan(X, queries, query_rows, cursor, k, block, include_self):
         size = stop - start
         if size == 0:
             break
-        ref = np.subtract(_dense(X, start, stop), center, out=ref_buf[:size])
+        ref = np.subtract(_dense(X[start:stop]), center, out=ref_buf[:size])
         norms = np.einsum("ij,ij->i", ref, ref, out=norm_buf[:size])
         rhs[:d, :size] = ref.T
         rhs[d, :size] = norms

@@ -26,17 +26,9 @@ from project.sampling.adasyn import ADASYN
 from project.settings import ADASYN_VARIANTS, FRAUD_SPLIT_SEED, PROTOCOLS, choice
 
 
-def protocol_split(
-    df: pd.DataFrame,
-    protocol: str,
-    *,
-    seed: int = 0,
-    stratify: bool = False,
-    n_neighbors: int = 5,
-    beta: float = 1.0,
-    variant: str = "he2008",
-    split_seed: int = FRAUD_SPLIT_SEED,
-) -> FraudSplit:
+def protocol_split(df: pd.DataFrame, protocol: str, *, seed: int = 0, stratify: bool = False,
+                   n_neighbors: int = 5, beta: float = 1.0, variant: str = "he2008",
+                   split_seed: int = FRAUD_SPLIT_SEED) -> FraudSplit:
     """Train/validation/test arrays of ``df`` (from ``load_creditcard``) for one of
     :data:`PROTOCOLS`: a :class:`~project.data.creditcard.FraudSplit` whose synthetic rows have
     row id -1. ``seed``, ``n_neighbors``, ``beta`` and ``variant`` (``"he2008"``: He et al.;

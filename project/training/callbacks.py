@@ -1,16 +1,5 @@
-"""What happens at the end of every epoch, shared by both experiments.
-
-:func:`project.training.loop.train` runs one ``model.fit`` per epoch and then calls these:
-
-* :class:`BestEpoch` remembers the best epoch by a monitored metric, in the right direction
-  (:func:`project.settings.monitor_mode`: ``loss``-like metrics are minimised, the rest
-  maximised);
-* :func:`write_history` rewrites ``history.csv`` atomically (epochs counted from 1), so a kill at
-  any moment leaves a complete file for the epochs done;
-* :class:`TensorBoardLog` writes the same numbers as TensorBoard scalars (``--tensorboard``);
-* :func:`progress_line` is the one line printed per epoch: which seed, which part, time left.
-
-Example:
+"""What :func:`project.training.loop.train` does at the end of every epoch: :class:`BestEpoch`,
+``history.csv`` (:func:`write_history`, atomic), TensorBoard scalars and the progress line.
 
 >>> best = BestEpoch("val_loss")
 >>> best.mode
@@ -32,13 +21,8 @@ from project.settings import monitor_mode
 
 
 class BestEpoch:
-    """The best epoch so far by ``monitor`` (NaN never counts as best).
-
-    Args:
-        monitor: an epoch-log key, e.g. ``"val_accuracy"`` or ``"val_loss"``.
-        mode: "max", "min", or None to infer it from the name
-            (:func:`project.settings.monitor_mode`).
-    """
+    """The best epoch so far by ``monitor``, an epoch-log key (NaN never counts as best);
+    ``mode``: "max", "min", or None to infer it (:func:`project.settings.monitor_mode`)."""
 
     def __init__(self, monitor: str, mode: str | None = None, epoch=None, value=None):
         self.monitor, self.mode = monitor, monitor_mode(monitor, mode)

@@ -1,20 +1,10 @@
 """Per-epoch checkpoints: everything needed to continue a killed run exactly where it stopped.
 
-One file, ``checkpoint.safetensors``, rewritten atomically at every epoch end, holds:
-
-* every variable of the model, the random-seed states of its dropout layers included
-  (``model.variables``, in the model's own order);
-* every variable of the optimizer (step counter, moments, loss scale);
-* the weights of the best epoch so far (``model.weights``), which the run restores at the end;
-* a JSON record (the safetensors metadata): epochs done, the history so far, the best epoch and
-  its score, seconds spent, and the identity of the training data.
-
-The data order of every epoch, and PyTorch's global generator (which Keras's torch backend
-draws unseeded dropout masks from), are set from ``(seed, epoch)`` alone at the start of each
-epoch (see :func:`project.training.loop.fit_epoch`), so no pipeline or generator state needs
-saving: a run resumed from epoch k replays epochs k+1... exactly as an uninterrupted run would.
-
-Example:
+One file, ``checkpoint.safetensors``, rewritten atomically at every epoch end, holds every
+variable of the model (dropout seed states included) and of its optimizer, the best epoch's
+``model.weights``, and a JSON record (the safetensors metadata: epochs done, history, best epoch,
+seconds, the training data's identity). Data order and PyTorch's generator come from
+``(seed, epoch)`` alone (:mod:`project.training.loop`), so no other state needs saving.
 
 >>> import tempfile, numpy as np
 >>> from project.models.convnet import build_convnet, compile_convnet
@@ -60,14 +50,8 @@ def _optimizer_variables(model) -> list:
 
 
 def save_checkpoint(path, model, state: dict, best_weights: list | None) -> Path:
-    """Write the model, its optimizer, the best weights so far and ``state`` to ``path``.
-
-    Args:
-        path: the checkpoint file (``.safetensors``); written to a temporary name, then renamed.
-        model: a compiled Keras model.
-        state: JSON-serialisable progress record (epochs done, history, best epoch, ...).
-        best_weights: NumPy copies of ``model.weights`` at the best epoch (None: none yet).
-    """
+    """Write the model, its optimizer, ``best_weights`` (NumPy copies of ``model.weights``, or
+    None) and the JSON-serialisable ``state`` to ``path``, atomically."""
     from safetensors.numpy import save_file
 
     tensors = {**_arrays("model", model.variables),
@@ -82,11 +66,8 @@ def save_checkpoint(path, model, state: dict, best_weights: list | None) -> Path
 
 
 def read_state(path) -> dict:
-    """The JSON record of a checkpoint, without loading any tensor.
-
-    Raises:
-        InputError: the file is missing, truncated or not a checkpoint of ours.
-    """
+    """The JSON record of a checkpoint, without loading any tensor (InputError: missing,
+    truncated or not a checkpoint of ours)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -105,13 +86,8 @@ def read_state(path) -> dict:
 
 def load_checkpoint(path, model) -> tuple[dict, list | None]:
     """Restore the model's and optimizer's variables from ``path``; return (state, best weights).
-
-    Everything is read and checked (count, shapes, dtypes) before anything is assigned, so a
-    checkpoint that does not match leaves the model untouched.
-
-    Raises:
-        InputError: a damaged file, or one written for another model or optimizer.
-    """
+    Everything is checked before anything is assigned, so a checkpoint that does not match
+    (InputError: damaged, or for another model or optimizer) leaves the model untouched."""
     from safetensors import safe_open
 
     state = read_state(path)
@@ -131,16 +107,13 @@ def load_checkpoint(path, model) -> tuple[dict, list | None]:
                               ("optimizer", _optimizer_variables(model))):
         saved = group(prefix)
         if len(saved) != len(variables):
-            raise InputError(
-                f"{path}: written for another model ({len(saved)} {prefix} variables, this one "
-                f"has {len(variables)})"
-            )
+            raise InputError(f"{path}: written for another model ({len(saved)} {prefix} "
+                             f"variables, this one has {len(variables)})")
         for variable, value in zip(variables, saved):
             if tuple(value.shape) != tuple(variable.shape):
-                raise InputError(
-                    f"{path}: {prefix} variable {variable.path} has shape {value.shape} in the "
-                    f"checkpoint, {tuple(variable.shape)} in this model"
-                )
+                raise InputError(f"{path}: {prefix} variable {variable.path} has shape "
+                                 f"{value.shape} in the checkpoint, {tuple(variable.shape)} in "
+                                 "this model")
             plan.append((variable, value))
     for variable, value in plan:
         variable.assign(value)

@@ -1,23 +1,8 @@
-"""Devices and processes: what the backend computes on, its memory peak, and the processes of a
-run on several hosts (the environment's description, the coordinator, joining).
-
-* :func:`device_info`, :func:`float16_support`, :func:`check_quantize_support`: the
-  accelerator (or CPU) each backend uses, and what it can compute;
-* :func:`reset_device_peak`, :func:`device_peak_mb`: the accelerator's memory peak;
-* :func:`process_group`: the processes of a multi-process run, from Keras's own variables (what
-  ``keras.distribution.initialize`` reads), torchrun's (``RANK``, ``WORLD_SIZE``,
-  ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) or ``TF_CONFIG``; light (reads the
-  environment only)::
-
-      KERAS_DISTRIBUTION_JOB_ADDRESSES=10.0.0.1:1234   # the coordinator (process 0), or all
-      KERAS_DISTRIBUTION_NUM_PROCESSES=2
-      KERAS_DISTRIBUTION_PROCESS_ID=0                   # 1 on the second host
-      PROJECT_DISTRIBUTION_TIMEOUT=300                  # seconds to wait for the others
-
-* :func:`join`: this process joins the others (JAX), within that timeout;
-  :func:`join_torch`: the same with ``torch.distributed`` (gloo on CPUs, NCCL on GPUs).
-
-Example:
+"""Devices and processes: what the backend computes on (:func:`device_info`) and can compute,
+its memory peak, and the processes of a multi-process run: :func:`process_group` reads them from
+Keras's ``KERAS_DISTRIBUTION_*`` variables, torchrun's or ``TF_CONFIG`` (the environment only);
+:func:`join` (JAX) and :func:`join_torch` (``torch.distributed``) join them within
+``PROJECT_DISTRIBUTION_TIMEOUT`` seconds.
 
 >>> process_group({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
 ...                "KERAS_DISTRIBUTION_PROCESS_ID": "1",
@@ -40,24 +25,16 @@ import time
 
 from project.errors import InputError, SettingError
 
-#: Keras's own variables for a multi-process run (``keras.distribution.initialize`` reads them).
 ENV_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 ENV_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 ENV_PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
-#: What torchrun sets in every process it starts (torch.distributed's ``env://`` rendezvous).
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 TORCHRUN = "torchrun (RANK, WORLD_SIZE)"
-#: Seconds a process waits for the coordinator and for the others to join.
 ENV_TIMEOUT = "PROJECT_DISTRIBUTION_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
-#: The smallest CUDA compute capability with float16 arithmetic.
-FLOAT16_CAPABILITY = (5, 3)
-#: Where Keras's int8 layers run (their int8 einsum / matmul): CPUs, CUDA or ROCm GPUs, TPUs;
-#: not Apple's MPS (no int8 matmul in PyTorch there).
+FLOAT16_CAPABILITY = (5, 3)  # the smallest CUDA compute capability with float16 arithmetic
+#: Where Keras's int8 layers run: not Apple's MPS (no int8 matmul in PyTorch there).
 INT8_PLATFORMS = ("cpu", "gpu", "tpu")
-
-
-# --- the accelerator ---------------------------------------------------------------------------
 
 
 def device_info(backend: str) -> dict:
@@ -166,18 +143,11 @@ def device_peak_mb(backend: str) -> float | None:
     return None
 
 
-# --- the processes of a run --------------------------------------------------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class ProcessGroup:
-    """The processes of a multi-process run, as the environment describes them.
-
-    Attributes:
-        count: number of processes; index: this one (0 is the coordinator and the writer).
-        coordinator: ``host:port`` of process 0 (None under ``TF_CONFIG``, which lists all).
-        source: the variables it came from, for messages (:data:`TORCHRUN` for torchrun's).
-        local_index: this process's place on its host (torchrun's ``LOCAL_RANK``: its GPU).
+    """The processes of a multi-process run: ``count``, this one's ``index`` (0 coordinates and
+    writes), the ``coordinator``'s ``host:port`` (None under ``TF_CONFIG``), the variables it
+    came from (``source``, for messages) and ``local_index`` (torchrun's ``LOCAL_RANK``: its GPU).
     """
 
     count: int
@@ -189,7 +159,7 @@ class ProcessGroup:
 
 def _int_variable(environ, name: str):
     text = environ.get(name)
-    if text is None or not text.strip():
+    if not (text or "").strip():
         return None
     try:
         return int(text)
@@ -198,11 +168,9 @@ def _int_variable(environ, name: str):
 
 
 def process_group(environ=None) -> ProcessGroup | None:
-    """The multi-process setting of this process, or None for a single process.
-
-    Reads Keras's ``KERAS_DISTRIBUTION_*`` variables, else torchrun's, else ``TF_CONFIG``.
-    Raises InputError for a setting that cannot be right (a process id out of range, a count
-    below 1, a malformed address or ``TF_CONFIG``, torchrun's variables in part).
+    """The multi-process setting of this process (Keras's ``KERAS_DISTRIBUTION_*`` variables,
+    else torchrun's, else ``TF_CONFIG``), or None for a single process. InputError for a
+    setting that cannot be right (an id out of range, a malformed address, variables in part).
     """
     environ = os.environ if environ is None else environ
     count = _int_variable(environ, ENV_PROCESSES)
@@ -213,10 +181,9 @@ def process_group(environ=None) -> ProcessGroup | None:
         if count is None:
             count = len(listed) if len(listed) > 1 else None
         if count is None or index is None or not listed:
-            raise InputError(
-                f"a multi-process run needs {ENV_ADDRESSES} (the coordinator's host:port), "
-                f"{ENV_PROCESSES} and {ENV_PROCESS_ID}; set all three or none"
-            )
+            raise InputError(f"a multi-process run needs {ENV_ADDRESSES} (the coordinator's "
+                             f"host:port), {ENV_PROCESSES} and {ENV_PROCESS_ID}; set all three "
+                             "or none")
         if count < 1:
             raise InputError(f"{ENV_PROCESSES}={count}: must be at least 1")
         if not 0 <= index < count:
@@ -285,17 +252,14 @@ def join_timeout(environ=None) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
+    if not 0 < value < float("inf"):
         raise InputError(f"{ENV_TIMEOUT}={text!r}: give a number of seconds > 0")
     return value
 
 
 def wait_for(address: str, timeout: float, where: str = ENV_ADDRESSES) -> None:
-    """Wait until ``host:port`` accepts a TCP connection, at most ``timeout`` seconds.
-
-    Raises:
-        InputError: no answer in time (one line naming the address and the variable).
-    """
+    """Wait until ``host:port`` accepts a TCP connection, at most ``timeout`` seconds (else a
+    one-line InputError naming the address and the variable ``where``)."""
     host, port = _host_port(address, where)
     deadline = time.monotonic() + timeout
     while True:
@@ -306,18 +270,15 @@ def wait_for(address: str, timeout: float, where: str = ENV_ADDRESSES) -> None:
         except OSError:
             pass
         if time.monotonic() >= deadline:
-            raise InputError(
-                f"no answer from the coordinator {address} within {timeout:g} s ({where}; "
-                f"start process 0 first, or raise {ENV_TIMEOUT})"
-            )
+            raise InputError(f"no answer from the coordinator {address} within {timeout:g} s "
+                             f"({where}; start process 0 first, or raise {ENV_TIMEOUT})")
         time.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
 
 
 @contextlib.contextmanager
 def _joining(group: ProcessGroup, timeout: float):
     """Around the library's join: a watchdog ends the process with one line and exit code 2 if
-    the block does not end within ``timeout`` seconds (the processes did not all join), and
-    the library's error becomes one line."""
+    the processes do not all join within ``timeout`` seconds; the library's error is one line."""
     done = threading.Event()
 
     def watchdog():
@@ -339,14 +300,9 @@ def _joining(group: ProcessGroup, timeout: float):
 
 
 def join(group: ProcessGroup) -> None:
-    """Join the other processes of ``group`` (JAX), once per process, within the timeout.
-
-    What ``keras.distribution.initialize`` does (``jax.distributed.initialize`` with the
-    coordinator, count and id), plus a bounded wait: a process that is not coordinator first
-    waits for the coordinator's port; then a watchdog ends the process with one line and exit
-    code 2 if not every process joins in time (JAX itself would abort with a core dump). A
-    process that has joined already (JAX keeps that state) is checked against ``group``.
-    """
+    """Join the other processes of ``group`` (JAX), once per process: what
+    ``keras.distribution.initialize`` does, plus a bounded wait for the coordinator's port and
+    :func:`_joining`'s watchdog (JAX itself would abort with a core dump)."""
     import jax
 
     if jax.distributed.is_initialized():
@@ -366,17 +322,10 @@ def join(group: ProcessGroup) -> None:
 
 
 def join_torch(group: ProcessGroup) -> None:
-    """Join the other processes of ``group`` with ``torch.distributed``, once per process,
-    within the timeout: gloo on CPUs, NCCL on GPUs (each process on the GPU of its
-    ``local_index``).
-
-    Under torchrun the rendezvous is torchrun's (``env://``: its agent holds the store); with
-    ``KERAS_DISTRIBUTION_*`` process 0 holds it at the coordinator's address. A process other
-    than 0 first waits for that address (one line and exit code 2 if it does not answer in
-    time); a watchdog then ends the process with one line and exit code 2 if not every process
-    joins in time. Collectives themselves may wait longer (process 0 writes while the others
-    wait): at least 30 minutes.
-    """
+    """Join the other processes of ``group`` with ``torch.distributed``, once per process, as
+    :func:`join` does: gloo on CPUs, NCCL on GPUs (the GPU of ``local_index``). The rendezvous is
+    torchrun's (``env://``), or process 0's at the coordinator's address. Collectives may wait
+    longer (process 0 writes while the others wait): at least 30 minutes."""
     import datetime
 
     import torch

@@ -2,39 +2,15 @@
 (called first by both experiments, before any data is read), passed explicitly to everything
 that trains, evaluates or writes.
 
-* **precision**: :mod:`project.training.precision`.
-* **data parallelism** (``--distribute data``): under JAX a ``keras.distribution.DataParallel``
-  over every device (global batch split along the batch axis; batch-norm statistics and
-  gradients are those of the whole batch, so N devices train the same model as one); under
-  TensorFlow a ``tf.distribute.MirroredStrategy`` over the local GPUs (or logical CPUs), with
-  synchronised batch normalisation for the same reason. ``--batch-size`` is the global batch
-  of one step; it must divide by the device count. Under JAX the last, partial batch of an
-  epoch is cut to a multiple of the device count (at most N-1 rows of that epoch's order are
-  skipped that epoch; TensorFlow splits uneven batches itself; :meth:`Scaling.updates` counts
-  the updates that happen), and predictions run on replicated inputs (every device sees the
-  whole batch), which accepts any batch size. Gradient clipping to a global norm applies to the
-  whole batch's gradient on every engine: JAX clips the gradient of the global batch; under
-  TensorFlow, where Keras clips each replica's gradient before summing them, the fine-tuning
-  optimizer scales each replica's gradient by the clip factor of their sum
-  (:func:`project.keras_internals.clip_summed_gradients`); torch averages the gradients of
-  its processes before the optimizer clips them.
-  Under torch (Keras has no torch data parallelism) one process per device, started by
-  ``torchrun`` and joined with ``torch.distributed`` (gloo on CPUs, NCCL on GPUs): each feeds
-  its slice of every global batch and :mod:`project.training.torch_step` averages the
-  gradients before the update (one process per device: without a process group, one device).
-* **several hosts** (JAX, torch; :mod:`project.training.devices` for the environment): each
-  process feeds its slice of every global batch; process 0 (:attr:`Scaling.chief`) alone
-  writes the run folder, the others compute the same things and write nothing there (on
-  ``--resume`` they read process 0's checkpoints, so the run folder must be visible to every
-  host). TensorFlow's ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``) is refused with one
-  line: Keras 3's TensorFlow trainer cannot fit with it (keras-team/keras#20585).
-* **gradient accumulation** (``--grad-accum K``): the optimizer's
-  ``gradient_accumulation_steps``; each update averages the gradients of K steps of
-  ``--batch-size`` rows, so K x B follows batch K·B (same data, same learning-rate schedule:
-  :class:`project.training.optimizer.LinearWarmupDecay` counts updates). Exceptions: batch
-  normalisation normalises each step's B rows, and Keras counts steps across ``fit`` calls,
-  so when an epoch's steps do not divide by K the last update of the epoch also takes the first
-  steps of the next. Under TensorFlow data parallelism Keras cannot accumulate (refused).
+The README's "Scaling up" says what each setting does on each backend. In short:
+``--distribute data`` is a ``keras.distribution.DataParallel`` under JAX, a
+``tf.distribute.MirroredStrategy`` (synchronised batch normalisation) under TensorFlow, and one
+process per device under torch (started by ``torchrun``; :mod:`project.training.torch_step`
+averages their gradients). ``--batch-size`` is the global batch of one step and must divide by
+the devices; under JAX and torch each process feeds its slice of every global batch
+(:func:`shard_rows`), the last partial batch cut to a multiple of the devices, and
+:meth:`Scaling.updates` counts the updates that happen. Process 0 (:attr:`Scaling.chief`) alone
+writes the run folder. ``--grad-accum K`` is the optimizer's ``gradient_accumulation_steps``.
 
 Example:
 
@@ -60,18 +36,9 @@ from project.training.devices import TORCHRUN, ProcessGroup, join, join_torch, p
 
 @dataclasses.dataclass(frozen=True)
 class Scaling:
-    """What a run does with precision and devices (see the module docstring).
-
-    Attributes:
-        backend: the Keras backend.
-        precision: a Keras dtype policy name (:data:`project.settings.PRECISIONS`).
-        distribute: ``"none"`` or ``"data"``.
-        grad_accum: steps whose gradients make one update.
-        devices: devices that share each batch (all processes together).
-        processes: processes of the run; process_id: this one's.
-        engine: the backend's data-parallel object (JAX DataParallel, TF MirroredStrategy),
-            made by :func:`setup`; None on one device.
-    """
+    """What a run does with precision and devices (see the module docstring). ``devices``
+    share each batch (all processes together); ``engine`` is the backend's data-parallel object
+    (JAX DataParallel, TF MirroredStrategy) made by :func:`setup`, None on one device."""
 
     backend: str
     precision: str = "float32"
@@ -106,8 +73,6 @@ class Scaling:
     def scope(self):
         """The run's scope: under JAX data parallelism, the distribution's.
 
-        Example:
-
         >>> from project.experiments.config import FraudConfig
         >>> plan = setup(FraudConfig(), backend="tensorflow")
         >>> with plan.scope():                # e.g. train every part of the run
@@ -124,8 +89,6 @@ class Scaling:
     def model_scope(self):
         """Build and compile the model inside this block: the plan's dtype policy, and under
         TensorFlow data parallelism the strategy's scope (the model then trains on its replicas).
-
-        Example:
 
         >>> import keras
         >>> from project.models.convnet import build_convnet, compile_convnet
@@ -145,13 +108,9 @@ class Scaling:
             yield
 
     def prepare(self, model):
-        """Adapt a freshly built model to the plan; returns it.
-
-        * mixed precision: the output layer computes in float32
-          (:func:`project.training.precision.prepare`);
-        * TensorFlow data parallelism over several replicas: batch normalisation is
-          synchronised, so its statistics are the global batch's, as on one device.
-        """
+        """Adapt a freshly built model to the plan; returns it: under mixed precision the output
+        layer computes in float32; under TensorFlow data parallelism batch normalisation is
+        synchronised (the global batch's statistics, as on one device)."""
         import keras
 
         precisions.prepare(model, self.precision)
@@ -169,9 +128,8 @@ class Scaling:
         return shard_rows(order, batch_size, self.devices, self.processes, self.process_id)
 
     def steps_per_epoch(self, rows: int, batch_size: int) -> int:
-        """Steps (batches) one epoch of ``rows`` training rows feeds this process: under JAX data
-        parallelism the last partial batch is cut to a multiple of the devices, and is gone
-        when fewer rows than devices are left (:func:`shard_rows`).
+        """Steps (batches) one epoch of ``rows`` training rows feeds this process
+        (:func:`shard_rows` cuts the last partial batch under data parallelism).
 
         >>> Scaling("jax", distribute="data", devices=2).steps_per_epoch(257, 64)
         4
@@ -184,9 +142,8 @@ class Scaling:
         return -(-len(order) // step)
 
     def updates(self, rows: int, batch_size: int, epochs: int) -> int:
-        """Optimizer updates in a run of ``epochs`` epochs: the steps that happen, divided by
-        the accumulation. Keras counts steps across ``fit`` calls, so an update takes every
-        ``grad_accum`` steps of the whole run, across epoch ends.
+        """Optimizer updates in a run: the steps that happen, divided by the accumulation (Keras
+        counts steps across ``fit`` calls, so across epoch ends).
 
         >>> Scaling("jax", distribute="data", devices=2, grad_accum=2).updates(257, 64, 3)
         6
@@ -199,10 +156,8 @@ class Scaling:
         before training and TensorFlow cannot add booleans."""
         if self.backend != "tensorflow" or self.distribute != "data":
             return x
-        import numpy as np
-
         def cast(a):
-            return a.astype(np.int32) if np.asarray(a).dtype == bool else a
+            return a.astype("int32") if a.dtype == bool else a
         return {k: cast(v) for k, v in x.items()} if isinstance(x, dict) else cast(x)
 
     @contextlib.contextmanager
@@ -220,21 +175,10 @@ class Scaling:
 
 
 def setup(config, backend: str | None = None) -> Scaling:
-    """Check a configuration's precision and distribution against this machine and backend,
-    join the other processes of a multi-process run, and return the run's :class:`Scaling`.
-
-    Call it first in a run, before reading data: every refusal is one line.
-
-    Args:
-        config: anything with ``precision``, ``distribute``, ``grad_accum``, ``batch_size``
-            (a :class:`~project.experiments.config.FraudConfig` or resolved ``QQPConfig``).
-        backend: the Keras backend (default: the one Keras runs).
-
-    Raises:
-        SettingError: unknown precision or distribution; float16 without a GPU that has it;
-            data parallelism the backend cannot do; a batch that does not divide by the
-            devices; a multi-process environment without ``distribute="data"``.
-        InputError: a coordinator that does not answer in time.
+    """Check ``config``'s ``precision``, ``distribute``, ``grad_accum`` and ``batch_size``
+    against this machine and ``backend`` (default: Keras's), join the other processes of a
+    multi-process run, and return the run's :class:`Scaling`. Call it first in a run, before
+    reading data: every refusal is one SettingError (InputError: no coordinator in time).
     """
     import keras
 
@@ -269,13 +213,12 @@ def setup(config, backend: str | None = None) -> Scaling:
 
 def _check_divides(batch_size: int, devices: int) -> None:
     if batch_size % devices:
-        raise SettingError(
-            f"{{batch_size}} {batch_size} does not divide by the {devices} devices of "
-            f"{{distribute}} data: it is the global batch, give a multiple of {devices}")
+        raise SettingError(f"{{batch_size}} {batch_size} does not divide by the {devices} devices "
+                           f"of {{distribute}} data: it is the global batch, give a multiple of "
+                           f"{devices}")
 
 
-def _check_backend_can_distribute(backend: str, group: ProcessGroup | None,
-                                  grad_accum: int = 1) -> None:
+def _check_backend_can_distribute(backend: str, group: ProcessGroup | None, grad_accum) -> None:
     if backend == "torch" and group is not None and group.source == "TF_CONFIG":
         raise SettingError("TF_CONFIG describes TensorFlow workers: start the processes of a "
                            "torch run with torchrun --nproc-per-node N SCRIPT --backend torch "
@@ -297,13 +240,10 @@ def _check_backend_can_distribute(backend: str, group: ProcessGroup | None,
 
 
 def torch_processes(group: ProcessGroup | None, batch_size: int) -> tuple[int, int]:
-    """``--distribute data`` under torch: one process per device, joined with
-    ``torch.distributed`` (:func:`project.training.devices.join_torch`). Returns ``(processes,
-    this one)``; every device of the run is one process's.
-
-    Without a process group (not started by torchrun) the run is one process on one device;
-    with several local GPUs that is refused with how to launch. The global batch must divide
-    by the processes (checked before joining)."""
+    """``(processes, this one)`` of ``--distribute data`` under torch, one process per device,
+    joined by :func:`~project.training.devices.join_torch` once the batch is checked. Without a
+    process group (no torchrun): one process, refused with how to launch if there are more GPUs.
+    """
     if group is None:
         gpus = _local_gpus()
         if gpus > 1:
@@ -343,9 +283,9 @@ def _make_engine(backend: str):
     import keras
 
     class DataParallel(keras.distribution.DataParallel):
-        """Keras's DataParallel whose inputs are split along the batch only while training
-        (:meth:`Scaling.training_inputs`); predictions run on replicated inputs, which accept any
-        batch size and, with several processes, give every process every prediction."""
+        """Keras's DataParallel whose inputs are split only while training
+        (:meth:`Scaling.training_inputs`); predictions run on replicated inputs (any batch size,
+        and every process gets every prediction)."""
 
         shard_inputs = False
 
@@ -361,11 +301,9 @@ def _make_engine(backend: str):
 
 @functools.cache
 def _mirrored_strategy(devices: tuple):
-    """One ``MirroredStrategy`` per device set and process. TensorFlow numbers a strategy's
-    collectives (group and instance keys) from the same start in every new strategy over the
-    same devices, and caches each instance's shapes: a second strategy in the process meets
-    the first one's ("Shape mismatch in the collective instance"). So runs in one process
-    share it; it holds no setting of ours."""
+    """One ``MirroredStrategy`` per device set and process: a second strategy over the same
+    devices reuses the first one's collective keys and meets its cached shapes ("Shape mismatch
+    in the collective instance"). It holds no setting of ours."""
     import tensorflow as tf
 
     return tf.distribute.MirroredStrategy(devices=list(devices))
@@ -373,19 +311,10 @@ def _mirrored_strategy(devices: tuple):
 
 def shard_rows(order, batch_size: int, devices: int = 1, processes: int = 1,
                process_id: int = 0):
-    """An epoch's row order as one process feeds it under data parallelism.
-
-    The last, partial global batch is cut to a multiple of ``devices`` (a batch split over
-    devices must divide evenly); with several processes, each takes its slice of every global
-    batch (process ``i`` the ``i``-th of ``processes`` equal parts).
-
-    Args:
-        order: the epoch's row order (:func:`project.training.loop.epoch_order`).
-        batch_size: the global batch (a multiple of ``devices``).
-        devices, processes, process_id: the run's layout.
-
-    Returns:
-        ``(rows, step_batch)``: this process's rows in feeding order, and its rows per step.
+    """``(rows, step_batch)``: the epoch's row ``order`` as process ``process_id`` feeds it under
+    data parallelism, and its rows per step. The last, partial global batch is cut to a multiple
+    of ``devices``; with several processes each takes its slice (the ``i``-th of ``processes``
+    equal parts) of every global batch of ``batch_size``.
     """
     import numpy as np
 

@@ -1,13 +1,9 @@
 """The training loop both experiments share: one ``model.fit`` per epoch, then evaluation,
 best-epoch tracking, a checkpoint and a line of progress.
 
-Why one ``fit`` per epoch: the data order of every epoch is a permutation drawn from
-``(seed, epoch)`` alone (:func:`epoch_order`), so a run killed at epoch k and resumed from its
-checkpoint replays epochs k+1... exactly as an uninterrupted run; no data pipeline holds hidden
-state. Validation goes through the task's one evaluator (the same function ``evaluate.py`` and
-the tests use) once per epoch, on predictions, instead of streaming metrics every step.
-
-Example:
+One ``fit`` per epoch, in an order drawn from ``(seed, epoch)`` alone (:func:`epoch_order`), so a
+run resumed from its checkpoint replays the next epochs exactly as an uninterrupted run.
+Validation is the task's one evaluator, on predictions, once per epoch.
 
 >>> import tempfile, numpy as np
 >>> from project.models.convnet import build_convnet, compile_convnet
@@ -43,10 +39,7 @@ from project.training.memory import PeakMemory
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order in which epoch ``epoch`` visits ``n`` training rows: a permutation that depends
-    only on ``(seed, epoch)``, so a resumed run visits the rows exactly as an uninterrupted one.
-
-    Example:
+    """The order in which epoch ``epoch`` visits ``n`` training rows, from ``(seed, epoch)`` only.
 
     >>> epoch_order(5, seed=0, epoch=3).tolist() == epoch_order(5, seed=0, epoch=3).tolist()
     True
@@ -55,16 +48,10 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 class SeedEpoch(keras.callbacks.Callback):
-    """Seeds, when an epoch's steps begin, the global generators the backend draws from during
-    training, from ``(seed, epoch)``.
-
-    Keras's torch backend draws the masks of unseeded dropout layers from PyTorch's global
-    generator (TensorFlow and JAX use seed states that are model variables, and checkpointed as
-    such). Seeding it at ``on_epoch_begin`` (after ``fit``'s one-off set-up, which draws from it
-    on a model's first ``fit``) makes each epoch's masks independent of what ran before.
-
-    With several processes each process draws its own masks (process ``i > 0`` from its own
-    stream; process 0 from the one-process stream).
+    """Seeds PyTorch's global generator, which Keras's torch backend draws unseeded dropout
+    masks from, from ``(seed, epoch)`` when the epoch's steps begin (after ``fit``'s one-off
+    set-up): each epoch's masks are independent of what ran before. Process ``i > 0`` draws
+    from its own stream. (TensorFlow and JAX keep seed states in checkpointed variables.)
     """
 
     def __init__(self, seed: int, epoch: int, process: int = 0):
@@ -83,24 +70,16 @@ class SeedEpoch(keras.callbacks.Callback):
 def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
               plan=None, callbacks=()) -> dict:
     """Train ``model`` for epoch ``epoch`` (0-based) on NumPy ``x`` (array or dict) and ``y``,
-    in the order :func:`epoch_order` gives; returns the epoch's training logs (loss, metrics).
-
-    This is how both experiments train: one ``model.fit`` call per epoch, data pre-shuffled by
-    ``(seed, epoch)`` and ``shuffle=False``, global generators seeded by :class:`SeedEpoch`, so
-    nothing depends on a data pipeline's or a generator's hidden state. ``batch_size`` is the
-    global batch of one step (all devices and processes together); ``plan`` is the run's
+    in the order :func:`epoch_order` gives (``shuffle=False``); returns the epoch's training
+    logs. ``batch_size`` is the global batch of one step; ``plan`` the run's
     :class:`~project.training.distribution.Scaling` (None: one device); ``callbacks``: more
-    Keras callbacks for this ``fit``.
+    Keras callbacks. Under torch the step is :mod:`project.training.torch_step`'s.
     """
     plan = plan or Scaling(keras.backend.backend())
     first = next(iter(x.values())) if isinstance(x, dict) else x
-    # Under data parallelism each process feeds its slice of every global batch of this order;
-    # without it, the order as it is.
     order, step_batch = plan.epoch_rows(epoch_order(len(first), seed, epoch), batch_size)
     x_epoch = {k: v[order] for k, v in x.items()} if isinstance(x, dict) else x[order]
     x_epoch = plan.fit_inputs(x_epoch)
-    # torch: our own step (project.training.torch_step), which also averages the gradients
-    # of several processes.
     steps = -(-len(order) // step_batch)
     with plan.training_inputs(), torch_step.installed(model, plan.processes, steps):
         history = model.fit(
@@ -113,8 +92,7 @@ def fit_epoch(model, x, y, *, batch_size: int, epoch: int, seed: int, verbose=0,
 
 
 def keras_verbose(verbose) -> int:
-    """Keras's progress display for our ``--verbose``: ``"auto"`` is a progress bar on a terminal
-    and nothing otherwise (our own one line per epoch is printed either way, unless 0)."""
+    """Keras's progress display for our ``--verbose``: ``"auto"`` is a bar on a terminal only."""
     if verbose == "auto":
         return 1 if sys.stdout.isatty() else 0
     return int(verbose)
@@ -144,21 +122,10 @@ class Progress:
 
 @dataclasses.dataclass
 class TrainingResult:
-    """What one training run produced.
-
-    Attributes:
-        history: per-epoch logs, ``{"loss": [...], "val_loss": [...], ...}``.
-        epochs_run: epochs trained (early stopping may cut them short).
-        best_epoch, best_value: the epoch (1-based) whose weights the model now holds, and its
-            score by ``monitor``.
-        monitor, mode: what "best" means.
-        train_seconds: wall time of all epochs (training and validation), summed over resumes.
-        epoch_seconds: training time of each epoch, validation excluded (the history's
-            ``val_seconds`` holds each epoch's validation time).
-        samples_per_second: median training throughput over epochs.
-        peak_rss_mb, peak_device_mb: host and accelerator peaks in this process (None off GPU).
-        resumed_from: epochs already done when this process took over (None: a fresh run).
-    """
+    """What one training run produced: per-epoch logs (``history``), the best epoch (1-based,
+    whose weights the model now holds) by ``monitor``, ``train_seconds`` (every epoch with its
+    validation, summed over resumes), ``epoch_seconds`` (training only), the median throughput,
+    memory peaks, and ``resumed_from`` (epochs done before this process; None: a fresh run)."""
 
     history: dict
     epochs_run: int
@@ -180,45 +147,22 @@ class TrainingResult:
         return data
 
 
-def train(
-    model,
-    x,
-    y,
-    *,
-    validate: Callable[[object], dict],
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    monitor: str,
-    mode: str | None = None,
-    patience: int | None = None,
-    checkpoint,
-    data_id: str,
-    where: str = "",
-    progress: Progress | None = None,
-    tensorboard_dir=None,
-    verbose="auto",
-    log: Callable[[str], None] = print,
-    plan=None,
-) -> TrainingResult:
+def train(model, x, y, *, validate: Callable[[object], dict], epochs: int, batch_size: int,
+          seed: int, monitor: str, mode: str | None = None, patience: int | None = None,
+          checkpoint, data_id: str, where: str = "", progress: Progress | None = None,
+          tensorboard_dir=None, verbose="auto", log: Callable[[str], None] = print,
+          plan=None) -> TrainingResult:
     """Train ``model`` for ``epochs``, resuming from ``checkpoint`` if it exists.
 
     Args:
-        model: a compiled Keras model.
-        x, y: NumPy training data (``x`` an array or a dict of arrays).
-        validate: ``model -> {"val_loss": ..., "val_accuracy": ..., ...}``: the task's evaluator
-            on the validation data, called after every epoch.
-        epochs, batch_size, seed: the run; ``seed`` fixes each epoch's data order.
-        monitor, mode: the metric (a key of the epoch logs) that picks the best epoch, and its
-            direction (None: inferred from the name, loss-like metrics are minimised).
-        patience: stop after this many epochs without a new best (None: never).
-        checkpoint: the checkpoint file, rewritten after every epoch.
-        data_id: identity of the training data (a hash); a checkpoint of other data is refused.
-        where: what this run is, for the progress line (``"seed 1 · lora"``).
-        progress: shared epoch counter for the time left (None: this run alone).
-        tensorboard_dir: also write TensorBoard scalars there.
-        verbose: ``"auto"``, 0, 1 or 2 (see :func:`keras_verbose`); 0 prints nothing.
-        log: where progress lines go.
+        model, x, y: a compiled Keras model; NumPy training data (``x`` may be a dict).
+        validate: ``model -> {"val_loss": ..., ...}``, the task's evaluator, after every epoch.
+        monitor, mode: the epoch-log key that picks the best epoch, and its direction (None:
+            from the name). patience: stop after this many epochs without a new best.
+        checkpoint: the checkpoint file, rewritten after every epoch (only by process 0).
+        data_id: identity of the training data; a checkpoint of other data is refused.
+        where, progress, log: the progress line's label, shared epoch counter and destination.
+        verbose: ``"auto"``, 0, 1 or 2 (:func:`keras_verbose`); 0 prints nothing.
         plan: the run's :class:`~project.training.distribution.Scaling` (None: one device).
 
     Returns:
@@ -226,24 +170,17 @@ def train(
     """
     checkpoint = Path(checkpoint)
     progress = progress or Progress(epochs)
-    best = BestEpoch(monitor, mode)
-    history: dict = {}
+    best, history, best_weights, resumed_from = BestEpoch(monitor, mode), {}, None, None
     state = {"epochs_done": 0, "train_seconds": 0.0, "epoch_seconds": [], "stopped_early": False}
-    best_weights = None
-    resumed_from = None
     if checkpoint.exists():
         saved, best_weights = load_checkpoint(checkpoint, model)
         if saved.get("data_id") != data_id:
-            raise InputError(
-                f"{checkpoint}: the training data differs from the one this checkpoint was "
-                "trained on (another data file, split or seed)"
-            )
+            raise InputError(f"{checkpoint}: the training data differs from the one this "
+                             "checkpoint was trained on (another data file, split or seed)")
         history, state = saved["history"], saved
         best = BestEpoch(monitor, mode, saved["best_epoch"], saved["best_value"])
         resumed_from = state["epochs_done"]
         progress.skip(resumed_from)
-    # In a multi-process run only process 0 writes (checkpoints, history, TensorBoard); the
-    # others read its checkpoint when the run is resumed.
     writer = plan is None or plan.chief
     tensorboard = TensorBoardLog(tensorboard_dir) if tensorboard_dir and writer else None
     n_samples = len(next(iter(x.values())) if isinstance(x, dict) else x)
@@ -292,16 +229,9 @@ def train(
             variable.assign(value)
     speeds = history.get("samples_per_second") or []
     return TrainingResult(
-        history=history,
-        epochs_run=state["epochs_done"],
-        best_epoch=best.epoch,
-        best_value=best.value,
-        monitor=monitor,
-        mode=best.mode,
-        train_seconds=state["train_seconds"],
-        epoch_seconds=state["epoch_seconds"],
+        history=history, epochs_run=state["epochs_done"], best_epoch=best.epoch,
+        best_value=best.value, monitor=monitor, mode=best.mode,
+        train_seconds=state["train_seconds"], epoch_seconds=state["epoch_seconds"],
         samples_per_second=statistics.median(speeds) if speeds else None,
-        peak_rss_mb=memory.peak_rss_mb,
-        peak_device_mb=memory.peak_device_mb,
-        resumed_from=resumed_from,
-    )
+        peak_rss_mb=memory.peak_rss_mb, peak_device_mb=memory.peak_device_mb,
+        resumed_from=resumed_from)

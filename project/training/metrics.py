@@ -3,17 +3,10 @@
 :func:`evaluate_scores` turns labels and class-1 probabilities into an :class:`Evaluation`:
 accuracy, precision, recall and F1 of class 1 at a threshold, average precision and ROC-AUC,
 the confusion matrix, a per-class table, the loss, and a 95% bootstrap interval for every metric
-(:mod:`project.stats`). Each task's evaluator (``project.experiments.fraud.evaluate``,
-``project.experiments.qqp.evaluate``) calls it. After every epoch training scores the
-validation data with the same predictions and :func:`epoch_logs`, which computes the same numbers
-(to 1e-12, tested) without the tables, so the number that picks the best epoch is the number
-reported.
-
-Names say what they are: ``average_precision`` is scikit-learn's step-wise average precision (the
-area under the precision-recall curve without interpolation). Keras's ``AUC(curve="PR")`` is a
-different, interpolated estimate; it is not used.
-
-Example:
+(:mod:`project.stats`). After every epoch :func:`epoch_logs` computes the same numbers (to
+1e-12, tested) without the tables, so the number that picks the best epoch is the one reported.
+``average_precision`` is scikit-learn's step-wise average precision (not Keras's interpolated
+``AUC(curve="PR")``).
 
 >>> import numpy as np
 >>> e = evaluate_scores(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]), n_boot=0)
@@ -34,11 +27,8 @@ _EPS = 1e-7  # Keras's epsilon for probabilities in binary cross-entropy
 
 
 def positive_scores(outputs) -> np.ndarray:
-    """Probability of the positive class from model outputs.
-
-    A (n, 1) or (n,) output is taken as a sigmoid probability; a (n, 2) output as logits and turned
-    into softmax probabilities of class 1.
-    """
+    """Probability of the positive class: a (n, 1) or (n,) output as it is (sigmoid), a (n, 2)
+    output's softmax of class 1 (logits)."""
     out = np.asarray(outputs, dtype=np.float64)
     if out.ndim == 1 or out.shape[-1] == 1:
         return out.reshape(-1)
@@ -66,10 +56,7 @@ def softmax_cross_entropy(y_true, logits) -> float:
 
 
 def choose_threshold(y_true, scores) -> float:
-    """The decision threshold that maximises F1 on (validation) data.
-
-    Returns 0.5 when the data has no positive example (nothing to choose from).
-    """
+    """The decision threshold that maximises F1 on (validation) data; 0.5 with no positive."""
     from sklearn import metrics as skm
 
     y_true = np.asarray(y_true).reshape(-1)
@@ -84,20 +71,10 @@ def choose_threshold(y_true, scores) -> float:
 
 @dataclasses.dataclass
 class Evaluation:
-    """One model scored on one set of examples.
-
-    Attributes:
-        n, threshold: examples, and the decision threshold (predict 1 when score >= it).
-        accuracy, precision, recall, f1: at the threshold; precision/recall/F1 of class 1.
-        average_precision, roc_auc: threshold-free (None with a single class).
-        loss: the model's loss on these examples (None when unknown).
-        confusion_matrix: rows true class, columns predicted.
-        per_class: ``{name: {precision, recall, f1, support}}``.
-        intervals: ``{metric: [lo, hi]}``, 95% bootstrap over the examples (empty if not asked).
-        classification_report: scikit-learn's text table.
-        y_true, scores: the labels and class-1 probabilities (kept for curves and paired
-            comparisons; not written to JSON).
-    """
+    """One model scored on one set of examples: precision, recall and F1 are class 1's at the
+    threshold (predict 1 when score >= it); average precision and ROC-AUC are None with a single
+    class; ``confusion_matrix`` rows are true classes; ``intervals``: ``{metric: [lo, hi]}``, 95%
+    bootstrap (empty if not asked); ``y_true`` and ``scores`` are not written to JSON."""
 
     n: int
     threshold: float
@@ -128,10 +105,8 @@ class Evaluation:
 
 def epoch_logs(y_true, scores, threshold: float = 0.5, loss: float | None = None,
                prefix: str = "val_") -> dict:
-    """What :meth:`Evaluation.epoch_logs` holds (loss and :data:`~project.settings.METRICS`),
-    computed in NumPy from one sort and the confusion counts, without scikit-learn's checks and
-    tables: the numbers :func:`evaluate_scores` gives (to 1e-12) at a tenth of its cost, for the
-    evaluation after every epoch.
+    """What :meth:`Evaluation.epoch_logs` holds, in NumPy from one sort and the confusion counts:
+    :func:`evaluate_scores`'s numbers (to 1e-12) at a tenth of its cost, for every epoch.
 
     >>> logs = epoch_logs(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
     >>> logs["val_recall"], logs["val_precision"], logs["val_roc_auc"]
@@ -160,64 +135,34 @@ def epoch_logs(y_true, scores, threshold: float = 0.5, loss: float | None = None
     return {prefix + k: float(v) for k, v in values.items() if v is not None}
 
 
-def evaluate_scores(
-    y_true,
-    scores,
-    threshold: float = 0.5,
-    class_names=("0", "1"),
-    loss: float | None = None,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-) -> Evaluation:
-    """Everything we report about binary predictions.
-
-    Args:
-        y_true: labels in {0, 1}, shape (n,).
-        scores: probability of class 1, shape (n,) (see :func:`positive_scores`).
-        threshold: predict 1 when ``score >= threshold``.
-        class_names: names of class 0 and class 1 in the per-class table.
-        loss: the model's loss on these examples, if the caller computed it.
-        n_boot: bootstrap replicates for the intervals (0: no intervals, e.g. every epoch).
-        seed: the bootstrap's seed.
-
-    Returns:
-        An :class:`Evaluation`.
-    """
+def evaluate_scores(y_true, scores, threshold: float = 0.5, class_names=("0", "1"),
+                    loss: float | None = None, n_boot: int = N_BOOT, seed: int = 0) -> Evaluation:
+    """Everything we report about binary predictions: labels ``y_true`` in {0, 1}, ``scores``
+    the probability of class 1 (:func:`positive_scores`), ``class_names`` for the per-class
+    table, the model's ``loss`` if known, ``n_boot`` bootstrap replicates (0: no intervals)
+    seeded by ``seed``."""
     from sklearn import metrics as skm
 
     y_true = np.asarray(y_true).astype(int).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     y_pred = (scores >= threshold).astype(int)
     names = [str(c) for c in class_names]
-    per_class = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=[0, 1], zero_division=0
-    )
+    per_class = skm.precision_recall_fscore_support(y_true, y_pred, labels=[0, 1],
+                                                    zero_division=0)
     both_classes = len(np.unique(y_true)) == 2
     return Evaluation(
-        n=int(y_true.size),
-        threshold=float(threshold),
-        accuracy=float(skm.accuracy_score(y_true, y_pred)),
-        precision=float(per_class[0][1]),
-        recall=float(per_class[1][1]),
-        f1=float(per_class[2][1]),
+        n=int(y_true.size), threshold=float(threshold),
+        accuracy=float(skm.accuracy_score(y_true, y_pred)), precision=float(per_class[0][1]),
+        recall=float(per_class[1][1]), f1=float(per_class[2][1]),
         average_precision=(float(skm.average_precision_score(y_true, scores))
                            if both_classes else None),
         roc_auc=float(skm.roc_auc_score(y_true, scores)) if both_classes else None,
         loss=loss,
         confusion_matrix=skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
-        per_class={
-            name: {
-                "precision": float(per_class[0][i]),
-                "recall": float(per_class[1][i]),
-                "f1": float(per_class[2][i]),
-                "support": int(per_class[3][i]),
-            }
-            for i, name in enumerate(names)
-        },
+        per_class={name: {"precision": float(per_class[0][i]), "recall": float(per_class[1][i]),
+                          "f1": float(per_class[2][i]), "support": int(per_class[3][i])}
+                   for i, name in enumerate(names)},
         intervals=bootstrap_intervals(y_true, scores, threshold, n_boot, seed) if n_boot else {},
         classification_report=skm.classification_report(
-            y_true, y_pred, labels=[0, 1], target_names=names, digits=4, zero_division=0
-        ),
-        y_true=y_true,
-        scores=scores,
-    )
+            y_true, y_pred, labels=[0, 1], target_names=names, digits=4, zero_division=0),
+        y_true=y_true, scores=scores)

@@ -54,21 +54,12 @@ def fine_tuning_optimizer(
     clip_norm: float = 1.0,
     grad_accum: int = 1,
 ) -> keras.optimizers.AdamW:
-    """AdamW as Hugging Face's Trainer sets it up: epsilon 1e-8, linear decay (with optional
-    warm-up of ``ceil(warmup_ratio x total_steps)`` updates, the Trainer's ``get_warmup_steps``),
-    no weight decay on biases and layer-norm weights, gradients clipped to a global norm of
-    ``clip_norm`` (the Trainer's ``max_grad_norm`` = 1.0; 0 turns clipping off): the norm of the
-    whole batch's gradient, on every engine (under TensorFlow data parallelism the sum over
-    replicas: :func:`project.keras_internals.clip_summed_gradients`).
-
-    Args:
-        learning_rate: the peak rate.
-        total_steps: optimizer updates in the whole run, those that really happen
-            (:meth:`project.training.distribution.Scaling.updates`).
-        warmup_ratio: share of the updates spent warming up from 0 (rounded up).
-        weight_decay: decoupled weight decay (AdamW).
-        clip_norm: global-norm gradient clipping (0: none).
-        grad_accum: accumulate the gradients of this many batches per update.
+    """AdamW as Hugging Face's Trainer sets it up: epsilon 1e-8, peak ``learning_rate`` with
+    linear decay over ``total_steps`` updates (those that happen:
+    :meth:`project.training.distribution.Scaling.updates`) after ``ceil(warmup_ratio x
+    total_steps)`` warm-up updates, no weight decay on biases and layer-norm weights, the whole
+    batch's gradient clipped to a global norm of ``clip_norm`` (0: off) on every engine
+    (:func:`project.keras_internals.clip_summed_gradients`), ``grad_accum`` batches per update.
     """
     schedule = LinearWarmupDecay(learning_rate, total_steps,
                                  math.ceil(total_steps * warmup_ratio), accumulation=grad_accum)

@@ -1,15 +1,9 @@
 """Precision (``--precision``): Keras dtype policies for building and training a model.
 
 ``mixed_bfloat16`` and ``mixed_float16`` keep every variable in float32 and compute in the half
-type; the model's output layer computes in float32 (:func:`prepare`), as Keras's
-mixed-precision guide advises, so probabilities and logits are not rounded to 8 or 11 bits.
-Under ``mixed_float16`` Keras's ``compile`` wraps the optimizer in a ``LossScaleOptimizer``
-(dynamic loss scaling); its variables are part of the checkpoint like any optimizer's. float16
-needs a GPU with float16 arithmetic (compute capability 5.3 or later): anywhere else it is
-refused (:func:`check_float16`). Saved ``.keras`` files carry float32 policies
-(:func:`project.models.saving.save_model`), so they evaluate in float32 on any backend.
-
-Example:
+type; the output layer computes in float32 (:func:`prepare`), as Keras's mixed-precision guide
+advises. float16 gets Keras's ``LossScaleOptimizer`` and needs a GPU with float16 arithmetic
+(:func:`check_float16`).
 
 >>> import keras
 >>> with dtype_policy("mixed_bfloat16"):

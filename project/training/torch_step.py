@@ -1,31 +1,14 @@
 """The torch backend's training step: Keras's step made lean, and data parallel over processes.
 
 Keras's torch trainer has no data parallelism, and its step walks every module to zero the
-gradients and dispatches every layer through Keras. :func:`installed` binds our own
-``train_step`` to a model for the length of a ``fit`` (Keras documents overriding
-``train_step`` per backend; nothing is subclassed, nothing stays behind):
-
-* the forward pass is :func:`project.models.torch_chain.chain_forward` where the model is a
-  chain of layers it knows (the fraud ConvNet), the model's own call otherwise;
-* the loss, the metrics and the update are Keras's (``compute_loss``, ``compute_metrics``,
-  ``optimizer.apply``: clipping, gradient accumulation and loss scaling as usual), but for
-  the ConvNet's binary cross-entropy, computed with torch's own op (:func:`direct_loss`); the
-  gradients come from ``torch.autograd.grad`` (no ``zero_grad`` walk, no ``.grad``
-  accumulation); in ``fit_epoch`` the metrics (streaming over rows) are updated once, with
-  every row of the epoch, at its last step;
-* with several processes (``torch.distributed``, :func:`project.training.devices.join_torch`),
-  each process feeds its slice of every global batch; the gradients are averaged over the
-  processes (one all-reduce of one flat buffer, the loss with them) **before** the optimizer
-  step, so clipping sees the global gradient; the metrics are computed on every process's
-  predictions gathered, and batch normalisation in the chain forward uses the statistics of
-  the global batch (a model that is not such a chain normalises each process's rows on their
-  own). So N processes train, log and checkpoint what one process would; each draws its own
-  dropout masks.
-
-On one process the step gives Keras's results (tests compare trained weights, predictions and
-logs with Keras's own step).
-
-Example:
+gradients. :func:`installed` binds our own ``train_step`` to a model for the length of a ``fit``:
+the forward pass is :func:`project.models.torch_chain.chain_forward` where it knows the model
+(the fraud ConvNet); the loss (but for the ConvNet's, :func:`direct_loss`), the metrics and the
+update (clipping, accumulation, loss scaling) are Keras's; the gradients come from
+``torch.autograd.grad``. With several processes the gradients are averaged (one all-reduce)
+**before** the optimizer step, so clipping sees the global gradient, and the metrics and the
+chain's batch normalisation see the global batch: N processes train, log and checkpoint what
+one would. On one process the step gives Keras's results (tested).
 
 >>> import keras, numpy as np
 >>> from project.models.convnet import build_convnet, compile_convnet
@@ -53,15 +36,10 @@ SEED_STREAM = 2**20
 @contextlib.contextmanager
 def installed(model, processes: int = 1, steps: int | None = None):
     """Inside the block, ``model.fit`` and ``train_on_batch`` use :func:`train_step` (torch
-    backend; elsewhere the block does nothing).
-
-    Args:
-        model: a compiled Keras model.
-        processes: the processes that train it together (``torch.distributed`` joined when more
-            than one).
-        steps: the steps of the one ``fit`` epoch the block holds, if known: the metrics (which
-            stream over rows) are then updated once, at the epoch's last step, with every row
-            of the epoch, instead of once a step (the logs of the steps before hold the loss).
+    backend; elsewhere the block does nothing). ``processes`` train it together (joined with
+    ``torch.distributed`` when more than one); ``steps``: the steps of the one ``fit`` epoch the
+    block holds, if known: the metrics are then updated once, with every row of the epoch, at
+    its last step (the logs of the steps before hold nothing).
     """
     if keras.backend.backend() != "torch":
         yield model
@@ -76,9 +54,8 @@ def installed(model, processes: int = 1, steps: int | None = None):
         train_step, model, forward=forward, world=world,
         loss=None if forward is None else direct_loss(model),
         epoch=None if steps is None else _Epoch(model, steps))
-    # Seeded dropout (the LoRA branch's) draws from seed states that are model variables, the
-    # same in every process: each process other than 0 draws from its own stream while it
-    # trains (so the processes' rows get independent masks), and gives the states back after.
+    # Seeded dropout's seed states are model variables, the same in every process: process
+    # i > 0 draws from its own stream while it trains, and gives the states back after.
     seeds = [v for v in model.non_trainable_variables
              if v.path.endswith("seed_generator_state")] if rank else []
     for state in seeds:
@@ -92,12 +69,9 @@ def installed(model, processes: int = 1, steps: int | None = None):
 
 
 class InlineBatchEnd(keras.callbacks.Callback):
-    """A batch-end hook that does nothing, so that Keras calls the batch-end hooks in line.
-
-    When no callback has a batch-end hook of its own, Keras hands every step's batch end to a
-    thread (on a GPU, turning the logs into numbers would otherwise wait for the device). On a
-    CPU the hand-over costs more wall time than the call (measured: about 4% of a ConvNet
-    step): :func:`callbacks` adds this hook there."""
+    """A batch-end hook that does nothing, so that Keras calls the batch-end hooks in line
+    instead of handing each to a thread: on a CPU the hand-over costs more than the call (about
+    4% of a ConvNet step, measured)."""
 
     def on_train_batch_end(self, batch, logs=None):
         pass
@@ -135,11 +109,9 @@ class _Epoch:
 
 def train_step(model, data, forward=None, world: int = 1, loss=None,
                epoch: _Epoch | None = None):
-    """One training step of ``model`` on ``data`` (``(x, y, sample_weight)``); returns the
-    logs. ``forward``: the model's computation (None: its call); ``world``: processes whose
-    gradients are averaged; ``loss``: ``(y, y_pred) -> loss`` (None: Keras's
-    ``compute_loss``); ``epoch``: the epoch it belongs to (None: Keras's metrics are updated at
-    every step)."""
+    """One training step of ``model`` on ``data``; returns the logs. ``forward``: the model's
+    computation (None: its call); ``world``: processes whose gradients are averaged; ``loss``:
+    ``(y, y_pred) -> loss`` (None: Keras's); ``epoch``: None updates the metrics every step."""
     import torch
 
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -173,10 +145,8 @@ _BINARY_CROSSENTROPY = {"reduction": "sum_over_batch_size", "from_logits": False
 
 
 def direct_loss(model):
-    """``(y, y_pred) -> loss`` computed with torch's own ops where ``model`` is compiled with
-    Keras's binary cross-entropy (the fraud ConvNet) and nothing else adds to its loss (no
-    regularisation); None otherwise (Keras's ``compute_loss``). Keras's formula: predictions
-    clipped to [epsilon, 1 - epsilon], the mean over the last axis, then over the rows."""
+    """``(y, y_pred) -> loss`` in torch's own ops where ``model``'s loss is Keras's default
+    binary cross-entropy alone (the fraud ConvNet); None otherwise (Keras's ``compute_loss``)."""
     compiled = model.loss
     if isinstance(compiled, keras.losses.BinaryCrossentropy):
         config = {k: v for k, v in compiled.get_config().items() if k not in ("name", "dtype")}
@@ -232,8 +202,7 @@ def _all_mean_gradients(grads, loss, world: int):
 
 
 def _all_gather(tensor):
-    """Every process's ``tensor`` (same shape everywhere) stacked along the batch axis, in
-    process order."""
+    """Every process's ``tensor`` (same shape everywhere) stacked in process order."""
     if tensor is None:
         return None
     import torch
@@ -245,8 +214,7 @@ def _all_gather(tensor):
 
 
 def _all_mean(tensor):
-    """``tensor`` averaged over the processes, differentiably (the gradient flows back to every
-    process's contribution): batch-norm statistics of the global batch."""
+    """``tensor`` averaged over the processes, differentiably: global batch-norm statistics."""
     import torch.distributed as dist
 
     return _all_sum().apply(tensor) / dist.get_world_size()
@@ -258,8 +226,7 @@ def _all_sum():
     import torch.distributed as dist
 
     class AllSum(torch.autograd.Function):
-        """The sum over the processes; its gradient is the sum of theirs (every process's
-        loss depends on every process's contribution)."""
+        """The sum over the processes; its gradient is the sum of theirs."""
 
         @staticmethod
         def forward(ctx, tensor):
