@@ -37,7 +37,7 @@ from project.models.backbone import rematerialize_layers
 from project.models.quantize import quantize_base
 from project.models.roberta import build_preprocessor, detached_preprocessor
 from project.models.saving import save_model
-from project.settings import METRICS
+from project.settings import METRICS, MODE_LABELS
 from project.training.devices import check_quantize_support
 from project.training.distribution import setup
 from project.training.loop import TrainingResult, train
@@ -49,8 +49,6 @@ from project.training.metrics import (
     softmax_cross_entropy,
 )
 from project.training.optimizer import fine_tuning_optimizer
-
-LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
 
 
 def predict_logits(model, features: dict, batch_size: int = 64) -> np.ndarray:
@@ -148,7 +146,7 @@ class ModeRun:
 
     @property
     def label(self) -> str:
-        return LABELS[self.mode]
+        return MODE_LABELS[self.mode]
 
     def evaluations(self) -> dict:
         return {"val": self.val} if self.test is None else {"val": self.val, "test": self.test}
@@ -203,7 +201,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
     trainable, total = lora.count_params(model)
-    log(f"== seed {seed} · {LABELS[mode]}: {trainable:,} of {total:,} parameters trainable, "
+    log(f"== seed {seed} · {MODE_LABELS[mode]}: {trainable:,} of {total:,} parameters trainable, "
         f"lr {learning_rate:g}, {config.epochs} epochs ==")
 
     def validate(m):
@@ -336,7 +334,7 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
         context, config.modes,
         lambda mode, seed, folder: _train_part(data_for(seed), mode, seed, folder, config,
                                                context),
-        _load_part, label=LABELS.get)
+        _load_part, label=MODE_LABELS.get)
     return QQPResult.of(
         context, data={**summary,
                        "sha256": context.run.record["data_sha256"].get(str(config.data)),

@@ -16,9 +16,7 @@ from project.reporting import SYNTHETIC_NOTE, scaling_note
 from project.reporting.plots import plot_length_histogram, plt, save_figure
 from project.reporting.published import PAPER_QQP, REPORT_QQP
 from project.reporting.tables import markdown_table, noise_lines, stat_cell, value_cell
-from project.settings import QQP_PROFILES
-
-LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
+from project.settings import MODE_LABELS, QQP_PROFILES
 
 
 def plot_curves(runs: list, path, title: str) -> None:
@@ -26,7 +24,7 @@ def plot_curves(runs: list, path, title: str) -> None:
     first seed's runs); the restored best epoch of each is marked."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for run in runs:
-        history, label = run.training.history, LABELS[run.mode]
+        history, label = run.training.history, run.label
         epochs = range(1, len(history["loss"]) + 1)
         line = ax_loss.plot(epochs, history["loss"], "-o", ms=3, label=f"{label} train")[0]
         ax_loss.plot(epochs, history["val_loss"], "--s", ms=3, color=line.get_color(),
@@ -238,7 +236,7 @@ def qqp_report(result) -> str:
            "rows." if len(config.seeds) > 1 else
            "Intervals: 95% bootstrap over the evaluated pairs (one seed)."), "",
         markdown_table(comparison_rows(result),
-                       [("what", "", "")] + [(m, LABELS[m], "") for m in config.modes]),
+                       [("what", "", "")] + [(m, MODE_LABELS[m], "") for m in config.modes]),
         "",
     ]
     if result.comparisons:
