@@ -1,8 +1,5 @@
 """Pieces the command lines share: options both experiments take, argument types, --resume,
-and the flag each setting comes from.
-
-Light to import (argparse and the settings only): the scripts parse their options before Keras
-is imported, so ``--help`` and bad options answer at once.
+and the flag each setting comes from. Light to import, so ``--help`` answers at once.
 
 Example:
 
@@ -46,7 +43,6 @@ def flag_names(main):
     return wrapped
 
 
-
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"0,1,2"`` -> ``(0, 1, 2)``; InputError for empty, non-integer or repeated seeds."""
     parts = [p.strip() for p in str(text).split(",")]
@@ -78,8 +74,7 @@ def verbosity(text: str):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit code 2 (as argparse's own are), with
-    the program's name in front, like every other error of ours."""
+    """An ArgumentParser whose errors are one line and exit code 2, like every other of ours."""
 
     def error(self, message):
         raise InputError(f"{message} (see --help)")
@@ -118,21 +113,9 @@ def add_run_options(p: argparse.ArgumentParser, experiment: str) -> None:
 
 
 def new_or_resumed(args, given: dict, experiment: str, make_config):
-    """The configuration, the run folder and the run to continue, for a new run or --resume.
-
-    Args:
-        args: the parsed options (``backend``, ``resume``, ``out``).
-        given: the configuration options the user gave (:func:`given_options`).
-        experiment: "fraud" or "qqp".
-        make_config: ``dict -> validated configuration``.
-
-    Returns:
-        ``(config, out, run_dir)``; ``run_dir`` is the run to continue, None for a new run.
-
-    Raises:
-        InputError: a --resume folder that is not a run of this experiment, or options, a
-            backend or data files that differ from the run's.
-    """
+    """``(config, out, run_dir)`` for a new run (``run_dir`` None) or ``args.resume``, whose
+    run must agree with the ``given`` options (:func:`given_options`), backend and data, else
+    InputError; ``make_config``: ``dict -> validated configuration``."""
     import time
 
     from project.backend import select_backend

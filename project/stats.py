@@ -71,8 +71,7 @@ class _Ranked:
                 "recall": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
                 "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
             }
-        out.update(self._ranking(weights))
-        return out
+        return {**out, **self._ranking(weights)}
 
     def _ranking(self, weights: np.ndarray) -> dict:
         """Average precision and ROC-AUC as scikit-learn computes them with ``sample_weight``
@@ -95,11 +94,6 @@ class _Ranked:
         ap[n_pos == 0] = np.nan
         auc[(n_pos == 0) | (n_neg == 0)] = np.nan
         return {"average_precision": ap, "roc_auc": auc}
-
-    def replicates(self, n_boot: int, seed: int):
-        """Bootstrap count vectors in sorted order, in chunks (see :func:`_count_draws`)."""
-        for counts in _count_draws(self.n, n_boot, seed):
-            yield counts[:, self.order]
 
 
 def _count_draws(n: int, n_boot: int, seed: int):
@@ -140,8 +134,8 @@ def bootstrap_intervals(
     :func:`weighted_metrics`): ``{metric: [lo, hi]}``, None where no replicate computes it."""
     ranked = _Ranked(y_true, scores)
     collected = {m: [] for m in METRICS}
-    for weights in ranked.replicates(n_boot, seed):
-        for name, values in ranked.metrics(weights, threshold).items():
+    for counts in _count_draws(ranked.n, n_boot, seed):
+        for name, values in ranked.metrics(counts[:, ranked.order], threshold).items():
             collected[name].append(values)
     return {m: _percentiles(np.concatenate(v), level) for m, v in collected.items()}
 

@@ -84,14 +84,10 @@ def environment(backend: str) -> dict:
     """Versions and machine facts recorded with every run."""
     from project.machine import cpu_model, library_versions
 
-    return {
-        "backend": backend,
-        "versions": {"python": platform.python_version(), **library_versions()},
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "git_commit": git_commit(),
-        "cpu": cpu_model(),
-        "platform": platform.platform(),
-    }
+    return {"backend": backend,
+            "versions": {"python": platform.python_version(), **library_versions()},
+            "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "git_commit": git_commit(),
+            "cpu": cpu_model(), "platform": platform.platform()}
 
 
 class RunDirectory:
@@ -150,14 +146,10 @@ class RunDirectory:
                 path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise SettingError.about("out", f"{path}: cannot create it ({err.strerror})") from None
-        record = {
-            "experiment": experiment,
-            "run_id": uuid.uuid4().hex[:12],
-            "config": config,
-            "data_sha256": {str(f): file_sha256(f) for f in data_files if f is not None},
-            "environment": {**environment(backend), **(devices or {})},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        record = {"experiment": experiment, "run_id": uuid.uuid4().hex[:12], "config": config,
+                  "data_sha256": {str(f): file_sha256(f) for f in data_files if f is not None},
+                  "environment": {**environment(backend), **(devices or {})},
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         run = cls(path, record).for_process(chief)
         write_json(run.path / CONFIG_FILE, record)
         return run

@@ -1,6 +1,6 @@
-"""The fraud experiment's outputs, read from a :class:`~project.experiments.fraud.FraudResult`:
-``report.md`` (one comparison table across protocols and models, like the report's, with
-intervals and paired comparisons), ``metrics.json`` and the test precision-recall curves.
+"""The fraud experiment's outputs from a :class:`~project.experiments.fraud.FraudResult`:
+``report.md`` (one table across protocols and models, like the report's, and the paired
+comparisons), ``metrics.json`` and the test precision-recall curves.
 
 Example:
 
@@ -35,9 +35,8 @@ def _leaked(comp) -> list[str]:
 
 
 def comparison_rows(result) -> list[dict]:
-    """One row per protocol, model and split. With one seed: the run's value and, for F1 and
-    average precision, its 95% bootstrap interval over the examples. With several seeds: mean ±
-    standard deviation (median) over seeds."""
+    """One row per protocol, model and split: with one seed the run's values (F1 and average
+    precision with their interval), with several mean ± std (median) over seeds."""
     rows = []
     several = len(result.config.seeds) > 1
     for protocol in result.config.protocols:

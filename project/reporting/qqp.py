@@ -1,6 +1,5 @@
-"""The QQP experiment's outputs, read from a :class:`~project.experiments.qqp.QQPResult`:
-``report.md`` (full fine-tuning vs LoRA side by side, with intervals, a paired comparison and the
-published numbers), ``metrics.json`` and the training curves.
+"""The QQP experiment's outputs from a :class:`~project.experiments.qqp.QQPResult`: ``report.md``
+(full fine-tuning vs LoRA side by side), ``metrics.json`` and the training curves.
 
 Example:
 
@@ -44,10 +43,6 @@ def plot_curves(runs: list, path, title: str) -> None:
 
 def _mb(n_bytes) -> str:
     return "–" if n_bytes is None else f"{n_bytes / 2**20:.2f} MB"
-
-
-def _with_ci(ev, metric: str) -> str:
-    return value_cell(getattr(ev, metric), ev.intervals.get(metric))
 
 
 def _rows(has_test: bool) -> list:
@@ -114,8 +109,8 @@ def comparison_rows(result) -> list[dict]:
         cells = {}
         for mode, (run,) in runs.items():
             if what.endswith("accuracy"):
-                cells[mode] = _with_ci(run.val if what.startswith("Validation") else run.test,
-                                       "accuracy")
+                ev = run.val if what.startswith("Validation") else run.test
+                cells[mode] = value_cell(ev.accuracy, ev.intervals.get("accuracy"))
             else:
                 cells[mode] = _median_cell([run], value, fmt)
         out.append({"what": what + (" [95% CI]" if what.endswith("accuracy") else ""), **cells})
@@ -124,21 +119,15 @@ def comparison_rows(result) -> list[dict]:
 
 def _published(result) -> list[str]:
     """The report's and the paper's numbers, with what they can be compared with."""
-    rows = [
-        {"what": "Course report (RoBERTa-large, 1% of balanced Kaggle QQP, 299 validation "
-                 "pairs): validation accuracy",
-         "full": f"{REPORT_QQP['full']['val_accuracy']:.2f}",
-         "lora": f"{REPORT_QQP['lora']['val_accuracy']:.2f}"},
-        {"what": "Course report: validation loss",
-         "full": f"{REPORT_QQP['full']['val_loss']:.2f}",
-         "lora": f"{REPORT_QQP['lora']['val_loss']:.2f}"},
-        {"what": "Course report: trainable parameters",
-         "full": f"{REPORT_QQP['full']['trainable']:,}",
-         "lora": f"{REPORT_QQP['lora']['trainable']:,}"},
-        {"what": "LoRA paper (RoBERTa-large, GLUE QQP dev, median of 5 seeds): accuracy",
-         "full": f"{PAPER_QQP['full']['accuracy']:.3f}",
-         "lora": f"{PAPER_QQP['lora']['accuracy']:.3f} (q,v only)"},
-    ]
+    report = [("Course report (RoBERTa-large, 1% of balanced Kaggle QQP, 299 validation pairs): "
+               "validation accuracy", "val_accuracy", ".2f"),
+              ("Course report: validation loss", "val_loss", ".2f"),
+              ("Course report: trainable parameters", "trainable", ",")]
+    rows = [{"what": what, **{m: format(REPORT_QQP[m][key], fmt) for m in ("full", "lora")}}
+            for what, key, fmt in report]
+    rows.append({"what": "LoRA paper (RoBERTa-large, GLUE QQP dev, median of 5 seeds): accuracy",
+                 "full": f"{PAPER_QQP['full']['accuracy']:.3f}",
+                 "lora": f"{PAPER_QQP['lora']['accuracy']:.3f} (q,v only)"})
     if result.synthetic or result.model["random_weights"]:
         caveat = ("**Not comparable with this run**: it used synthetic pairs and/or a tiny "
                   "random-weight model. They are what a run with `--preset roberta_large_en` on "
@@ -146,8 +135,7 @@ def _published(result) -> list[str]:
     else:
         caveat = ("Comparable in kind: check that the data, the share kept and the validation "
                   "set match (the report validated on 299 pairs; the paper on GLUE's dev set).")
-    table = markdown_table(rows, [("what", "", ""), ("full", "Full fine-tuning", ""),
-                                  ("lora", "LoRA", "")])
+    table = markdown_table(rows, [("what", "", ""), *((m, h, "") for m, h in MODE_LABELS.items())])
     return ["## Published numbers", "", caveat, "", table, ""]
 
 
