@@ -207,16 +207,8 @@ def two_level_bootstrap(pairs, shared_examples: bool = True, n_boot: int = N_BOO
     Replicates stay within [-1, 1]. Without ``shared_examples`` (a split per seed) the seeds
     alone are resampled (widened, not shrunk). With one seed this is :func:`paired_bootstrap`.
 
-    Args:
-        pairs: one ``(y_true, scores_a, scores_b, threshold_a, threshold_b)`` per seed.
-        shared_examples: whether every seed was scored on the same examples (same order).
-        n_boot, seed, level: replicates, resampling seed, coverage.
-
-    Returns:
-        ``{metric: {"difference": mean over seeds of a - b, "ci95": [lo, hi] or None,
-        "p_value": two-sided bootstrap p-value or None}}``.
-
-    Example:
+    ``pairs``: one ``(y_true, scores_a, scores_b, threshold_a, threshold_b)`` per seed. Returns
+    ``{metric: {"difference": mean over seeds of a - b, "ci95": [lo, hi], "p_value"}}``.
 
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 2, 400)

@@ -49,8 +49,7 @@ def compare(pairs: list, label: str, headline=("accuracy", "f1", "average_precis
             "seed": seed,
             "metrics": paired_bootstrap(b.y_true, a.scores, b.scores, a.threshold, b.threshold,
                                         seed=seed),
-            "mcnemar_accuracy": mcnemar(b.y_true, a.scores >= a.threshold,
-                                        b.scores >= b.threshold),
+            "mcnemar_accuracy": mcnemar(b.y_true, a.scores >= a.threshold, b.scores >= b.threshold),
         })
     several = len(pairs) > 1
     over = ("seeds and examples" if shared_examples else "seeds, each on its own split"
@@ -81,8 +80,7 @@ def judge(comparisons: list, primary: tuple[int, str] | None) -> None:
     >>> entry["sentences"]["accuracy"]
     'A − B: +3.0 points accuracy, 95% CI [+1.0, +5.0]: higher, beyond noise'
     """
-    family = [(i, m) for i, c in enumerate(comparisons) for m in c["headline"]
-              if (i, m) != primary]
+    family = [(i, m) for i, c in enumerate(comparisons) for m in c["headline"] if (i, m) != primary]
     adjusted = dict(zip(family, holm([comparisons[i]["difference"][m]["p_value"]
                                       for i, m in family])))
     for i, comp in enumerate(comparisons):

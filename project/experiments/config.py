@@ -196,8 +196,7 @@ class QQPConfig:
         number("sequence_length", self.sequence_length, low=settings.MIN_SEQUENCE_LENGTH,
                integer=True, allow_none=True)
         number("val_fraction", self.val_fraction, low=0, high=0.9, low_open=True)
-        number("test_fraction", self.test_fraction, low=0, high=0.9, low_open=True,
-               allow_none=True)
+        number("test_fraction", self.test_fraction, low=0, high=0.9, low_open=True, allow_none=True)
         if self.val_fraction + (self.test_fraction or 0) >= 0.95:
             raise SettingError("{val_fraction} plus {test_fraction} leave no training data")
         number("fraction", self.fraction, low=0, high=1, low_open=True, allow_none=True)

@@ -182,8 +182,7 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
     if "adasyn-train" in oversampling:
         for split_seed in dict.fromkeys(config.split_seed(s) for s in config.seeds):
             split = split_and_scale(df, stratify=config.stratify, seed=split_seed)
-            where = "the training split" + (f" (split seed {split_seed})" if config.resplit
-                                            else "")
+            where = "the training split" + (f" (split seed {split_seed})" if config.resplit else "")
             checks.append((split.x_train, split.y_train, where))
     for xs, ys, where in checks:
         frauds = int(ys.sum())

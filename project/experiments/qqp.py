@@ -91,8 +91,7 @@ class PreparedData:
     data_seed: int = 0
 
     def summary(self) -> dict:
-        return {**self.data.summary(), "length": self.length.summary(),
-                "data_seed": self.data_seed}
+        return {**self.data.summary(), "length": self.length.summary(), "data_seed": self.data_seed}
 
 
 def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
@@ -108,8 +107,7 @@ def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
                                                .sequence_length):
         requested = min(requested, max_length)  # a profile's length (the paper's 512), capped
     # The rule reads the training questions only: validation and test pairs are not looked at.
-    length = choose_sequence_length(probe.preprocessor.tokenizer, data.train, max_length,
-                                    requested)
+    length = choose_sequence_length(probe.preprocessor.tokenizer, data.train, max_length, requested)
     preprocessor = build_preprocessor(probe.preprocessor.tokenizer, length.sequence_length)
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     features = {k: None if f is None else tokenize_pairs(preprocessor, f)
@@ -292,8 +290,7 @@ def compare_modes(runs: list, resplit: bool = False) -> list:
                   by_key[("full", s)].evaluations()[split]) for s in seeds]
         name = "validation" if split == "val" else "test"
         comparisons.append({"a": "lora", "b": "full", "split": split,
-                            **compare(pairs, f"LoRA − full ({name})",
-                                      shared_examples=not resplit)})
+                            **compare(pairs, f"LoRA − full ({name})", shared_examples=not resplit)})
     held_out = [i for i, c in enumerate(comparisons) if c["split"] == "test"] or [0]
     judge(comparisons, (held_out[0], "accuracy"))
     return comparisons
@@ -332,8 +329,7 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
                            data_files=[config.data, config.dev], verbose=verbose, log=log)
     parts = rundir.run_parts(
         context, config.modes,
-        lambda mode, seed, folder: _train_part(data_for(seed), mode, seed, folder, config,
-                                               context),
+        lambda mode, seed, folder: _train_part(data_for(seed), mode, seed, folder, config, context),
         _load_part, label=MODE_LABELS.get)
     return QQPResult.of(
         context, data={**summary,

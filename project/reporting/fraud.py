@@ -200,8 +200,7 @@ def write_fraud_outputs(result, out) -> Path:
     out = Path(out)
     write_part_plots(result, out)
     first_seed = result.config.seeds[0]
-    curves = {r.label: (r.test.y_true, r.test.scores) for r in result.runs
-              if r.seed == first_seed}
+    curves = {r.label: (r.test.y_true, r.test.scores) for r in result.runs if r.seed == first_seed}
     title = "Test precision-recall" + (" (synthetic data)" if result.synthetic else "")
     title += f", seed {first_seed}" if len(result.config.seeds) > 1 else ""
     plot_pr_curves(curves, out / "pr_curves.png", title)
