@@ -150,22 +150,6 @@ class ProtocolRun:
         }
 
 
-def _load_part(folder: Path) -> ProtocolRun:
-    data, ev = rundir.read_part(folder)
-    return ProtocolRun(
-        protocol=data["protocol"], seed=data["seed"], counts=data["counts"],
-        synthetic_rows=data["synthetic_rows"],
-        training=TrainingResult(history=data["history"], **data["training"]),
-        threshold=data["threshold"], val=ev("val", data["val"]), test=ev("test", data["test"]),
-        clean_test=None if data["clean_test"] is None else ev("clean_test", data["clean_test"]),
-        leaked_rows=data["leaked_rows"],
-        baselines={n: {s: ev(f"baseline:{n}:{s}", r) for s, r in v.items()}
-                   for n, v in data["baselines"].items()},
-        directory=data["directory"], split_seed=data.get("split_seed", FRAUD_SPLIT_SEED),
-        timings=data.get("timings", {}),
-    )
-
-
 def check_adasyn_can_run(df, config: FraudConfig) -> None:
     """Fail before any training, in one line naming the file and what to change, when ADASYN
     cannot run on this data (too few frauds, frauds all identical, only frauds)."""
@@ -334,7 +318,7 @@ def run(config: FraudConfig, out, *, resume: rundir.RunDirectory | None = None,
         context, config.protocols,
         lambda protocol, seed, folder: _train_part(df, raw_x, protocol, seed, folder, config,
                                                    context),
-        _load_part, label=protocol_label)
+        ProtocolRun, label=protocol_label)
     data = {"path": str(config.data),
             "sha256": context.run.record["data_sha256"].get(str(config.data)),
             "synthetic": is_bundled_sample(config.data), "rows": len(df),

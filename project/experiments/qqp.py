@@ -158,15 +158,6 @@ class ModeRun:
         return data
 
 
-def _load_part(folder: Path) -> ModeRun:
-    data, ev = rundir.read_part(folder)
-    kept = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(ModeRun)}}
-    kept.update(training=TrainingResult(history=data["history"], **data["training"]),
-                val=ev("val", data["val"]),
-                test=None if data["test"] is None else ev("test", data["test"]))
-    return ModeRun(**kept)
-
-
 def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
     """A fresh classifier for ``mode``; the same seed gives full and LoRA the same start. LoRA
     on an int8 base with ``config.quantize``; rematerialised layers with ``config.remat``."""
@@ -330,7 +321,7 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
     parts = rundir.run_parts(
         context, config.modes,
         lambda mode, seed, folder: _train_part(data_for(seed), mode, seed, folder, config, context),
-        _load_part, label=MODE_LABELS.get)
+        ModeRun, label=MODE_LABELS.get)
     return QQPResult.of(
         context, data={**summary,
                        "sha256": context.run.record["data_sha256"].get(str(config.data)),

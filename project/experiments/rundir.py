@@ -266,17 +266,18 @@ def start(experiment: str, config, out, plan, names, *, resume: RunDirectory | N
     return RunContext(config, run, plan, progress, verbose, log)
 
 
-def run_parts(context: RunContext, names, train_part, load_part, label=str) -> list:
+def run_parts(context: RunContext, names, train_part, part_class, label=str) -> list:
     """The results of every (seed, name) part, seeds outermost, holding the run's lock, in the
-    plan's scope: a finished part (``result.json``) is read back with ``load_part(folder)``, any
-    other trained with ``train_part(name, seed, folder)`` (from its checkpoint, if any)."""
+    plan's scope: a finished part (``result.json``) is read back as a ``part_class``
+    (:func:`read_part`), any other trained with ``train_part(name, seed, folder)`` (from its
+    checkpoint, if any)."""
     parts = []
     with context.run.writing(), context.plan.scope():
         for seed in context.config.seeds:
             for name in names:
                 folder = context.run.part(name, seed)
                 if (folder / RESULT_FILE).is_file():
-                    parts.append(load_part(folder))
+                    parts.append(read_part(folder, part_class))
                     context.progress.skip(context.config.epochs)
                     context.log(f"== seed {seed} · {label(name)}: finished earlier, kept ==")
                 else:
@@ -343,11 +344,13 @@ def save_part(folder, part) -> None:
     (Path(folder) / CHECKPOINT_FILE).unlink(missing_ok=True)
 
 
-def read_part(folder) -> tuple[dict, object]:
-    """A finished part's ``result.json`` and a function ``name, record -> Evaluation`` that
-    rebuilds each evaluation with its labels and scores (nothing is recomputed)."""
+def read_part(folder, part_class):
+    """A finished part read back, nothing recomputed: a ``part_class`` of its ``result.json``'s
+    fields, the training record and every evaluation (``val``, ``test``, ``clean_test``,
+    ``baselines``) rebuilt, with labels and scores from ``scores.npz``."""
     import numpy as np
 
+    from project.training.loop import TrainingResult
     from project.training.metrics import Evaluation
 
     folder = Path(folder)
@@ -359,13 +362,24 @@ def read_part(folder) -> tuple[dict, object]:
         raise InputError(f"{folder}: damaged finished part ({err}); delete the folder to redo "
                          "it") from None
 
-    def evaluation(name: str, fields: dict):
+    def evaluation(name: str, fields: dict | None):
+        if fields is None:
+            return None
         try:
             return Evaluation(**fields, y_true=scores[f"{name}/y"], scores=scores[f"{name}/scores"])
         except (KeyError, TypeError) as err:
             raise InputError(f"{folder}: damaged finished part ({err})") from None
 
-    return record, evaluation
+    names = {f.name for f in dataclasses.fields(part_class)}
+    kept = {k: v for k, v in record.items() if k in names}
+    kept["training"] = TrainingResult(history=record["history"], **record["training"])
+    for name in ("val", "test", "clean_test"):
+        if name in kept:
+            kept[name] = evaluation(name, kept[name])
+    if "baselines" in kept:
+        kept["baselines"] = {n: {s: evaluation(f"baseline:{n}:{s}", r) for s, r in v.items()}
+                             for n, v in kept["baselines"].items()}
+    return part_class(**kept)
 
 
 def _normal(value):
