@@ -254,8 +254,7 @@ def qqp_report(result) -> str:
 
 
 def write_qqp_outputs(result, out) -> Path:
-    """Write ``lengths.png``, ``curves.png``, ``metrics.json`` and ``report.md`` (last) under
-    ``out``."""
+    """Write ``lengths.png``, ``curves.png``, ``metrics.json`` and ``report.md`` (last)."""
     out = Path(out)
     if result.lengths is not None:
         plot_length_histogram(result.lengths, out / "lengths.png", "Tokens per question" + (
