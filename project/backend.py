@@ -1,8 +1,6 @@
 """Choosing and checking the Keras backend. Keras reads ``KERAS_BACKEND`` once, at its first
 import, so every script calls :func:`select_backend` at the very top.
 
-Example:
-
 >>> from project.backend import check_backend, select_backend
 >>> check_backend("torch")                          # known to Keras, and installed
 'torch'

@@ -1,8 +1,6 @@
 """Pieces the command lines share: options both experiments take, argument types, --resume,
 and the flag each setting comes from. Light to import, so ``--help`` answers at once.
 
-Example:
-
 >>> parse_seeds("0,1,2")
 (0, 1, 2)
 >>> flag("lora_dropout"), flag("modes")

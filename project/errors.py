@@ -1,7 +1,5 @@
 """One exception type for bad input, and the wrapper that turns it into one line and exit 2.
 
-Example:
-
 >>> from project.errors import InputError, name_list
 >>> str(InputError("data.csv: unknown columns " + name_list(f"c{i}" for i in range(9))))
 'data.csv: unknown columns c0, c1, c2, c3, c4 and 4 more'

@@ -1,8 +1,6 @@
 """Outputs that are never half-written (temporary name, then rename), the clean-up of
 temporaries left by killed writers, and one writer per run folder (:class:`RunLock`).
 
-Example:
-
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
 >>> _ = write_json(folder / "metrics.json", {"f1": 0.5})

@@ -3,8 +3,6 @@ libraries do not document is here, and nowhere else. Each accessor says what it 
 versions it was checked on (the oldest ``make test`` runs, see the README, up to keras 3.15.1
 and keras-hub 0.32.0): when a release moves one, this file is the only place to change.
 
-Example:
-
 >>> import keras
 >>> layer = keras.layers.EinsumDense("ab,bc->ac", output_shape=3)
 >>> layer.build((None, 2))

@@ -1,8 +1,6 @@
 """The machine a measurement comes from, which every benchmark prints (speed differs between
 CPUs). Nothing heavy is imported: versions come from the installed packages' metadata.
 
-Example:
-
 >>> machine_line().startswith("CPU: ")
 True
 """

@@ -10,8 +10,6 @@ written back except log lines below ``TF_CPP_MIN_LOG_LEVEL`` (INFO at 1, INFO an
 and 3) and, at 2 or more, the harmless "Unable to register cuDNN/cuFFT/cuBLAS factory" errors
 (TensorFlow issue 62075). Level 0 filters nothing.
 
-Example:
-
 >>> import project.quiet_tensorflow as quiet
 >>> quiet.is_noise("I0000 00:00:1795950060.173099    5176 cudart_stub.cc:31] Could not find", 2)
 True

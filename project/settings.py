@@ -5,8 +5,6 @@ defaults from here (change a default here), and check a value with one function 
 setting. A bad value raises :class:`~project.errors.SettingError` naming the *argument*
 (``rank must be >= 1, got 0``); command lines show the *flag* (:func:`project.cli.flag_names`).
 
-Example:
-
 >>> lora_settings(rank=8, alpha=16, dropout=0.05, targets=("value", "query"))
 ('query', 'value')
 >>> number("rank", 0, low=1, integer=True)

@@ -10,8 +10,6 @@ Everything is NumPy, vectorised over replicates: a replicate is a vector of mult
 sort the scores once, then need only cumulative sums. The results equal scikit-learn's
 ``average_precision_score`` / ``roc_auc_score`` with ``sample_weight`` = the counts (tested).
 
-Example:
-
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> y = rng.integers(0, 2, 500)

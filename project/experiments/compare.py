@@ -2,8 +2,6 @@
 (:func:`summarize_runs`), paired comparisons of A and B on the same examples (:func:`compare`)
 and their verdicts, one primary, the rest Holm-adjusted across the run (:func:`judge`).
 
-Example:
-
 >>> entries = [compare(pairs, "LoRA − full (validation)", ("accuracy",))]  # doctest: +SKIP
 >>> judge(entries, primary=(0, "accuracy"))                               # doctest: +SKIP
 >>> entries[0]["sentences"]["accuracy"]                                   # doctest: +SKIP

@@ -4,8 +4,6 @@ A frozen dataclass whose defaults come from :mod:`project.settings`, checked up 
 :meth:`~FraudConfig.validate` (one line per mistake, before any data is read) and recorded in
 the run's ``config.json``. Nothing heavy is imported, so ``--help`` stays fast.
 
-Example:
-
 >>> config = FraudConfig(protocols=("none", "adasyn-train"), epochs=2).validate()
 >>> config.monitor, config.threshold
 ('val_average_precision', 0.5)

@@ -145,8 +145,7 @@ class ProtocolRun:
             "leaked_rows": self.leaked_rows,
             "baselines": {n: {s: e.to_dict() for s, e in v.items()}
                           for n, v in self.baselines.items()},
-            "directory": self.directory, "split_seed": self.split_seed,
-            "timings": self.timings,
+            "directory": self.directory, "split_seed": self.split_seed, "timings": self.timings,
         }
 
 
@@ -207,15 +206,12 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
 
     log(f"== seed {seed} · {protocol_label(protocol)}: {len(split.y_train):,} training rows ==")
     training = train(
-        model, split.x_train, y_train, validate=validate, epochs=config.epochs,
-        batch_size=config.batch_size, seed=seed, monitor=config.monitor,
-        mode=config.monitor_mode, patience=config.patience,
-        checkpoint=folder / rundir.CHECKPOINT_FILE,
+        model, split.x_train, y_train, validate=validate, epochs=config.epochs, seed=seed,
+        batch_size=config.batch_size, monitor=config.monitor, mode=config.monitor_mode,
+        patience=config.patience, checkpoint=folder / rundir.CHECKPOINT_FILE,
         data_id=rundir.array_digest(split.x_train, y_train, split.x_val, split.y_val),
-        where=f"seed {seed} · {protocol}", progress=context.progress,
-        tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
-        verbose=context.verbose, log=log, plan=plan,
-    )
+        where=f"seed {seed} · {protocol}", progress=context.progress, verbose=context.verbose,
+        tensorboard_dir=folder / "tensorboard" if config.tensorboard else None, log=log, plan=plan)
     timings.update(fit_seconds=sum(training.epoch_seconds),
                    validation_seconds=sum(training.history.get("val_seconds", [])))
     clock = time.perf_counter()
@@ -255,9 +251,8 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
         "task": "fraud", "run_id": run.run_id, "part": protocol, "seed": seed,
         "model_sha256": rundir.file_sha256(model_path), "features": FEATURES,
         "mean": split.scaler.mean_, "scale": split.scaler.scale_, "protocol": protocol,
-        "stratify": config.stratify, "adasyn_k": config.adasyn_k,
-        "adasyn_beta": config.adasyn_beta, "adasyn_variant": config.adasyn_variant,
-        "split_seed": split_seed, "threshold": threshold,
+        "stratify": config.stratify, "adasyn_k": config.adasyn_k, "adasyn_beta": config.adasyn_beta,
+        "adasyn_variant": config.adasyn_variant, "split_seed": split_seed, "threshold": threshold,
     })
     timings["save_seconds"] = time.perf_counter() - clock
     rundir.save_part(folder, part)

@@ -201,13 +201,11 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
             model, features["train"], labels["train"], validate=validate, epochs=config.epochs,
             batch_size=config.batch_size, seed=seed, monitor=config.monitor,
             mode=config.monitor_mode, patience=config.patience,
-            checkpoint=folder / rundir.CHECKPOINT_FILE,
+            checkpoint=folder / rundir.CHECKPOINT_FILE, where=f"seed {seed} · {mode}",
             data_id=rundir.array_digest(features["train"]["token_ids"], labels["train"],
                                         features["validation"]["token_ids"]),
-            where=f"seed {seed} · {mode}", progress=context.progress,
             tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
-            verbose=context.verbose, log=log, plan=plan,
-        )
+            progress=context.progress, verbose=context.verbose, log=log, plan=plan)
     val = evaluate(model, features["validation"], labels["validation"], seed=seed)
     test = None
     if features["test"] is not None:
@@ -239,11 +237,10 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
     })
     part = ModeRun(
         mode=mode, seed=seed, learning_rate=learning_rate, trainable_params=trainable,
-        total_params=total, training=training, val=val, test=test,
+        total_params=total, training=training, val=val, test=test, lora=settings,
         model_bytes=model_path.stat().st_size, adapter_bytes=adapter_bytes,
-        merge_max_abs_diff=merge_diff, lora=settings,
-        directory=str(folder.relative_to(run.path)), data_seed=prepared.data_seed,
-    )
+        merge_max_abs_diff=merge_diff, directory=str(folder.relative_to(run.path)),
+        data_seed=prepared.data_seed)
     rundir.save_part(folder, part)
     return part
 
@@ -327,5 +324,4 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
                        "sha256": context.run.record["data_sha256"].get(str(config.data)),
                        "data_seeds": [config.split_seed(s) for s in config.seeds]},
         model=model, runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
-        comparisons=compare_modes(parts, config.resplit), lengths=lengths,
-    )
+        comparisons=compare_modes(parts, config.resplit), lengths=lengths)

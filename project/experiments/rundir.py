@@ -12,8 +12,6 @@
 ``--resume DIR`` reads ``config.json`` back: options given again must agree with it, the data
 must be the same (SHA-256); finished parts are kept, the rest continue from their checkpoints.
 
-Example:
-
 >>> run = RunDirectory.create("runs/x", "fraud", config.to_dict(), "torch")  # doctest: +SKIP
 >>> run.part("none", seed=0)                                                # doctest: +SKIP
 PosixPath('runs/x/none')
@@ -306,10 +304,8 @@ class RunResult:
 
     @classmethod
     def of(cls, context: RunContext, **fields):
-        """The result of the run of ``context``."""
-        return cls(config=context.config, run_id=context.run.run_id,
-                   environment=context.run.record["environment"], chief=context.plan.chief,
-                   **fields)
+        return cls(config=context.config, run_id=context.run.run_id, chief=context.plan.chief,
+                   environment=context.run.record["environment"], **fields)
 
     @property
     def synthetic(self) -> bool:
@@ -320,13 +316,11 @@ class RunResult:
 
     def to_dict(self) -> dict:
         """``metrics.json``."""
-        return {
-            "experiment": self.experiment, "run_id": self.run_id,
-            "config": {**self.config.to_dict(), **self.environment,
-                       "data_sha256": self.data.get("sha256")},
-            "data": self.data, "runs": [r.to_dict() for r in self.runs],
-            "summary": self.summary, "comparisons": self.comparisons,
-        }
+        return {"experiment": self.experiment, "run_id": self.run_id,
+                "config": {**self.config.to_dict(), **self.environment,
+                           "data_sha256": self.data.get("sha256")},
+                "data": self.data, "runs": [r.to_dict() for r in self.runs],
+                "summary": self.summary, "comparisons": self.comparisons}
 
 
 def save_part(folder, part) -> None:

@@ -2,8 +2,6 @@
 ``report.md`` (one table across protocols and models, like the report's, and the paired
 comparisons), ``metrics.json`` and the test precision-recall curves.
 
-Example:
-
 >>> write_fraud_outputs(result, "runs/fraud-x")      # doctest: +SKIP
 """
 

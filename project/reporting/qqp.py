@@ -1,8 +1,6 @@
 """The QQP experiment's outputs from a :class:`~project.experiments.qqp.QQPResult`: ``report.md``
 (full fine-tuning vs LoRA side by side), ``metrics.json`` and the training curves.
 
-Example:
-
 >>> write_qqp_outputs(result, "runs/qqp-x")      # doctest: +SKIP
 """
 
@@ -141,8 +139,7 @@ def _published(result) -> list[str]:
 
 def qqp_report(result) -> str:
     """The Markdown report of one QQP run."""
-    config, data, model = result.config, result.data, result.model
-    length = data["length"]
+    config, data, model, length = result.config, result.data, result.model, result.data["length"]
     lines = ["# QQP paraphrase detection: RoBERTa, full fine-tuning vs LoRA", ""]
     test_part = (f", test {data['test_rows']:,} (never used to pick an epoch)"
                  if data.get("test_rows") else "")

@@ -1,8 +1,6 @@
 """Markdown tables, the cells every report prints, and the "is the difference more than noise?"
 lines both reports share (:func:`noise_lines`).
 
-Example:
-
 >>> print(markdown_table([{"name": "a", "f1": 0.5}], [("name", "Run", ""), ("f1", "F1", ".3f")]))
 | Run | F1 |
 |---|---|
