@@ -4,9 +4,8 @@
 * Credit-card fraud detection: the report's Conv1D ConvNet with ADASYN oversampling under three
   protocols (none, LEAKY adasyn-all, adasyn-train).
 
-Importing the package does nothing else. Call :func:`project.backend.select_backend` before
-``keras`` is imported when ``--backend`` on a command line should take effect (it also keeps
-TensorFlow's start-up log off stderr).
+Importing the package does nothing else; :func:`project.backend.select_backend` must run before
+``keras`` is imported for ``--backend`` to take effect.
 """
 
 __version__ = "0.1.0"

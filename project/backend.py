@@ -1,8 +1,6 @@
 """Choosing and checking the Keras backend. Keras reads ``KERAS_BACKEND`` once, at its first
 import, so every script calls :func:`select_backend` at the very top.
 
-Example:
-
 >>> from project.backend import check_backend, select_backend
 >>> check_backend("torch")                          # known to Keras, and installed
 'torch'
@@ -50,8 +48,7 @@ def installed_backends() -> list[str]:
 
 
 def parse_backends(value: str, option: str = "--backends") -> list[str]:
-    """A comma-separated list of backends (``"torch, jax"``), each checked by
-    :func:`check_backend`, without repeats; bad input is one InputError naming ``option``.
+    """A comma-separated list of checked backends without repeats; InputError naming ``option``.
 
     >>> parse_backends("torch,torch")
     ['torch']
@@ -68,13 +65,9 @@ def parse_backends(value: str, option: str = "--backends") -> list[str]:
 
 
 def select_backend(argv: list[str] | None = None) -> str:
-    """Pick, check and export as ``KERAS_BACKEND`` (returning it) the backend of the last
-    ``--backend`` in ``argv`` (default ``sys.argv``), else of ``KERAS_BACKEND``; quiet
-    TensorFlow's start-up log (:func:`quiet_tensorflow_startup`).
-
-    Must run before the first ``import keras``; if keras is already loaded with another backend,
-    this raises InputError rather than silently using the wrong one.
-    """
+    """Pick, check, export as ``KERAS_BACKEND`` and return the backend of the last ``--backend``
+    in ``argv`` (default ``sys.argv``), else of ``KERAS_BACKEND``; quiet TensorFlow's start-up.
+    Run it before ``import keras``: keras loaded with another backend is an InputError."""
     argv = sys.argv[1:] if argv is None else argv
     name = _from_argv(argv) or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
     check_backend(name)
@@ -91,9 +84,7 @@ def select_backend(argv: list[str] | None = None) -> str:
 def quiet_tensorflow_startup() -> None:
     """Keep TensorFlow's C++ log off stderr (keras-hub imports it on every backend) unless the
     user set ``TF_CPP_MIN_LOG_LEVEL``: level 3, plus :mod:`project.quiet_tensorflow` for the
-    lines printed before TensorFlow reads it. (Without a GPU TensorFlow logs "failed call to
-    cuInit", and with Keras 3.15 a harmless "NodeDef mentions attribute use_unbounded_threadpool"
-    error for every tf.data pipeline; real failures still raise Python exceptions.)"""
+    lines printed before TensorFlow reads it. Real failures still raise Python exceptions."""
     from project import quiet_tensorflow
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -101,12 +92,9 @@ def quiet_tensorflow_startup() -> None:
 
 
 def seed_everything(seed: int) -> None:
-    """Fix every source of randomness we control, for identical runs on the same machine.
-
-    Python's, NumPy's and the backend's generators (``keras.utils.set_random_seed``), and the
-    backend's deterministic kernels: TensorFlow's op determinism, PyTorch's deterministic
-    algorithms. JAX is deterministic on CPU as it is. Call it before building a model.
-    """
+    """Fix every source of randomness we control, for identical runs on the same machine:
+    Python's, NumPy's and the backend's generators, and TensorFlow's and PyTorch's deterministic
+    kernels (JAX is deterministic on CPU). Call it before building a model."""
     import keras
 
     keras.utils.set_random_seed(int(seed))

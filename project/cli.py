@@ -1,10 +1,5 @@
 """Pieces the command lines share: options both experiments take, argument types, --resume,
-and the flag each setting comes from.
-
-Light to import (argparse and the settings only): the scripts parse their options before Keras
-is imported, so ``--help`` and bad options answer at once.
-
-Example:
+and the flag each setting comes from. Light to import, so ``--help`` answers at once.
 
 >>> parse_seeds("0,1,2")
 (0, 1, 2)
@@ -46,17 +41,12 @@ def flag_names(main):
     return wrapped
 
 
-
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"0,1,2"`` -> ``(0, 1, 2)``; InputError for empty, non-integer or repeated seeds."""
-    parts = [p.strip() for p in str(text).split(",")]
-    if not text.strip() or any(not p for p in parts):
-        raise InputError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2")
+    """``"0,1,2"`` -> ``(0, 1, 2)``; InputError for empty or non-integer seeds."""
     try:
-        seeds = tuple(int(p) for p in parts)
+        return tuple(int(p) for p in str(text).split(","))
     except ValueError:
         raise InputError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
-    return seeds
 
 
 def finite_float(text: str) -> float:
@@ -78,8 +68,7 @@ def verbosity(text: str):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit code 2 (as argparse's own are), with
-    the program's name in front, like every other error of ours."""
+    """An ArgumentParser whose errors are one line and exit code 2, like every other of ours."""
 
     def error(self, message):
         raise InputError(f"{message} (see --help)")
@@ -118,21 +107,9 @@ def add_run_options(p: argparse.ArgumentParser, experiment: str) -> None:
 
 
 def new_or_resumed(args, given: dict, experiment: str, make_config):
-    """The configuration, the run folder and the run to continue, for a new run or --resume.
-
-    Args:
-        args: the parsed options (``backend``, ``resume``, ``out``).
-        given: the configuration options the user gave (:func:`given_options`).
-        experiment: "fraud" or "qqp".
-        make_config: ``dict -> validated configuration``.
-
-    Returns:
-        ``(config, out, run_dir)``; ``run_dir`` is the run to continue, None for a new run.
-
-    Raises:
-        InputError: a --resume folder that is not a run of this experiment, or options, a
-            backend or data files that differ from the run's.
-    """
+    """``(config, out, run_dir)`` for a new run (``run_dir`` None) or ``args.resume``, whose
+    run must agree with the ``given`` options (:func:`given_options`), backend and data, else
+    InputError; ``make_config``: ``dict -> validated configuration``."""
     import time
 
     from project.backend import select_backend
@@ -143,8 +120,7 @@ def new_or_resumed(args, given: dict, experiment: str, make_config):
         out = args.out or Path("runs") / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
         return make_config(given), out, None
     run_dir = RunDirectory.read(args.resume, experiment)
-    saved = {k: tuple(v) if isinstance(v, list) else v
-             for k, v in run_dir.record["config"].items()}
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in run_dir.record["config"].items()}
     config = make_config({**saved, **given})
     run_dir.check_resumable(given, backend, defaults=make_config({}).to_dict())
     return config, run_dir.path, run_dir

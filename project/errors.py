@@ -1,7 +1,5 @@
 """One exception type for bad input, and the wrapper that turns it into one line and exit 2.
 
-Example:
-
 >>> from project.errors import InputError, name_list
 >>> str(InputError("data.csv: unknown columns " + name_list(f"c{i}" for i in range(9))))
 'data.csv: unknown columns c0, c1, c2, c3, c4 and 4 more'
@@ -24,8 +22,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``text`` on one line (control characters become spaces) of at most ``limit`` characters;
-    a long text keeps its start and end (file names, options) and loses its middle to ``" ... "``.
+    """``text`` on one line of at most ``limit`` characters; a long one loses its middle.
 
     >>> one_line("x" * 10 + "y" * 10, limit=11)
     'xxx ... yyy'
@@ -61,19 +58,16 @@ def name_list(names: Iterable, limit: int = MAX_NAMES) -> str:
 
 
 class InputError(ValueError):
-    """Bad input from the user (a file, a column, a value, an option): a message saying what is
-    wrong and where, made one line of at most ``MAX_MESSAGE_CHARS`` (:func:`one_line`) so that
-    no input can flood a terminal. Scripts print ``error: <message>`` and exit 2, no traceback.
-    """
+    """Bad input from the user (a file, a column, a value, an option), in one line of at most
+    ``MAX_MESSAGE_CHARS``; scripts print ``error: <message>`` and exit 2, no traceback."""
 
     def __init__(self, message="", *args):
         super().__init__(one_line(message), *args)
 
 
 class SettingError(InputError):
-    """A bad value of settings named in braces in ``template``: library code speaks of its
-    arguments (``str(err)``), a command line names its flags instead (:meth:`naming`, as
-    :func:`project.cli.flag_names` does).
+    """A bad value of settings named in braces in ``template``: ``str(err)`` names arguments,
+    :meth:`naming` (in :func:`project.cli.flag_names`) a command line's flags.
 
     >>> err = SettingError("{val_fraction} plus {test_fraction} leave no training data")
     >>> str(err), err.settings

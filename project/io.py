@@ -1,8 +1,6 @@
 """Outputs that are never half-written (temporary name, then rename), the clean-up of
 temporaries left by killed writers, and one writer per run folder (:class:`RunLock`).
 
-Example:
-
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
 >>> _ = write_json(folder / "metrics.json", {"f1": 0.5})
@@ -28,8 +26,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-#: Largest ``config.json`` / ``metadata.json`` accepted inside a ``.keras`` file (a RoBERTa
-#: config is a few KB; Keras would read any size into memory).
+#: Largest ``config.json`` / ``metadata.json`` accepted inside a ``.keras`` file.
 MAX_CONFIG_BYTES = 64 * 2**20
 #: Temporaries written on another host (a shared file system) are removed after this long.
 STALE_AFTER_SECONDS = 24 * 3600
@@ -41,10 +38,9 @@ _TEMP = re.compile(
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
-    """The temporary name :func:`atomic_path` writes ``path`` under:
-    ``.<name>.tmp-<pid>-<host hash>-<process start, clock ticks after boot, 0 if unknown>
-    <suffixes>``, so that :func:`remove_stale_temporaries` can tell whether the writer is alive.
-    The suffixes stay last, for savers that look at them (``.keras``, ``.png``, ``.csv.gz``).
+    """The temporary name :func:`atomic_path` writes ``path`` under,
+    ``.<name>.tmp-<pid>-<host hash>-<process start or 0><suffixes>``, which tells
+    :func:`remove_stale_temporaries` whether the writer is alive; savers see the suffixes.
 
     >>> temporary_path("runs/model.keras").name.startswith(".model.tmp-")
     True
@@ -59,8 +55,6 @@ def temporary_path(path: str | os.PathLike) -> Path:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
-
-    Example:
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "notes.txt"
@@ -89,8 +83,7 @@ def atomic_path(path: str | os.PathLike):
 
 
 def check_output_file(path: str | os.PathLike, option: str) -> Path:
-    """Refuse, before any work, an output file that could not be written: a folder, or a place
-    under a file. (A read-only place is found when writing.) Returns the path.
+    """Refuse, before any work, an output file that is a folder or under a file; return it.
 
     >>> check_output_file("runs/results.json", "--json")
     PosixPath('runs/results.json')
@@ -125,8 +118,8 @@ def _to_builtin(value):
 
 
 def _process_start(pid: int) -> str | None:
-    """Start time of process ``pid`` (clock ticks after boot) as text; "0" where the system does
-    not say; None when there is no such process (or only its zombie)."""
+    """Start time of process ``pid`` (clock ticks after boot) as text; "0" where unknown; None
+    when there is no such process (or only its zombie)."""
     if os.name != "posix":
         return "0"  # no safe liveness probe: os.kill(pid, 0) would signal on Windows
     try:
@@ -147,13 +140,9 @@ def _process_start(pid: int) -> str | None:
 
 
 def is_stale_temporary(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a temporary of :func:`atomic_path` whose writer is gone.
-
-    Written on this host (same host-name hash): its process is not running, or runs with another
-    start time (the id was reused, e.g. after a reboot or in a new container). Written on another
-    host: untouched for ``STALE_AFTER_SECONDS`` (a writer there cannot be asked). Names from
-    before the host/start fields (``.<name>.tmp-<pid><suffixes>``) count as this host's.
-    """
+    """Whether ``path`` is a temporary of :func:`atomic_path` whose writer is gone: on this host
+    (or an older name without host and start), its process is not running or has another start
+    time (a reused id); on another host, untouched for ``STALE_AFTER_SECONDS``."""
     path = Path(path)
     match = _TEMP.match(path.name)
     if match is None or not path.is_file():
@@ -173,9 +162,8 @@ def is_stale_temporary(path: str | os.PathLike) -> bool:
 
 def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = False
                              ) -> list[Path]:
-    """Remove (and return) the temporaries killed writers left in ``directory`` (a missing one is
-    fine) and, ``recursive``, its sub-folders: :func:`is_stale_temporary`. Call it when a run
-    starts, after taking its :class:`RunLock`."""
+    """Remove (and return) the stale temporaries (:func:`is_stale_temporary`) in ``directory``, if
+    it exists, and, ``recursive``, its sub-folders; call it after taking the :class:`RunLock`."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
@@ -190,13 +178,9 @@ def remove_stale_temporaries(directory: str | os.PathLike, *, recursive: bool = 
 
 
 class RunLock:
-    """Hold ``<directory>/.lock`` (``fcntl.flock``, non-blocking) while a run writes there.
-
-    A second writer, even in the same process, gets an :class:`InputError`. The kernel releases
-    the lock however the holder dies; the file stays (holding the holder's pid while held).
-    Where ``fcntl`` does not exist (Windows) it locks nothing.
-
-    Example:
+    """Hold ``<directory>/.lock`` (``fcntl.flock``, non-blocking; nothing on Windows) while a run
+    writes there: a second writer, even in the same process, gets an :class:`InputError`. The
+    kernel releases it however the holder dies; the file holds the holder's pid while held.
 
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
@@ -215,7 +199,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        """Take the lock (creating the directory); raises InputError if another run holds it."""
+        """Take the lock (creating the directory); InputError if another run holds it."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -227,10 +211,8 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise InputError(
-                f"{self.directory} is in use by another run (pid {holder}); wait for it, or "
-                "choose another run folder"
-            ) from None
+            raise InputError(f"{self.directory} is in use by another run (pid {holder}); wait for "
+                             "it, or choose another run folder") from None
         except OSError as err:  # e.g. ENOLCK on a file system without locks
             os.close(fd)
             raise InputError(f"{self.path}: cannot lock the run directory ({err.strerror})") from None
@@ -240,7 +222,6 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        """Give the lock back (also done by the kernel when the process ends)."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None

@@ -1,11 +1,7 @@
 """The one door to private Keras and keras-hub names: every access to an attribute that the two
-libraries do not document is here, and nowhere else in the project.
-
-Each accessor says what it reaches and the versions it was checked on (keras 3.15.1 and
-keras-hub 0.32.0, and the oldest versions ``make test`` runs: see the README). When a Keras or
-keras-hub release moves one of these, this file is the only place to change.
-
-Example:
+libraries do not document is here, and nowhere else. Each accessor says what it reaches and the
+versions it was checked on (the oldest ``make test`` runs, see the README, up to keras 3.15.1
+and keras-hub 0.32.0): when a release moves one, this file is the only place to change.
 
 >>> import keras
 >>> layer = keras.layers.EinsumDense("ab,bc->ac", output_shape=3)
@@ -18,16 +14,11 @@ from __future__ import annotations
 
 import keras
 
-# --- Keras layers and models ---------------------------------------------------------------------
-
 
 def stored_kernel(layer):
-    """The variable holding a ``Dense`` / ``EinsumDense`` kernel as stored: ``layer._kernel``.
-
-    The public ``layer.kernel`` is a computed value where Keras's own LoRA or quantisation is on
-    (W + AB, or an unpacked int4 kernel); this is the stored variable itself (int8 once the
-    layer is quantised). Checked: keras 3.10-3.15 (``Dense`` and ``EinsumDense``).
-    """
+    """The stored kernel variable of a ``Dense`` / ``EinsumDense`` (``layer._kernel``; int8 once
+    quantised), not the public ``kernel``, computed under Keras's LoRA or int4. Checked: keras
+    3.10-3.15."""
     return layer._kernel
 
 
@@ -38,28 +29,25 @@ def all_layers(model) -> list:
 
 
 def forget_traced_functions(model) -> None:
-    """Drop a model's compiled train/test/predict functions (``train_function`` ...), which keep
-    the graph they were traced with (TensorFlow) and so would keep computing a model whose layers
-    or dtype policies have changed since. Keras makes them again on the next call. Checked:
-    keras 3.10-3.15."""
+    """Drop a model's traced ``train_function`` / ``test_function`` / ``predict_function``, which
+    would keep computing the old layers or policies; Keras traces them again. Checked: keras
+    3.10-3.15."""
     model.train_function = model.test_function = model.predict_function = None
 
 
 def replace_sublayer(parent, attribute: str, new) -> None:
     """Put ``new`` in ``parent.<attribute>`` in place of the layer there, updating Keras's
-    tracking list in place (``parent._tracker.replace_tracked_value``), so that nothing is
-    counted twice; under torch the attribute assignment registers the new module. Checked:
-    keras 3.10-3.15."""
+    tracking list (``parent._tracker.replace_tracked_value``) so that nothing counts twice.
+    Checked: keras 3.10-3.15."""
     old = getattr(parent, attribute)
     parent._tracker.replace_tracked_value("layers", old, new)
     setattr(parent, attribute, new)
 
 
 def refresh_torch_parameters(model) -> None:
-    """torch backend: every built layer keeps a ``torch.nn.ParameterDict`` of its variables
-    (``_torch_params``), filled when it was built. After sublayers were replaced, rebuild those
-    dicts (``_track_variables()``) so that they hold the new variables and not the old ones.
-    A no-op on other backends. Checked: keras 3.10-3.15."""
+    """torch backend (else a no-op): rebuild each layer's ``_torch_params`` ParameterDict
+    (``_track_variables()``) after sublayers were replaced, so that it holds the new variables.
+    Checked: keras 3.10-3.15."""
     if keras.backend.backend() != "torch":
         return
     for layer in all_layers(model):
@@ -68,28 +56,19 @@ def refresh_torch_parameters(model) -> None:
 
 
 def set_class(obj, cls) -> None:
-    """Switch ``obj`` to the (sub- or super-) class ``cls`` in place: ``obj.__class__ = cls``.
-
-    Used for one thing (see :mod:`project.models.backbone`): a keras-hub backbone that gets LoRA
-    layers becomes our registered subclass, whose configuration can say so, without rebuilding
-    the functional classifier around it. The two classes must have the same instance layout.
-    """
+    """Switch ``obj`` to the class ``cls`` (same instance layout) in place: a keras-hub backbone
+    with LoRA layers becomes our registered subclass (:mod:`project.models.backbone`)."""
     obj.__class__ = cls
 
 
 def clip_summed_gradients(optimizer):
     """Make ``optimizer``'s global-norm clipping apply to the gradient summed over replicas
-    under TensorFlow's ``MirroredStrategy``; returns it. A no-op elsewhere.
+    under TensorFlow's ``MirroredStrategy`` (a no-op elsewhere); returns it.
 
-    Keras clips in ``BaseOptimizer._clip_gradients``, called in each replica before the
-    TensorFlow optimizer sums the replicas' gradients (``_backend_update_step``), so each
-    replica's share is clipped on its own: one weight, MSE, SGD lr 1, ``global_clipnorm=1``,
-    batch 2 gives w = 0 on one device and -1 on two. This replaces that method on the instance:
-    in a replica context of several replicas it sums the gradients across them
-    (``all_reduce``), takes the global norm of that sum and scales each replica's own
-    gradient by Keras's clip factor, so the sum the optimizer then applies is the clipped
-    gradient of the whole batch, as on one device and under JAX. Checked: keras 3.10-3.15
-    (``_clip_gradients(grads)`` on ``BaseOptimizer``), TensorFlow 2.21.
+    Keras clips in ``BaseOptimizer._clip_gradients``, in each replica before the replicas'
+    gradients are summed, so each share is clipped on its own. This replaces that method on
+    the instance: it scales each replica's gradient by Keras's clip factor for the global norm
+    of the sum (``all_reduce``), as on one device. Checked: keras 3.10-3.15, TensorFlow 2.21.
     """
     if keras.backend.backend() != "tensorflow" or not optimizer.global_clipnorm:
         return optimizer
@@ -111,12 +90,9 @@ def clip_summed_gradients(optimizer):
     return optimizer
 
 
-# --- rematerialisation -------------------------------------------------------------------------
-
-
 class _FixedSeed(keras.random.SeedGenerator):
-    """A seed generator that hands out one seed drawn beforehand, and has no state of its own
-    (``SeedGenerator.__init__`` is not called: it would make a variable)."""
+    """A seed generator handing out one seed drawn beforehand, stateless (no
+    ``SeedGenerator.__init__``: it would make a variable)."""
 
     def __init__(self, value, initial_seed):  # noqa: D107 (no super().__init__, on purpose)
         self._value, self._initial_seed = value, initial_seed
@@ -126,10 +102,10 @@ class _FixedSeed(keras.random.SeedGenerator):
 
 
 def _drawing(layer, training) -> list:
-    """``layer``'s sublayers whose ``seed_generator`` draws once in a call with ``training``:
-    dropout layers (``rate``) and LoRA layers (``dropout``) with a positive rate. Under torch an
-    unseeded generator (``_initial_seed`` None) draws from PyTorch's global generator, whose
-    state torch's checkpoint restores for the recomputation: left alone."""
+    """``layer``'s sublayers whose ``seed_generator`` draws in a call with ``training``: dropout
+    (``rate``) and LoRA (``dropout``) layers with a positive rate; not, under torch, unseeded
+    ones (``_initial_seed`` None), which draw from the global generator torch's checkpoint
+    restores."""
     if not training:
         return []
     found = []
@@ -146,18 +122,15 @@ def _drawing(layer, training) -> list:
 
 
 def rematerialize(layer) -> None:
-    """Recompute ``layer``'s activations in the backward pass instead of keeping them: its
-    ``call`` (an instance attribute now) runs its original ``call`` through ``keras.remat``
-    (jax.checkpoint, tf.recompute_grad, torch.utils.checkpoint), with every keyword argument
-    (``training``, masks) bound outside, as Keras's ``RematScope`` cannot do for a keras-hub
-    ``TransformerEncoder`` (TensorFlow's custom gradient refuses keyword arguments in a graph;
-    JAX traces ``training`` into an array that ``if training`` cannot read).
+    """Recompute ``layer``'s activations in the backward pass: its ``call`` runs through
+    ``keras.remat`` with every keyword argument (``training``, masks) bound outside, which
+    Keras's ``RematScope`` cannot do for a keras-hub ``TransformerEncoder`` (TensorFlow's custom
+    gradient refuses keyword arguments; JAX would trace ``training`` into an array).
 
-    Dropout inside stays exact: the seeds its generators would draw (``seed_generator.next()``,
-    reading ``_initial_seed``) are drawn once, before the rematerialised function, which then
-    sees fixed seeds (``seed_generator`` swapped for the call, bypassing Keras's tracking), so
-    the forward pass and the recomputation use the same masks, the masks of a call without
-    rematerialisation. Checked: keras 3.10-3.15 (``Dropout.seed_generator``, ``rate``).
+    Dropout stays exact: the seeds its generators would draw are drawn once, before the
+    rematerialised function, which sees them fixed (``seed_generator`` swapped for the call),
+    so forward pass and recomputation use the masks of a plain call. Checked: keras 3.10-3.15
+    (``Dropout.seed_generator``, ``rate``, ``_initial_seed``).
     """
     original = layer.call
 
@@ -180,10 +153,7 @@ def rematerialize(layer) -> None:
     layer.call = call
 
 
-# --- keras-hub's RoBERTa (TransformerEncoder and Backbone) ---------------------------------------
-
-#: MultiHeadAttention's private attribute behind each projection (the public ``query_dense`` ...
-#: properties read them; only :func:`replace_projection` needs the attribute itself).
+#: MultiHeadAttention's private attribute behind each projection (read by ``query_dense`` ...).
 _PROJECTIONS = {"query": "_query_dense", "key": "_key_dense", "value": "_value_dense",
                 "attention_output": "_output_dense"}
 
@@ -203,8 +173,7 @@ def layer_norms(transformer_layer) -> tuple:
 
 def feedforward(transformer_layer) -> tuple:
     """``(intermediate, output)`` Dense layers of a keras-hub ``TransformerEncoder``
-    (``_feedforward_intermediate_dense``, ``_feedforward_output_dense``). Checked: keras-hub
-    0.21-0.32."""
+    (``_feedforward_*_dense``). Checked: keras-hub 0.21-0.32."""
     return (transformer_layer._feedforward_intermediate_dense,
             transformer_layer._feedforward_output_dense)
 
@@ -216,6 +185,6 @@ def replace_projection(attention, target: str, new) -> None:
 
 
 def forget_keras_hub_lora(backbone) -> None:
-    """Clear keras-hub's record of the layers its own ``enable_lora`` changed
-    (``Backbone._lora_enabled_layers``), after they were merged. Checked: keras-hub 0.21-0.32."""
+    """Clear keras-hub's record of the layers its ``enable_lora`` changed
+    (``Backbone._lora_enabled_layers``), once merged. Checked: keras-hub 0.21-0.32."""
     backbone._lora_enabled_layers = []

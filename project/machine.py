@@ -1,8 +1,5 @@
-"""The machine a measurement comes from, which every benchmark prints: speed figures differ
-between CPUs (the same code measured 0.56x and 0.91x a peer on two x86 servers). Nothing heavy
-is imported: versions come from the installed packages' metadata.
-
-Example:
+"""The machine a measurement comes from, which every benchmark prints (speed differs between
+CPUs). Nothing heavy is imported: versions come from the installed packages' metadata.
 
 >>> machine_line().startswith("CPU: ")
 True

@@ -1,8 +1,6 @@
 """Where the bundled files (samples, the tiny RoBERTa config and tokenizer) are: the top-level
 ``assets/`` of a checkout, or ``project/assets/`` in an installed wheel (``pyproject.toml``).
 
-Example:
-
 >>> asset("qqp_tiny_config.json").name
 'qqp_tiny_config.json'
 """

@@ -1,22 +1,14 @@
 """Keep TensorFlow's C++ start-up lines off stderr, so that an error is the only line a user sees.
 
-TensorFlow 2.21 logs from C++ static initialisers while ``import tensorflow`` loads, before
-``absl::InitializeLog()``, so absl writes those lines to stderr whatever ``TF_CPP_MIN_LOG_LEVEL``
-says (abseil-cpp PR 1957 is still open); keras-hub imports TensorFlow on every backend. On this
-machine, with ``TF_CPP_MIN_LOG_LEVEL=2`` set before the import, every backend still printed, twice::
-
-    WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
-    I0000 00:00:1795950060.172747    5176 port.cc:153] oneDNN custom operations are on. ...
-    I0000 00:00:1795950060.173099    5176 cudart_stub.cc:31] Could not find cuda drivers ...
-
-No environment variable silences them (``TF_ENABLE_ONEDNN_OPTS=0`` removes one only by changing
-the computation). So :func:`install` puts a one-shot import hook in ``sys.meta_path``: while
+TensorFlow 2.21 logs from C++ static initialisers during ``import tensorflow``, before
+``absl::InitializeLog()``, so those lines (``WARNING: All log messages before absl::...``,
+``I0000 ... cudart_stub.cc:31] Could not find cuda drivers``) reach stderr whatever
+``TF_CPP_MIN_LOG_LEVEL`` says (abseil-cpp PR 1957), and keras-hub imports TensorFlow on every
+backend. So :func:`install` puts a one-shot import hook in ``sys.meta_path``: while
 ``tensorflow``'s ``__init__`` runs, fd 2 goes to a temporary file; then every captured line is
-written back except TensorFlow's log lines below ``TF_CPP_MIN_LOG_LEVEL`` (INFO at 1, INFO and
-WARNING at 2 and 3) and, at 2 or more, the harmless "Unable to register cuDNN/cuFFT/cuBLAS
-factory" errors of GPU builds (TensorFlow issue 62075). Level 0 filters nothing.
-
-Example:
+written back except log lines below ``TF_CPP_MIN_LOG_LEVEL`` (INFO at 1, INFO and WARNING at 2
+and 3) and, at 2 or more, the harmless "Unable to register cuDNN/cuFFT/cuBLAS factory" errors
+(TensorFlow issue 62075). Level 0 filters nothing.
 
 >>> import project.quiet_tensorflow as quiet
 >>> quiet.is_noise("I0000 00:00:1795950060.173099    5176 cudart_stub.cc:31] Could not find", 2)
@@ -56,8 +48,7 @@ def min_log_level() -> int:
 
 
 def is_noise(line: str, level: int) -> bool:
-    """Whether a captured stderr ``line`` (no line break) is one TensorFlow would hide at
-    ``TF_CPP_MIN_LOG_LEVEL`` ``level``."""
+    """Whether a captured stderr ``line`` is one TensorFlow would hide at log level ``level``."""
     if level < 1:
         return False
     if line == PRE_INIT_WARNING:
@@ -155,9 +146,8 @@ class _QuietFinder:
 
 
 def install() -> bool:
-    """Filter stderr during the first ``import tensorflow``. Returns False (nothing installed)
-    when TensorFlow is already imported, the hook is already there, or ``TF_CPP_MIN_LOG_LEVEL``
-    is 0 (the user asked for every line)."""
+    """Filter stderr during the first ``import tensorflow``; False (nothing installed) when it is
+    already imported, the hook is there, or ``TF_CPP_MIN_LOG_LEVEL`` is 0."""
     if "tensorflow" in sys.modules or min_log_level() < 1:
         return False
     if any(isinstance(finder, _QuietFinder) for finder in sys.meta_path):

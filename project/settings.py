@@ -1,16 +1,9 @@
 """Every setting's name, default and check, in one place (light: no Keras, no NumPy).
 
-The configurations (:mod:`project.experiments.config`), LoRA, scaling, the fraud protocols and
-the scripts' help texts take their names and defaults from here, and check a value with the
-functions below: one check per setting. A bad value raises
-:class:`~project.errors.SettingError`, which names the *argument* (``rank must be >= 1, got
-0``); the command lines show the *flag* instead (``--rank must be >= 1, got 0``, see
-:func:`project.cli.flag_names`).
-
-Where to change a default: here (for example :data:`LORA_RANK`, or a profile in
-:data:`QQP_PROFILES`); everything else reads it.
-
-Example:
+The configurations, LoRA, scaling, the protocols and the scripts' help take their names and
+defaults from here (change a default here), and check a value with one function below per
+setting. A bad value raises :class:`~project.errors.SettingError` naming the *argument*
+(``rank must be >= 1, got 0``); command lines show the *flag* (:func:`project.cli.flag_names`).
 
 >>> lora_settings(rank=8, alpha=16, dropout=0.05, targets=("value", "query"))
 ('query', 'value')
@@ -27,13 +20,12 @@ import numbers
 
 from project.errors import SettingError
 
-# --- names -----------------------------------------------------------------------------------
-
 #: The fraud protocols; ``adasyn-all`` (ADASYN before the split, the paper's) leaks.
 PROTOCOLS = ("none", "adasyn-all", "adasyn-train")
 LEAKY = frozenset({"adasyn-all"})
-#: The QQP training modes.
+#: The QQP training modes, and their names in reports.
 MODES = ("full", "lora")
+MODE_LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
 #: Keras dtype policies a run may use.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 #: ``data``: data parallel over every local device (and every process of the run).
@@ -61,8 +53,6 @@ def protocol_label(protocol: str) -> str:
     """
     return f"{protocol} (LEAKY)" if protocol in LEAKY else protocol
 
-
-# --- defaults --------------------------------------------------------------------------------
 
 #: LoRA as in the paper and PEFT: rank, alpha (the branch is scaled by alpha / rank), dropout
 #: on the branch's input; the report's targets are query, key and value.
@@ -111,9 +101,6 @@ QQP_PROFILES = {
 #: The bundled tiny RoBERTa has random weights: at the report's rates (1e-6 / 1e-4) it learns
 #: nothing and ends at the majority class. Without a preset these rates are the default instead.
 TINY_MODEL_RATES = dict(lr_full=1e-3, lr_lora=5e-3)
-
-
-# --- checks ----------------------------------------------------------------------------------
 
 
 def number(name: str, value, *, low=None, high=None, low_open=False, integer=False,
@@ -197,9 +184,8 @@ def quantize_mode(value) -> str | None:
 
 def quantize_settings(quantize, modes, lora_style: str = "matrix",
                       precision: str = "float32") -> str | None:
-    """Check ``quantize`` against the run it belongs to: LoRA's frozen base only (full
-    fine-tuning trains every weight), matrix LoRA, no float16 compute (Keras's int8 path
-    refuses it)."""
+    """Check ``quantize`` against its run: LoRA's frozen base only, matrix LoRA, no float16
+    compute (Keras's int8 path refuses it)."""
     quantize = quantize_mode(quantize)
     if quantize is None:
         return None
@@ -234,7 +220,7 @@ def sequence_length(value, max_length: int) -> int:
 
 def split_seed(experiment: str, seed: int, resplit: bool) -> int:
     """The data split's seed for a training seed: fixed (the fraud report's 50, QQP's 0), or,
-    with ``resplit``, one per training seed, so that intervals over seeds cover the split too.
+    with ``resplit``, one per training seed.
 
     >>> split_seed("fraud", 3, False), split_seed("fraud", 3, True), split_seed("qqp", 3, True)
     (50, 53, 3)

@@ -1,28 +1,14 @@
 """Uncertainty for the reported numbers: bootstrap intervals, paired comparisons, seed summaries.
 
-Three questions, three tools:
-
-* How precise is one run's metric, given the finite set of examples it was measured on?
-  :func:`bootstrap_intervals` resamples the examples (with replacement) and reports the 2.5th and
-  97.5th percentiles of each metric: a 95% percentile-bootstrap interval.
-* Is model A better than model B *on the same examples*? :func:`paired_bootstrap` resamples the
-  examples once per replicate and applies the same resample to both models, so the interval is of
-  the difference; :func:`mcnemar` gives the exact McNemar p-value for accuracy.
-* How much do results move between seeds? :func:`summarize` gives mean, standard deviation, median
-  and a 95% t-interval of the mean over runs.
-* Is A better than B over several seeds, counting *both* sources of noise, the training
-  randomness and the sampling of the test examples? :func:`two_level_bootstrap` resamples the
-  seeds and, within each replicate, the examples; :func:`holm` adjusts a family of p-values;
-  :func:`verdict` words the answer, and says "beyond noise" only when both sources are counted.
+:func:`bootstrap_intervals` (one run's metrics, over its examples), :func:`paired_bootstrap` and
+:func:`mcnemar` (A against B on the same examples), :func:`summarize` (over seeds),
+:func:`two_level_bootstrap` (A against B over seeds *and* examples), :func:`holm` (a family of
+p-values) and :func:`verdict` (the sentence: "beyond noise" only when both sources are counted).
 
 Everything is NumPy, vectorised over replicates: a replicate is a vector of multinomial counts
-(how often each example was drawn), and every metric is computed from count-weighted sums. The
-ranking metrics (average precision, ROC-AUC) sort the scores once and then need only cumulative
-sums per replicate, so 1,000 replicates over 57,000 examples take a fraction of a second. The
-results equal scikit-learn's ``average_precision_score`` / ``roc_auc_score`` with
-``sample_weight`` = the counts (tested).
-
-Example:
+(how often each example was drawn) and every metric a count-weighted sum; the ranking metrics
+sort the scores once, then need only cumulative sums. The results equal scikit-learn's
+``average_precision_score`` / ``roc_auc_score`` with ``sample_weight`` = the counts (tested).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -45,9 +31,6 @@ from project.settings import METRICS
 
 N_BOOT = 1000
 _CHUNK_CELLS = 2_000_000  # replicates x examples held at once (float64: 16 MB per array)
-
-
-# --- metrics from count-weighted examples -----------------------------------------------------
 
 
 class _Ranked:
@@ -86,17 +69,12 @@ class _Ranked:
                 "recall": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
                 "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
             }
-        out.update(self._ranking(weights))
-        return out
+        return {**out, **self._ranking(weights)}
 
     def _ranking(self, weights: np.ndarray) -> dict:
         """Average precision and ROC-AUC as scikit-learn computes them with ``sample_weight``
-        (one step per distinct score; ROC by the trapezoid rule, i.e. ties count one half). NaN
-        where a replicate has no positive (or, for ROC-AUC, no negative) example.
-
-        Only groups of tied scores that hold a positive example move recall, so both metrics are
-        sums over those groups: one cumulative sum of the weights, and the positives' weights.
-        """
+        (ROC by the trapezoid rule: ties count one half); NaN where a replicate lacks a class.
+        Only groups of tied scores holding a positive move recall: both are sums over those."""
         seen = np.cumsum(weights, axis=1)  # weight seen up to each sorted position
         pos_w = weights[:, self._positives]
         tp_group = np.add.reduceat(pos_w, self._group_starts, axis=1) if pos_w.size else pos_w
@@ -115,17 +93,11 @@ class _Ranked:
         auc[(n_pos == 0) | (n_neg == 0)] = np.nan
         return {"average_precision": ap, "roc_auc": auc}
 
-    def replicates(self, n_boot: int, seed: int):
-        """Bootstrap count vectors in sorted order, in chunks (see :func:`_count_draws`)."""
-        for counts in _count_draws(self.n, n_boot, seed):
-            yield counts[:, self.order]
-
 
 def _count_draws(n: int, n_boot: int, seed: int):
-    """Bootstrap count vectors in the examples' own order, in chunks of shape (b, n): each
-    replicate draws ``n`` examples uniformly with replacement; entry i counts how often example
-    i was drawn. The draws depend only on ``(n, seed)``, not on any scores, so models scored on
-    the same examples get the same resamples."""
+    """Bootstrap count vectors (entry i: how often example i was drawn) in the examples' order,
+    in chunks of shape (b, n). They depend only on ``(n, seed)``: models scored on the same
+    examples get the same resamples."""
     rng = np.random.default_rng(seed)
     per_chunk = max(1, _CHUNK_CELLS // max(n, 1))
     done = 0
@@ -137,18 +109,9 @@ def _count_draws(n: int, n_boot: int, seed: int):
 
 
 def weighted_metrics(y_true, scores, threshold: float, weights=None) -> dict:
-    """Every metric of :data:`METRICS` for one weighting of the examples.
-
-    Args:
-        y_true: labels in {0, 1}, shape (n,).
-        scores: probability of class 1, shape (n,).
-        threshold: predict 1 when ``score >= threshold``.
-        weights: (n,) non-negative weights (e.g. bootstrap counts), in the examples' order;
-            None: all ones.
-
-    Returns:
-        ``{metric: float}`` (NaN where a metric is undefined, e.g. ROC-AUC with one class).
-    """
+    """Every metric of :data:`METRICS` as ``{metric: float}`` (NaN where undefined) for labels
+    in {0, 1}, scores (probability of class 1; predict 1 when ``score >= threshold``) and
+    non-negative ``weights`` in the examples' order (None: all ones)."""
     ranked = _Ranked(y_true, scores)
     w = np.ones(ranked.n) if weights is None else np.asarray(weights, dtype=np.float64)
     return {k: float(v[0]) for k, v in ranked.metrics(w[ranked.order][None, :], threshold).items()}
@@ -165,60 +128,42 @@ def _percentiles(values: np.ndarray, level: float = 0.95) -> list[float] | None:
 def bootstrap_intervals(
     y_true, scores, threshold: float, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95
 ) -> dict:
-    """95% percentile-bootstrap intervals of every metric, over the evaluated examples.
-
-    Args:
-        y_true, scores, threshold: as for :func:`weighted_metrics`.
-        n_boot: replicates (1,000 by default).
-        seed: the resampling seed (the same seed gives the same interval).
-        level: coverage of the interval.
-
-    Returns:
-        ``{metric: [lo, hi]}``; None for a metric no replicate could compute (e.g. ROC-AUC with
-        one class).
-    """
+    """Percentile-bootstrap intervals of every metric over the evaluated examples (arguments as
+    :func:`weighted_metrics`): ``{metric: [lo, hi]}``, None where no replicate computes it."""
     ranked = _Ranked(y_true, scores)
     collected = {m: [] for m in METRICS}
-    for weights in ranked.replicates(n_boot, seed):
-        for name, values in ranked.metrics(weights, threshold).items():
+    for counts in _count_draws(ranked.n, n_boot, seed):
+        for name, values in ranked.metrics(counts[:, ranked.order], threshold).items():
             collected[name].append(values)
     return {m: _percentiles(np.concatenate(v), level) for m, v in collected.items()}
+
+
+def _difference(a: _Ranked, b: _Ranked, threshold_a, threshold_b, counts) -> np.ndarray:
+    """Every metric of A minus B, shape (b, metrics), for ``counts`` (b, n) in examples' order."""
+    ma = a.metrics(counts[:, a.order], threshold_a)
+    mb = b.metrics(counts[:, b.order], threshold_b)
+    return np.stack([ma[m] - mb[m] for m in METRICS], axis=-1)
 
 
 def paired_bootstrap(
     y_true, scores_a, scores_b, threshold_a: float = 0.5, threshold_b: float = 0.5,
     n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95,
 ) -> dict:
-    """Model A minus model B on the same examples: the difference and its bootstrap interval.
-
-    Each replicate draws one resample of the examples and scores both models on it, so what the
-    two have in common (the hard and easy examples) cancels out.
-
-    Returns:
-        ``{metric: {"difference": a - b, "ci95": [lo, hi]}}`` for every metric.
-    """
-    ranked_a, ranked_b = _Ranked(y_true, scores_a), _Ranked(y_true, scores_b)
-    point_a = weighted_metrics(y_true, scores_a, threshold_a)
-    point_b = weighted_metrics(y_true, scores_b, threshold_b)
-    diffs = {m: [] for m in METRICS}
-    for counts in _count_draws(ranked_a.n, n_boot, seed):  # one resample, both models
-        a = ranked_a.metrics(counts[:, ranked_a.order], threshold_a)
-        b = ranked_b.metrics(counts[:, ranked_b.order], threshold_b)
-        for m in METRICS:
-            diffs[m].append(a[m] - b[m])
-    return {
-        m: {"difference": point_a[m] - point_b[m],
-            "ci95": _percentiles(np.concatenate(diffs[m]), level)}
-        for m in METRICS
-    }
+    """Model A minus model B on the same examples, ``{metric: {"difference": a - b, "ci95":
+    [lo, hi]}}``: each replicate scores both models on one resample, so what they have in
+    common (the hard and easy examples) cancels out."""
+    a, b = _Ranked(y_true, scores_a), _Ranked(y_true, scores_b)
+    point = _difference(a, b, threshold_a, threshold_b, np.ones((1, a.n)))[0]
+    diffs = np.concatenate([_difference(a, b, threshold_a, threshold_b, counts)
+                            for counts in _count_draws(a.n, n_boot, seed)])
+    return {m: {"difference": float(point[k]), "ci95": _percentiles(diffs[:, k], level)}
+            for k, m in enumerate(METRICS)}
 
 
 def _seed_widening(n_seeds: int, level: float) -> float:
-    """How much a percentile bootstrap over ``n_seeds`` values must be widened to have the width
-    of a t-interval: t(n-1) / (z * sqrt((n-1)/n)) (Hesterberg's expanded percentile interval).
-    Resampling 5 values with replacement spreads their mean by sqrt(4/5) of its standard error,
-    and the normal quantile is 1.96 where t with 4 degrees of freedom is 2.78: unwidened, such
-    an interval covers about 85%. 0 for one seed (nothing to resample).
+    """How much a percentile bootstrap over ``n_seeds`` values must be widened to have a
+    t-interval's width: t(n-1) / (z * sqrt((n-1)/n)) (Hesterberg's expanded percentile
+    interval; unwidened, 5 seeds cover about 85%). 0 for one seed.
 
     >>> round(_seed_widening(5, 0.95), 3), _seed_widening(1, 0.95)
     (1.584, 0.0)
@@ -234,21 +179,12 @@ def _seed_widening(n_seeds: int, level: float) -> float:
 
 def _p_value(replicates: np.ndarray) -> float | None:
     """Two-sided bootstrap p-value of "the difference is 0": twice the smaller share of
-    replicates on either side of 0 (with the +1 that keeps it above 0). Below 0.05 exactly when
-    the 95% percentile interval leaves 0 out, up to that +1."""
+    replicates on either side of 0 (+1 keeps it above 0)."""
     values = replicates[np.isfinite(replicates)]
     if values.size == 0:
         return None
     low, high = (np.sum(values <= 0) + 1, np.sum(values >= 0) + 1)
     return float(min(1.0, 2 * min(low, high) / (values.size + 1)))
-
-
-def _difference(a: _Ranked, b: _Ranked, threshold_a, threshold_b, counts) -> np.ndarray:
-    """Every metric of A minus B for each row of ``counts`` (b, n), in the examples' order:
-    shape (b, metrics)."""
-    ma = a.metrics(counts[:, a.order], threshold_a)
-    mb = b.metrics(counts[:, b.order], threshold_b)
-    return np.stack([ma[m] - mb[m] for m in METRICS], axis=-1)
 
 
 def two_level_bootstrap(pairs, shared_examples: bool = True, n_boot: int = N_BOOT, seed: int = 0,
@@ -257,35 +193,20 @@ def two_level_bootstrap(pairs, shared_examples: bool = True, n_boot: int = N_BOO
     noise: the training randomness (seeds) and the sampling of the evaluated examples.
 
     Each replicate resamples the seeds and, with ``shared_examples`` (every seed scored on the
-    same test rows, e.g. a split fixed by its random_state), the examples: one resample shared
-    by every seed and both models, because the test rows are one draw that all seeds share, so
-    their noise does not average out over seeds (a t-interval over seeds, which sees only the
-    seeds, is too narrow). The replicate is the point difference plus two deviations:
+    same test rows), the examples: one resample shared by every seed and both models, since
+    the rows' noise does not average out over seeds. The replicate is the point difference plus
 
     * examples: the seeds' mean difference on the resampled rows minus that on all rows;
-    * seeds: the mean over resampled seeds of their differences on all rows minus the mean.
-      Differences between seeds on fixed rows also hold the seed-by-example interaction, which
-      the examples' deviation already counts; so this deviation is shrunk by
-      sqrt((s² - i) / s²) (s²: variance of the per-seed differences; i: the interaction's,
-      the average variance of a seed's difference around the seeds' mean over the resamples),
-      the moment correction of a crossed design, then widened for few seeds
-      (:func:`_seed_widening`).
+    * seeds: the mean over resampled seeds of their differences on all rows minus the mean,
+      shrunk by sqrt((s² - i) / s²) (s²: variance of the per-seed differences; i: the
+      seed-by-example interaction, which the examples' deviation already counts; the moment
+      correction of a crossed design), then widened for few seeds (:func:`_seed_widening`).
 
-    Replicates are kept within [-1, 1], the range of a difference of two shares. Without ``shared_examples`` (a split redrawn per seed) each seed's difference already
-    varies with its own split, and the seeds alone are resampled (widened, not shrunk). With
-    one seed the interval is the paired bootstrap over the examples (:func:`paired_bootstrap`,
-    the same resamples), which covers the examples only.
+    Replicates stay within [-1, 1]. Without ``shared_examples`` (a split per seed) the seeds
+    alone are resampled (widened, not shrunk). With one seed this is :func:`paired_bootstrap`.
 
-    Args:
-        pairs: one ``(y_true, scores_a, scores_b, threshold_a, threshold_b)`` per seed.
-        shared_examples: whether every seed was scored on the same examples (same order).
-        n_boot, seed, level: replicates, resampling seed, coverage.
-
-    Returns:
-        ``{metric: {"difference": mean over seeds of a - b, "ci95": [lo, hi] or None,
-        "p_value": two-sided bootstrap p-value or None}}``.
-
-    Example:
+    ``pairs``: one ``(y_true, scores_a, scores_b, threshold_a, threshold_b)`` per seed. Returns
+    ``{metric: {"difference": mean over seeds of a - b, "ci95": [lo, hi], "p_value"}}``.
 
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 2, 400)
@@ -334,8 +255,7 @@ def two_level_bootstrap(pairs, shared_examples: bool = True, n_boot: int = N_BOO
 
 
 def holm(p_values) -> list:
-    """Holm's step-down adjustment of p-values (None stays None): the family-wise error rate of
-    all the verdicts together stays at the level each one is read at.
+    """Holm's step-down adjustment of p-values (None stays None).
 
     >>> holm([0.01, 0.04, 0.03, None])
     [0.03, 0.06, 0.06, None]
@@ -349,12 +269,8 @@ def holm(p_values) -> list:
 
 
 def mcnemar(y_true, pred_a, pred_b) -> dict:
-    """McNemar's exact test for two classifiers' accuracy on the same examples.
-
-    Returns:
-        ``{"a_only": n, "b_only": n, "p_value": p}``: examples only A got right, only B got right,
-        and the two-sided exact binomial p-value of that split.
-    """
+    """McNemar's exact test of two classifiers' accuracy on the same examples: ``{"a_only",
+    "b_only", "p_value"}`` (examples only A, only B got right; two-sided exact binomial p)."""
     y = np.asarray(y_true).reshape(-1)
     right_a = np.asarray(pred_a).reshape(-1) == y
     right_b = np.asarray(pred_b).reshape(-1) == y
@@ -366,17 +282,12 @@ def mcnemar(y_true, pred_a, pred_b) -> dict:
 
 
 def summarize(values, level: float = 0.95) -> dict:
-    """Mean, sample standard deviation, median and a t-interval of the mean over runs (seeds).
-
-    Example:
+    """``{"mean", "std", "median", "ci95": [lo, hi], "n"}`` over runs (seeds): ``ci95`` is the
+    t-interval of the mean; ``std`` and ``ci95`` are None for one run; None values are left out.
 
     >>> s = summarize([0.80, 0.82, 0.81])
     >>> round(s["mean"], 3), s["n"], round(s["median"], 2)
     (0.81, 3, 0.81)
-
-    Returns:
-        ``{"mean", "std", "median", "ci95": [lo, hi], "n"}``; ``std`` and ``ci95`` are None for a
-        single run (no spread to measure), and None values are left out of every statistic.
     """
     from scipy import stats
 
@@ -398,19 +309,14 @@ COVERS = ("both", "examples")
 
 def verdict(difference: float, ci95, what: str, unit: str = "points", scale: float = 100,
             covers: str = "both", p_adjusted: float | None = None, level: float = 0.95) -> str:
-    """A plain sentence for a difference and its interval.
+    """A plain sentence for a difference and its interval (None: no interval).
 
     Args:
-        difference, ci95: the difference and its interval (None: no interval).
-        what, unit, scale: how the sentence names and scales them.
-        covers: ``"both"``: the interval counts the training randomness and the sampling of the
-            examples (:func:`two_level_bootstrap` over several seeds): only then may a
-            difference be called "beyond noise"; ``"examples"``: one seed, the interval covers
-            the examples only, and the sentence says so.
-        p_adjusted: the Holm-adjusted p-value when this verdict is one of a family (None: a
-            verdict that stands alone, e.g. the primary metric); the call is then made on it.
-
-    Example:
+        covers: ``"both"``: the interval counts the training randomness and the examples
+            (:func:`two_level_bootstrap` over several seeds): only then may a difference be
+            "beyond noise"; ``"examples"``: one seed, and the sentence says so.
+        p_adjusted: the Holm-adjusted p-value of a verdict in a family (None: one that stands
+            alone); the call is then made on it.
 
     >>> verdict(0.021, [-0.004, 0.046], "LoRA − full", "points accuracy")
     'LoRA − full: +2.1 points accuracy, 95% CI [−0.4, +4.6]: not distinguishable from zero'

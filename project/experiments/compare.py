@@ -1,17 +1,6 @@
-"""What several runs say together: summaries over seeds and paired comparisons, shared by both
-experiments.
-
-* :func:`summarize_runs`: ``summary[group][split][metric] = {mean, std, median, ci95, n}`` over
-  the seeds of each group (a protocol, a mode).
-* :func:`compare`: model A minus model B scored on the same examples: seed by seed (paired
-  bootstrap of every metric, McNemar for accuracy) and together, with an interval that counts
-  both sources of noise over several seeds (:func:`project.stats.two_level_bootstrap`); with
-  several seeds also the t-interval of the per-seed differences, which covers the seeds only
-  (on these test rows).
-* :func:`judge`: the verdicts of a run's comparisons, with the multiplicity stated: one primary
-  metric of one comparison stands alone, every other verdict is Holm-adjusted across the run.
-
-Example:
+"""What several runs say together, for both experiments: summaries over seeds
+(:func:`summarize_runs`), paired comparisons of A and B on the same examples (:func:`compare`)
+and their verdicts, one primary, the rest Holm-adjusted across the run (:func:`judge`).
 
 >>> entries = [compare(pairs, "LoRA − full (validation)", ("accuracy",))]  # doctest: +SKIP
 >>> judge(entries, primary=(0, "accuracy"))                               # doctest: +SKIP
@@ -26,13 +15,8 @@ from project.stats import holm, mcnemar, paired_bootstrap, summarize, two_level_
 
 
 def summarize_runs(runs: list, group: str, metrics=METRICS) -> dict:
-    """Summaries over seeds of every evaluation, for each value of ``group`` (a run attribute).
-
-    Args:
-        runs: run records with ``group`` and ``evaluations() -> {split: Evaluation}``.
-        group: "protocol" or "mode".
-        metrics: which :class:`~project.training.metrics.Evaluation` fields to summarise.
-    """
+    """``summary[name][split][metric] = {mean, std, median, ci95, n}`` over the seeds of each
+    value of ``group`` ("protocol", "mode"), for runs with ``evaluations() -> {split: ...}``."""
     summary = {}
     for name in dict.fromkeys(getattr(r, group) for r in runs):
         mine = [r for r in runs if getattr(r, group) == name]
@@ -46,24 +30,14 @@ def summarize_runs(runs: list, group: str, metrics=METRICS) -> dict:
 
 def compare(pairs: list, label: str, headline=("accuracy", "f1", "average_precision"),
             shared_examples: bool = True) -> dict:
-    """A minus B on the same examples.
-
-    Args:
-        pairs: ``(seed, evaluation_a, evaluation_b)`` per seed; both evaluations of a seed made
-            on the same examples (same labels, same order).
-        label: what is compared, for the sentences (``"adasyn-train − none"``).
-        headline: metrics that get a sentence (from :func:`judge`).
-        shared_examples: every seed was scored on the same examples (a fixed split); False
-            when the split was redrawn per seed.
+    """A minus B, from ``(seed, evaluation_a, evaluation_b)`` per seed, both of a seed made on
+    the same examples (else ValueError); ``shared_examples``: every seed on the same split.
 
     Returns:
-        ``{"label", "headline", "covers", "per_seed": [{"seed", "metrics": {metric:
-        {difference, ci95}}, "mcnemar_accuracy"}], "difference": {metric: {difference, ci95,
-        p_value, over}}, "over_seeds": {metric: {difference, ci95}} or None}``. ``covers`` is
-        "both" (several seeds: training randomness and test rows) or "examples" (one seed).
-
-    Raises:
-        ValueError: two evaluations of one pair were not made on the same examples.
+        ``{"label", "headline" (metrics that get a sentence), "covers" ("both" with several
+        seeds, else "examples"), "per_seed": [{"seed", "metrics" (paired bootstrap),
+        "mcnemar_accuracy"}], "difference" (:func:`~project.stats.two_level_bootstrap`, and
+        "over"), "over_seeds" (t-interval of the per-seed differences; None for one seed)}``.
     """
     per_seed = []
     for seed, a, b in pairs:
@@ -73,8 +47,7 @@ def compare(pairs: list, label: str, headline=("accuracy", "f1", "average_precis
             "seed": seed,
             "metrics": paired_bootstrap(b.y_true, a.scores, b.scores, a.threshold, b.threshold,
                                         seed=seed),
-            "mcnemar_accuracy": mcnemar(b.y_true, a.scores >= a.threshold,
-                                        b.scores >= b.threshold),
+            "mcnemar_accuracy": mcnemar(b.y_true, a.scores >= a.threshold, b.scores >= b.threshold),
         })
     several = len(pairs) > 1
     over = ("seeds and examples" if shared_examples else "seeds, each on its own split"
@@ -95,14 +68,9 @@ def compare(pairs: list, label: str, headline=("accuracy", "f1", "average_precis
 
 
 def judge(comparisons: list, primary: tuple[int, str] | None) -> None:
-    """Word every headline verdict of a run's comparisons, multiplicity controlled: the
-    ``primary`` (comparison index, metric) verdict stands alone at 95%; every other headline
-    verdict of the run is Holm-adjusted across all of them (its adjusted p beside it, the call
-    made on it). Adds to each comparison ``"sentences"`` ({metric: str}), ``"holm_p"``
-    ({metric: adjusted p, None for the primary}) and ``"primary"`` (the primary metric, or
-    None).
-
-    Example:
+    """Word every headline verdict of a run's comparisons: the ``primary`` (comparison index,
+    metric) one stands alone at 95%, every other is Holm-adjusted across the run. Adds
+    ``"sentences"`` ({metric: str}), ``"holm_p"`` ({metric: adjusted p}) and ``"primary"``.
 
     >>> entry = {"label": "A − B", "headline": ["accuracy"], "covers": "both", "difference": {
     ...     "accuracy": {"difference": 0.03, "ci95": [0.01, 0.05], "p_value": 0.004}}}
@@ -110,8 +78,7 @@ def judge(comparisons: list, primary: tuple[int, str] | None) -> None:
     >>> entry["sentences"]["accuracy"]
     'A − B: +3.0 points accuracy, 95% CI [+1.0, +5.0]: higher, beyond noise'
     """
-    family = [(i, m) for i, c in enumerate(comparisons) for m in c["headline"]
-              if (i, m) != primary]
+    family = [(i, m) for i, c in enumerate(comparisons) for m in c["headline"] if (i, m) != primary]
     adjusted = dict(zip(family, holm([comparisons[i]["difference"][m]["p_value"]
                                       for i, m in family])))
     for i, comp in enumerate(comparisons):
@@ -119,8 +86,7 @@ def judge(comparisons: list, primary: tuple[int, str] | None) -> None:
         comp["holm_p"] = {m: adjusted.get((i, m)) for m in comp["headline"]}
         comp["sentences"] = {}
         for m in comp["headline"]:
-            d = comp["difference"][m]
-            p = comp["holm_p"][m]
+            d, p = comp["difference"][m], comp["holm_p"][m]
             comp["sentences"][m] = verdict(
                 d["difference"], d["ci95"], comp["label"], f"points {m.replace('_', ' ')}",
                 covers=comp["covers"], p_adjusted=None if (i, m) == primary or p is None else p)

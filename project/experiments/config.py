@@ -1,14 +1,8 @@
 """The two experiments' configurations: typed, validated, and light to import.
 
-A configuration is a frozen dataclass whose defaults and profiles come from
-:mod:`project.settings`. The command lines build one from their options,
-:meth:`~FraudConfig.validate` checks every value up front with the settings' checks (one clear
-line per mistake, before any data is read), and the resolved configuration is recorded in the
-run's ``config.json`` and ``metrics.json``.
-
-This module imports nothing heavy (no Keras, no pandas), so ``--help`` stays fast.
-
-Example:
+A frozen dataclass whose defaults come from :mod:`project.settings`, checked up front by
+:meth:`~FraudConfig.validate` (one line per mistake, before any data is read) and recorded in
+the run's ``config.json``. Nothing heavy is imported, so ``--help`` stays fast.
 
 >>> config = FraudConfig(protocols=("none", "adasyn-train"), epochs=2).validate()
 >>> config.monitor, config.threshold
@@ -29,7 +23,6 @@ from project.settings import number
 
 
 def _common(config) -> None:
-    """Checks of the settings both experiments share."""
     settings.seeds(config.seeds)
     number("epochs", config.epochs, low=1, integer=True)
     number("batch_size", config.batch_size, low=1, integer=True)
@@ -44,31 +37,23 @@ def _common(config) -> None:
                            "'project[tensorboard]'")
 
 
-# --- fraud -------------------------------------------------------------------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class FraudConfig:
     """The fraud experiment: the report's ConvNet under the ADASYN protocols.
 
     Attributes:
         data: ``creditcard.csv`` (plain or gzipped); default the bundled synthetic sample.
-        protocols: which of :data:`project.settings.PROTOCOLS` to run, in order.
         seeds: one run per seed and protocol (weights, data order, dropout, ADASYN).
-        epochs, batch_size, learning_rate: the report's 46, 360 and Adam 1e-4 by default.
         stratify: stratified 60/20/20 split (the report's is not).
         monitor, monitor_mode: the validation metric that picks the best epoch, and its
             direction (None: minimise loss-like metrics, maximise the rest).
         patience: early stopping after this many epochs without a new best (None: off).
         threshold: the decision threshold, or ``"val-f1"`` for the best F1 on validation.
-        adasyn_k, adasyn_beta: ADASYN's neighbours and balance level.
         adasyn_variant: ``"he2008"`` (He et al.'s ADASYN) or ``"report"`` (the course report's
-            function, which its published numbers used), for both ADASYN protocols.
-        resplit: split the data anew for every seed (split seed 50 + seed, recorded), so that
-            intervals over seeds also cover the split; default: the report's one split.
+            function, which its published numbers used).
+        resplit: a new split per seed (split seed 50 + seed), so that intervals over seeds also
+            cover the split; default: the report's one split.
         baselines: also fit logistic regression and gradient boosting on the same split.
-        precision, distribute, grad_accum: see :mod:`project.training.scaling`.
-        tensorboard: write TensorBoard scalars.
     """
 
     data: str = str(asset("creditcard_sample.csv.gz"))
@@ -112,8 +97,6 @@ class FraudConfig:
         return dataclasses.asdict(self)
 
 
-# --- QQP ---------------------------------------------------------------------------------------
-
 @dataclasses.dataclass(frozen=True)
 class QQPConfig:
     """The QQP experiment: RoBERTa, full fine-tuning vs LoRA, side by side.
@@ -123,24 +106,17 @@ class QQPConfig:
             validation file (e.g. GLUE's dev.tsv).
         preset: a keras-hub preset, a local preset folder or a Hugging Face directory; None: the
             tiny random RoBERTa bundled for offline runs.
-        modes: which of :data:`project.settings.MODES` to train.
         profile: "report" or "paper" (:data:`project.settings.QQP_PROFILES`); the None fields
-            below take its values.
-        epochs, batch_size, lr_full, lr_lora, weight_decay, warmup_ratio, clip_norm: training
-            (AdamW, linear schedule; ``clip_norm`` 0 turns clipping off).
+            take its values. ``clip_norm`` 0 turns clipping off.
         sequence_length: padded pair length (None: the report's max+max+10 rule).
-        val_fraction, test_fraction: shares of the data held out for validation (picks the best
-            epoch) and for an untouched test split (None: no test split).
+        val_fraction, test_fraction: shares held out for validation (picks the best epoch) and
+            for an untouched test split (None: none).
         fraction, balance: keep a stratified share; undersample the majority class.
-        resplit: draw the data (share, split) anew for every seed (data seed = the seed,
-            recorded), so that intervals over seeds also cover the split; default: data seed 0.
-        lora_style, rank, alpha, lora_dropout, targets: the LoRA settings.
-        seeds, monitor, monitor_mode, patience: as in :class:`FraudConfig`.
-        precision, distribute, grad_accum, tensorboard: as in :class:`FraudConfig`.
-        quantize: None, or ``"int8"``: LoRA's frozen base in int8 (LoRA mode only;
-            :mod:`project.models.quantize`).
-        remat: recompute each transformer layer's activations in the backward pass (both
-            modes; :func:`project.models.backbone.rematerialize_layers`).
+        resplit: draw the data anew for every seed (data seed = the seed); default: seed 0.
+        quantize: None, or ``"int8"``: LoRA's frozen base in int8 (:mod:`project.models.quantize`).
+        remat: recompute each transformer layer's activations in the backward pass
+            (:func:`project.models.backbone.rematerialize_layers`).
+        The rest as in :class:`FraudConfig` and :mod:`project.settings`.
     """
 
     data: str = str(asset("qqp_sample.csv.gz"))
@@ -218,8 +194,7 @@ class QQPConfig:
         number("sequence_length", self.sequence_length, low=settings.MIN_SEQUENCE_LENGTH,
                integer=True, allow_none=True)
         number("val_fraction", self.val_fraction, low=0, high=0.9, low_open=True)
-        number("test_fraction", self.test_fraction, low=0, high=0.9, low_open=True,
-               allow_none=True)
+        number("test_fraction", self.test_fraction, low=0, high=0.9, low_open=True, allow_none=True)
         if self.val_fraction + (self.test_fraction or 0) >= 0.95:
             raise SettingError("{val_fraction} plus {test_fraction} leave no training data")
         number("fraction", self.fraction, low=0, high=1, low_open=True, allow_none=True)

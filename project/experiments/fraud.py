@@ -1,14 +1,11 @@
 """The fraud experiment: a :class:`FraudConfig` in, a :class:`FraudResult` out.
 
-For every seed and protocol (none, adasyn-all = LEAKY, adasyn-train): split and scale the data
-(oversampling where the protocol says), train the report's ConvNet with the shared loop (best
-epoch by a validation metric, a checkpoint every epoch), choose the decision threshold, evaluate
-on validation and test with the one evaluator of this task (:func:`evaluate`), fit the two
-baselines on the same rows, and save the part (model, its record, history, plots). Then
-summarise over seeds and compare every protocol with ``none`` on the same untouched test rows.
+For every seed and protocol (none, adasyn-all = LEAKY, adasyn-train): split, scale and
+oversample, train the report's ConvNet with the shared loop, choose the threshold, evaluate with
+this task's one evaluator (:func:`evaluate`), fit the baselines on the same rows, save the part.
+Then summarise over seeds and compare every protocol with ``none`` on its untouched test rows.
 
-Example (``run(FraudConfig(...).validate(), "runs/x")`` runs the whole experiment; here, the
-task's evaluator on a baseline):
+Example (``run(FraudConfig(...).validate(), "runs/x")`` runs it all; here, the evaluator):
 
 >>> from project.data.creditcard import BUNDLED_SAMPLE
 >>> split = split_and_scale(load_creditcard(BUNDLED_SAMPLE))
@@ -55,8 +52,6 @@ from project.training.metrics import (
     evaluate_scores,
 )
 
-SPLITS = ("val", "test")
-
 
 def predict_scores(model, x) -> np.ndarray:
     """Fraud probability per row, from the ConvNet or from a scikit-learn baseline."""
@@ -68,15 +63,9 @@ def predict_scores(model, x) -> np.ndarray:
 def evaluate(model, x, y, threshold: float = 0.5, n_boot: int | None = None,
              seed: int = 0) -> Evaluation:
     """The fraud evaluator: every model of this task (the ConvNet, a reloaded ``.keras`` file,
-    a baseline) is scored here, in training, in ``scripts/evaluate.py`` and in the tests.
-
-    Args:
-        model: a Keras model with a (n, 1) sigmoid output, or an estimator with predict_proba.
-        x, y: scaled features and labels in {0, 1}.
-        threshold: predict fraud when the probability is at least this.
-        n_boot: bootstrap replicates for the intervals (None: the default 1,000; 0: none).
-        seed: the bootstrap's seed.
-    """
+    a baseline with ``predict_proba``) is scored here, on scaled features ``x`` and labels ``y``;
+    fraud when the probability is at least ``threshold``. ``n_boot``: bootstrap replicates of
+    the intervals (None: 1,000; 0: none), drawn with ``seed``."""
     scores = predict_scores(model, x)
     kwargs = {} if n_boot is None else {"n_boot": n_boot}
     return evaluate_scores(y, scores, threshold, CLASS_NAMES,
@@ -84,10 +73,8 @@ def evaluate(model, x, y, threshold: float = 0.5, n_boot: int | None = None,
 
 
 def validation_logs(model, x, y) -> dict:
-    """:func:`evaluate`'s numbers at threshold 0.5 as epoch logs (``val_loss``,
-    ``val_average_precision``, ...), without its tables and intervals
-    (:func:`project.training.metrics.epoch_logs`: the same values to 1e-12, a tenth of the
-    cost): what training calls after every epoch."""
+    """:func:`evaluate`'s numbers at threshold 0.5 as epoch logs (``val_loss``, ...), without
+    tables and intervals (the same values at a tenth of the cost): called after every epoch."""
     scores = predict_scores(model, x)
     return epoch_logs(y, scores, 0.5, loss=binary_cross_entropy(y, scores))
 
@@ -103,21 +90,15 @@ class ProtocolRun:
     """One protocol trained with one seed.
 
     Attributes:
-        protocol, seed: which run.
         counts: rows and frauds per split; synthetic_rows: ADASYN rows per split.
-        training: the training record (history, best epoch, time, memory).
-        threshold: the decision threshold used.
-        val, test: the ConvNet's evaluations.
         baselines: ``{name: {"val": Evaluation, "test": Evaluation}}``.
-        clean_test: for a protocol whose test split is not the untouched one (the LEAKY
-            adasyn-all), the ConvNet scored on ``none``'s test rows; ``leaked_rows`` says how many
-            of those rows were among its training rows.
+        clean_test: for the LEAKY adasyn-all, whose test split is not the untouched one, the
+            ConvNet scored on ``none``'s test rows; ``leaked_rows`` of them were training rows.
         directory: the part's folder, relative to the run.
         split_seed: the split's random_state (50, the report's, unless ``resplit``).
-        timings: where the part's time went, ``{what}_seconds``: ``split`` (split, scaling
-            and ADASYN), ``fit`` (the epochs' training), ``validation`` (the per-epoch
-            evaluations), ``evaluation`` (the final ones, with their bootstrap intervals),
-            ``baselines`` (fitted and evaluated), ``save``.
+        timings: ``{what}_seconds`` for ``split`` (with scaling and ADASYN), ``fit``,
+            ``validation`` (per epoch), ``evaluation`` (final, with intervals), ``baselines``,
+            ``save``.
     """
 
     protocol: str
@@ -164,31 +145,13 @@ class ProtocolRun:
             "leaked_rows": self.leaked_rows,
             "baselines": {n: {s: e.to_dict() for s, e in v.items()}
                           for n, v in self.baselines.items()},
-            "directory": self.directory, "split_seed": self.split_seed,
-            "timings": self.timings,
+            "directory": self.directory, "split_seed": self.split_seed, "timings": self.timings,
         }
 
 
-def _load_part(folder: Path) -> ProtocolRun:
-    """A finished part read back (for --resume): nothing is recomputed."""
-    data, ev = rundir.read_part(folder)
-    return ProtocolRun(
-        protocol=data["protocol"], seed=data["seed"], counts=data["counts"],
-        synthetic_rows=data["synthetic_rows"],
-        training=TrainingResult(history=data["history"], **data["training"]),
-        threshold=data["threshold"], val=ev("val", data["val"]), test=ev("test", data["test"]),
-        clean_test=None if data["clean_test"] is None else ev("clean_test", data["clean_test"]),
-        leaked_rows=data["leaked_rows"],
-        baselines={n: {s: ev(f"baseline:{n}:{s}", r) for s, r in v.items()}
-                   for n, v in data["baselines"].items()},
-        directory=data["directory"], split_seed=data.get("split_seed", FRAUD_SPLIT_SEED),
-        timings=data.get("timings", {}),
-    )
-
-
 def check_adasyn_can_run(df, config: FraudConfig) -> None:
-    """Fail before any training when ADASYN cannot run on this data (too few frauds, frauds all
-    identical, only frauds): one line naming the file and what to change."""
+    """Fail before any training, in one line naming the file and what to change, when ADASYN
+    cannot run on this data (too few frauds, frauds all identical, only frauds)."""
     from project.data.creditcard import features_and_labels
     from project.sampling import ADASYN
 
@@ -202,8 +165,7 @@ def check_adasyn_can_run(df, config: FraudConfig) -> None:
     if "adasyn-train" in oversampling:
         for split_seed in dict.fromkeys(config.split_seed(s) for s in config.seeds):
             split = split_and_scale(df, stratify=config.stratify, seed=split_seed)
-            where = "the training split" + (f" (split seed {split_seed})" if config.resplit
-                                            else "")
+            where = "the training split" + (f" (split seed {split_seed})" if config.resplit else "")
             checks.append((split.x_train, split.y_train, where))
     for xs, ys, where in checks:
         frauds = int(ys.sum())
@@ -244,15 +206,12 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
 
     log(f"== seed {seed} · {protocol_label(protocol)}: {len(split.y_train):,} training rows ==")
     training = train(
-        model, split.x_train, y_train, validate=validate, epochs=config.epochs,
-        batch_size=config.batch_size, seed=seed, monitor=config.monitor,
-        mode=config.monitor_mode, patience=config.patience,
-        checkpoint=folder / rundir.CHECKPOINT_FILE,
+        model, split.x_train, y_train, validate=validate, epochs=config.epochs, seed=seed,
+        batch_size=config.batch_size, monitor=config.monitor, mode=config.monitor_mode,
+        patience=config.patience, checkpoint=folder / rundir.CHECKPOINT_FILE,
         data_id=rundir.array_digest(split.x_train, y_train, split.x_val, split.y_val),
-        where=f"seed {seed} · {protocol}", progress=context.progress,
-        tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
-        verbose=context.verbose, log=log, plan=plan,
-    )
+        where=f"seed {seed} · {protocol}", progress=context.progress, verbose=context.verbose,
+        tensorboard_dir=folder / "tensorboard" if config.tensorboard else None, log=log, plan=plan)
     timings.update(fit_seconds=sum(training.epoch_seconds),
                    validation_seconds=sum(training.history.get("val_seconds", [])))
     clock = time.perf_counter()
@@ -285,44 +244,38 @@ def _train_part(df, raw_x, protocol: str, seed: int, folder: Path, config: Fraud
             ("train", split.train_rows), ("val", split.val_rows), ("test", split.test_rows))},
         training=training, threshold=threshold, val=val, test=test, baselines=baselines,
         clean_test=clean_test, leaked_rows=leaked,
-        directory=str(folder.relative_to(run.path)), split_seed=split_seed,
-        timings=timings,
+        directory=str(folder.relative_to(run.path)), split_seed=split_seed, timings=timings,
     )
     model_path = save_model(model, folder / "model.keras")  # float32 policies
     write_json(folder / "model.json", {
         "task": "fraud", "run_id": run.run_id, "part": protocol, "seed": seed,
         "model_sha256": rundir.file_sha256(model_path), "features": FEATURES,
         "mean": split.scaler.mean_, "scale": split.scaler.scale_, "protocol": protocol,
-        "stratify": config.stratify, "adasyn_k": config.adasyn_k,
-        "adasyn_beta": config.adasyn_beta, "adasyn_variant": config.adasyn_variant,
-        "split_seed": split_seed, "threshold": threshold,
+        "stratify": config.stratify, "adasyn_k": config.adasyn_k, "adasyn_beta": config.adasyn_beta,
+        "adasyn_variant": config.adasyn_variant, "split_seed": split_seed, "threshold": threshold,
     })
     timings["save_seconds"] = time.perf_counter() - clock
-    rundir.save_part(folder, part.to_dict(), part.evaluations())
-    (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
+    rundir.save_part(folder, part)
     return part
 
 
 @dataclasses.dataclass
 class FraudResult(rundir.RunResult):
-    """A whole fraud run (:class:`~project.experiments.rundir.RunResult`): one
-    :class:`ProtocolRun` per (seed, protocol); ``summary`` covers the ConvNet (``split``: val,
-    test) and the baselines (``baseline:<name>:<split>``); ``comparisons``: each protocol against
-    ``none`` on the same untouched test rows."""
+    """A whole fraud run: one :class:`ProtocolRun` per (seed, protocol); ``summary`` covers the
+    ConvNet (``val``, ``test``) and the baselines (``baseline:<name>:<split>``)."""
 
     experiment: ClassVar[str] = "fraud"
     part_key: ClassVar[str] = "protocol"
 
 
-#: The fraud task's primary comparison and metric: its verdict stands alone; every other one is
-#: Holm-adjusted across the run (:func:`project.experiments.compare.judge`).
+#: The primary comparison and metric, whose verdict stands alone (others are Holm-adjusted).
 PRIMARY = ("adasyn-train", "average_precision")
 
 
 def compare_with_none(runs: list, resplit: bool = False) -> list:
-    """Each protocol minus ``none`` on the same untouched test rows (the LEAKY protocol is scored
-    on ``none``'s test rows for this; see :attr:`ProtocolRun.comparable_test`), judged with
-    :data:`PRIMARY` as the primary verdict (``resplit``: each seed had its own split)."""
+    """Each protocol minus ``none`` on ``none``'s untouched test rows (for the LEAKY protocol:
+    :attr:`ProtocolRun.comparable_test`), :data:`PRIMARY` the primary verdict (``resplit``: each
+    seed had its own split)."""
     by_key = {(r.protocol, r.seed): r for r in runs}
     comparisons = []
     for protocol in dict.fromkeys(r.protocol for r in runs):
@@ -345,40 +298,26 @@ def compare_with_none(runs: list, resplit: bool = False) -> list:
 
 def run(config: FraudConfig, out, *, resume: rundir.RunDirectory | None = None,
         verbose="auto", log=print) -> FraudResult:
-    """Run (or, with ``resume``, continue) the fraud experiment under ``out``.
-
-    Args:
-        config: a validated :class:`FraudConfig`.
-        out: the run folder (must not hold a run, unless ``resume`` is given).
-        resume: the run to continue (:meth:`~project.experiments.rundir.RunDirectory.read`,
-            checked by the caller).
-        verbose: progress display (see :func:`project.training.loop.keras_verbose`).
-        log: where progress lines go.
-
-    Returns:
-        A :class:`FraudResult`; every part's files are written; metrics.json and report.md are
-        the caller's (:func:`project.reporting.fraud.write_fraud_outputs`, in the chief
-        process).
-    """
+    """Run a validated ``config`` (or, with ``resume``, a checked run folder's) under ``out``,
+    which must not hold a run unless resumed. Every part's files are written; metrics.json and
+    report.md are the caller's (:func:`project.reporting.fraud.write_fraud_outputs`)."""
     plan = setup(config)  # before any data: precision, devices, other processes
     if resume is None:
         rundir.RunDirectory.check_writable(out, plan.chief)  # before any data is read
     df = load_creditcard(config.data)
     check_adasyn_can_run(df, config)
     context = rundir.start("fraud", config, out, plan, config.protocols, resume=resume,
-                    data_files=[config.data], verbose=verbose, log=log)
+                           data_files=[config.data], verbose=verbose, log=log)
     raw_x = df[FEATURES].to_numpy(np.float32)
     parts = rundir.run_parts(
         context, config.protocols,
         lambda protocol, seed, folder: _train_part(df, raw_x, protocol, seed, folder, config,
                                                    context),
-        _load_part, label=protocol_label)
-    data = {
-        "path": str(config.data),
-        "sha256": context.run.record["data_sha256"].get(str(config.data)),
-        "synthetic": is_bundled_sample(config.data), "rows": len(df),
-        "frauds": int(df["Class"].sum()),
-    }
+        ProtocolRun, label=protocol_label)
+    data = {"path": str(config.data),
+            "sha256": context.run.record["data_sha256"].get(str(config.data)),
+            "synthetic": is_bundled_sample(config.data), "rows": len(df),
+            "frauds": int(df["Class"].sum())}
     return FraudResult.of(context, data=data, runs=parts,
                           summary=summarize_runs(parts, "protocol"),
                           comparisons=compare_with_none(parts, config.resplit))

@@ -1,14 +1,11 @@
 """The QQP experiment: a :class:`QQPConfig` in, a :class:`QQPResult` out.
 
-Read and prepare the pairs (drop empty questions, balance, keep a share, split off validation
-and an optional test set), choose the pair length by the report's rule, tokenise once; then for
-every seed and mode (full fine-tuning, LoRA) build the classifier, train it with the shared loop
-(best epoch by validation accuracy, a checkpoint every epoch), evaluate it with the one evaluator
-of this task (:func:`evaluate`) and save it. Finally summarise over seeds and compare LoRA with
-full fine-tuning on the same validation (and test) pairs.
+Prepare the pairs (:func:`prepare`: split, pair length, tokens); then for every seed and mode
+(full fine-tuning, LoRA) build the classifier, train it with the shared loop, evaluate it with
+this task's one evaluator (:func:`evaluate`) and save it. Finally summarise over seeds and
+compare LoRA with full fine-tuning on the same validation (and test) pairs.
 
-Example (``run(QQPConfig(...).resolve(), "runs/x")`` runs the whole experiment; here, the
-data it trains on):
+Example (``run(QQPConfig(...).resolve(), "runs/x")`` runs it all; here, its data):
 
 >>> from project.experiments.config import QQPConfig
 >>> prepared = prepare(QQPConfig().resolve())          # the bundled sample, tiny RoBERTa
@@ -40,7 +37,7 @@ from project.models.backbone import rematerialize_layers
 from project.models.quantize import quantize_base
 from project.models.roberta import build_preprocessor, detached_preprocessor
 from project.models.saving import save_model
-from project.settings import METRICS
+from project.settings import METRICS, MODE_LABELS
 from project.training.devices import check_quantize_support
 from project.training.distribution import setup
 from project.training.loop import TrainingResult, train
@@ -53,8 +50,6 @@ from project.training.metrics import (
 )
 from project.training.optimizer import fine_tuning_optimizer
 
-LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
-
 
 def predict_logits(model, features: dict, batch_size: int = 64) -> np.ndarray:
     """Logits for pre-tokenised pairs (``{"token_ids", "padding_mask"}``); the model's string
@@ -65,19 +60,10 @@ def predict_logits(model, features: dict, batch_size: int = 64) -> np.ndarray:
 
 def evaluate(model, features: dict, labels, n_boot: int | None = None, seed: int = 0,
              batch_size: int = 64) -> Evaluation:
-    """The QQP evaluator: every classifier of this task (during training, reloaded from a
-    ``.keras`` file, with an adapter) is scored here, in ``scripts/evaluate.py`` and the tests.
-
-    Args:
-        model: a RoBERTa pair classifier with 2 logits.
-        features: tokenised pairs (:func:`project.data.qqp_length.tokenize_pairs`).
-        labels: ``is_duplicate`` in {0, 1}.
-        n_boot: bootstrap replicates for the intervals (None: the default 1,000; 0: none).
-        seed: the bootstrap's seed.
-
-    Returns:
-        An :class:`~project.training.metrics.Evaluation` at threshold 0.5 (the argmax).
-    """
+    """The QQP evaluator: every classifier of this task (in training, reloaded from a ``.keras``
+    file, with an adapter) is scored here, at threshold 0.5 (the argmax of its 2 logits), on
+    tokenised pairs (:func:`project.data.qqp_length.tokenize_pairs`) and ``is_duplicate``
+    labels. ``n_boot``: bootstrap replicates (None: 1,000; 0: none), drawn with ``seed``."""
     logits = predict_logits(model, features, batch_size)
     kwargs = {} if n_boot is None else {"n_boot": n_boot}
     return evaluate_scores(labels, positive_scores(logits), 0.5, CLASS_NAMES,
@@ -85,9 +71,8 @@ def evaluate(model, features: dict, labels, n_boot: int | None = None, seed: int
 
 
 def validation_logs(model, features: dict, labels) -> dict:
-    """:func:`evaluate`'s numbers as epoch logs (``val_loss``, ``val_accuracy``, ...), without its
-    tables and intervals (:func:`project.training.metrics.epoch_logs`, the same values): what
-    training calls after every epoch."""
+    """:func:`evaluate`'s numbers as epoch logs (``val_loss``, ``val_accuracy``, ...), without
+    tables and intervals: called after every epoch."""
     logits = predict_logits(model, features)
     return epoch_logs(labels, positive_scores(logits), 0.5,
                       loss=softmax_cross_entropy(labels, logits))
@@ -106,16 +91,15 @@ class PreparedData:
     data_seed: int = 0
 
     def summary(self) -> dict:
-        return {**self.data.summary(), "length": self.length.summary(),
-                "data_seed": self.data_seed}
+        return {**self.data.summary(), "length": self.length.summary(), "data_seed": self.data_seed}
 
 
 def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
     """Read, balance, subsample and split the pairs (``data_seed``: the seed of all three);
     choose the length from the training pairs alone; tokenise once."""
     data = load_qqp(config.data, config.dev, fraction=config.fraction, balance=config.balance,
-                        validation_fraction=config.val_fraction,
-                        test_fraction=config.test_fraction, seed=data_seed)
+                    validation_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                    seed=data_seed)
     probe = load_classifier(config.preset)
     max_length = probe.backbone.max_sequence_length
     requested = config.sequence_length
@@ -123,8 +107,7 @@ def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
                                                .sequence_length):
         requested = min(requested, max_length)  # a profile's length (the paper's 512), capped
     # The rule reads the training questions only: validation and test pairs are not looked at.
-    length = choose_sequence_length(probe.preprocessor.tokenizer, data.train, max_length,
-                                    requested)
+    length = choose_sequence_length(probe.preprocessor.tokenizer, data.train, max_length, requested)
     preprocessor = build_preprocessor(probe.preprocessor.tokenizer, length.sequence_length)
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     features = {k: None if f is None else tokenize_pairs(preprocessor, f)
@@ -139,17 +122,10 @@ def prepare(config: QQPConfig, data_seed: int = 0) -> PreparedData:
 
 @dataclasses.dataclass
 class ModeRun:
-    """One mode trained with one seed.
-
-    Attributes:
-        mode, seed: which run; learning_rate: its peak rate.
-        trainable_params, total_params: parameter counts (LoRA's A and B in the total).
-        training: the training record; val, test: evaluations (test None without a test split).
-        model_bytes, adapter_bytes: file sizes; merge_max_abs_diff: largest logit change from
-            folding LoRA into the kernels (LoRA only).
-        lora: the LoRA settings (LoRA only); directory: the part's folder, relative to the run.
-        data_seed: the seed of its data split (0 unless ``resplit``).
-    """
+    """One mode trained with one seed: its peak ``learning_rate``, parameter counts (LoRA's A and
+    B in the total), evaluations (``test`` None without a test split), file sizes, and for LoRA
+    its settings and the largest logit change from merging it into the kernels; ``directory``
+    is relative to the run, ``data_seed`` that of its split (0 unless ``resplit``)."""
 
     mode: str
     seed: int
@@ -168,7 +144,7 @@ class ModeRun:
 
     @property
     def label(self) -> str:
-        return LABELS[self.mode]
+        return MODE_LABELS[self.mode]
 
     def evaluations(self) -> dict:
         return {"val": self.val} if self.test is None else {"val": self.val, "test": self.test}
@@ -180,16 +156,6 @@ class ModeRun:
                     test=None if self.test is None else self.test.to_dict(),
                     trainable_share=self.trainable_params / self.total_params)
         return data
-
-
-def _load_part(folder: Path) -> ModeRun:
-    """A finished part read back (for --resume): nothing is recomputed."""
-    data, ev = rundir.read_part(folder)
-    kept = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(ModeRun)}}
-    kept.update(training=TrainingResult(history=data["history"], **data["training"]),
-                val=ev("val", data["val"]),
-                test=None if data["test"] is None else ev("test", data["test"]))
-    return ModeRun(**kept)
 
 
 def new_model(config: QQPConfig, mode: str, seed: int, sequence_length: int):
@@ -212,8 +178,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
     run, plan, log = context.run, context.plan, context.log
     features, labels = prepared.features, prepared.labels
     learning_rate = config.lr_full if mode == "full" else config.lr_lora
-    # The updates that really happen (dropped partial batches, devices, accumulation), so that
-    # the linear schedule ends at 0 on the last one, as Hugging Face's does.
+    # The updates that really happen, so that the linear schedule ends at 0 on the last one.
     updates = plan.updates(len(labels["train"]), config.batch_size, config.epochs)
     with plan.model_scope():  # the run's precision and devices
         model = plan.prepare(new_model(config, mode, seed, prepared.length.sequence_length))
@@ -225,7 +190,7 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
     trainable, total = lora.count_params(model)
-    log(f"== seed {seed} · {LABELS[mode]}: {trainable:,} of {total:,} parameters trainable, "
+    log(f"== seed {seed} · {MODE_LABELS[mode]}: {trainable:,} of {total:,} parameters trainable, "
         f"lr {learning_rate:g}, {config.epochs} epochs ==")
 
     def validate(m):
@@ -236,13 +201,11 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
             model, features["train"], labels["train"], validate=validate, epochs=config.epochs,
             batch_size=config.batch_size, seed=seed, monitor=config.monitor,
             mode=config.monitor_mode, patience=config.patience,
-            checkpoint=folder / rundir.CHECKPOINT_FILE,
+            checkpoint=folder / rundir.CHECKPOINT_FILE, where=f"seed {seed} · {mode}",
             data_id=rundir.array_digest(features["train"]["token_ids"], labels["train"],
-                                 features["validation"]["token_ids"]),
-            where=f"seed {seed} · {mode}", progress=context.progress,
+                                        features["validation"]["token_ids"]),
             tensorboard_dir=folder / "tensorboard" if config.tensorboard else None,
-            verbose=context.verbose, log=log, plan=plan,
-        )
+            progress=context.progress, verbose=context.verbose, log=log, plan=plan)
     val = evaluate(model, features["validation"], labels["validation"], seed=seed)
     test = None
     if features["test"] is not None:
@@ -274,26 +237,19 @@ def _train_part(prepared: PreparedData, mode: str, seed: int, folder: Path, conf
     })
     part = ModeRun(
         mode=mode, seed=seed, learning_rate=learning_rate, trainable_params=trainable,
-        total_params=total, training=training, val=val, test=test,
+        total_params=total, training=training, val=val, test=test, lora=settings,
         model_bytes=model_path.stat().st_size, adapter_bytes=adapter_bytes,
-        merge_max_abs_diff=merge_diff, lora=settings,
-        directory=str(folder.relative_to(run.path)), data_seed=prepared.data_seed,
-    )
-    rundir.save_part(folder, part.to_dict(), part.evaluations())
-    (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
+        merge_max_abs_diff=merge_diff, directory=str(folder.relative_to(run.path)),
+        data_seed=prepared.data_seed)
+    rundir.save_part(folder, part)
     return part
 
 
 @dataclasses.dataclass
 class QQPResult(rundir.RunResult):
-    """A whole QQP run (:class:`~project.experiments.rundir.RunResult`): one :class:`ModeRun`
-    per (seed, mode); ``data`` also holds the splits, duplicate rates and the length choice;
-    ``comparisons``: LoRA − full on the same validation (and test) pairs.
-
-    Attributes:
-        model: the model description and maximum length.
-        lengths: the token counts behind the pair length (for the report's histogram).
-    """
+    """A whole QQP run: one :class:`ModeRun` per (seed, mode); ``data`` also holds the splits,
+    duplicate rates and length choice; ``model``: its description and maximum length;
+    ``lengths``: the token counts behind the pair length (for the report's histogram)."""
 
     model: dict | None = None
     lengths: LengthChoice | None = None
@@ -302,7 +258,6 @@ class QQPResult(rundir.RunResult):
     part_key: ClassVar[str] = "mode"
 
     def to_dict(self) -> dict:
-        """``metrics.json``."""
         data = super().to_dict()
         data["config"]["notes"] = self.config.notes
         return {**data, "model": self.model}
@@ -323,8 +278,7 @@ def compare_modes(runs: list, resplit: bool = False) -> list:
                   by_key[("full", s)].evaluations()[split]) for s in seeds]
         name = "validation" if split == "val" else "test"
         comparisons.append({"a": "lora", "b": "full", "split": split,
-                            **compare(pairs, f"LoRA − full ({name})",
-                                      shared_examples=not resplit)})
+                            **compare(pairs, f"LoRA − full ({name})", shared_examples=not resplit)})
     held_out = [i for i, c in enumerate(comparisons) if c["split"] == "test"] or [0]
     judge(comparisons, (held_out[0], "accuracy"))
     return comparisons
@@ -332,19 +286,9 @@ def compare_modes(runs: list, resplit: bool = False) -> list:
 
 def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
         verbose="auto", log=print) -> QQPResult:
-    """Run (or, with ``resume``, continue) the QQP experiment under ``out``.
-
-    Args:
-        config: a resolved :class:`QQPConfig` (:meth:`QQPConfig.resolve`).
-        out: the run folder (must not hold a run, unless ``resume`` is given).
-        resume: the run to continue (:meth:`~project.experiments.rundir.RunDirectory.read`,
-            checked by the caller).
-        verbose: progress display; log: where progress lines go.
-
-    Returns:
-        A :class:`QQPResult`; metrics.json, report.md and the plots are the caller's
-        (:func:`project.reporting.qqp.write_qqp_outputs`).
-    """
+    """Run a resolved ``config`` (or, with ``resume``, a checked run folder's) under ``out``,
+    which must not hold a run unless resumed. metrics.json, report.md and the plots are the
+    caller's (:func:`project.reporting.qqp.write_qqp_outputs`)."""
     plan = setup(config)  # before any data: precision, devices, other processes
     check_quantize_support(config.quantize, keras.backend.backend())
     if resume is None:
@@ -364,23 +308,20 @@ def run(config: QQPConfig, out, *, resume: rundir.RunDirectory | None = None,
         + (f", {len(data.test):,} test" if data.test is not None else "") + " pairs; pair length "
         f"{first.length.sequence_length}" + (f" (seed {config.seeds[0]}'s split; one per seed)"
                                              if config.resplit else ""))
-    # What the report says of the data: the first seed's (with resplit, only the cache holds
-    # a seed's tokenised pairs).
+    # What the report says of the data: the first seed's.
     summary, lengths = first.summary(), first.length
     model = {"preset": config.preset, "random_weights": config.preset is None,
              "description": first.model_description, "max_sequence_length": first.max_length}
     del first, data
     context = rundir.start("qqp", config, out, plan, config.modes, resume=resume,
-                    data_files=[config.data, config.dev], verbose=verbose, log=log)
+                           data_files=[config.data, config.dev], verbose=verbose, log=log)
     parts = rundir.run_parts(
         context, config.modes,
-        lambda mode, seed, folder: _train_part(data_for(seed), mode, seed, folder, config,
-                                               context),
-        _load_part, label=LABELS.get)
+        lambda mode, seed, folder: _train_part(data_for(seed), mode, seed, folder, config, context),
+        ModeRun, label=MODE_LABELS.get)
     return QQPResult.of(
         context, data={**summary,
                        "sha256": context.run.record["data_sha256"].get(str(config.data)),
                        "data_seeds": [config.split_seed(s) for s in config.seeds]},
         model=model, runs=parts, summary=summarize_runs(parts, "mode", ("loss", *METRICS)),
-        comparisons=compare_modes(parts, config.resplit), lengths=lengths,
-    )
+        comparisons=compare_modes(parts, config.resplit), lengths=lengths)

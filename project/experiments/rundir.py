@@ -9,11 +9,8 @@
         result.json              written last: the part is finished
     DIR/metrics.json, DIR/report.md, plots      written when every part is finished
 
-``--resume DIR`` reads ``config.json`` back: the options given again must agree with it, the data
-file must be the same (SHA-256), finished parts are kept and the rest continue from their
-checkpoints.
-
-Example:
+``--resume DIR`` reads ``config.json`` back: options given again must agree with it, the data
+must be the same (SHA-256); finished parts are kept, the rest continue from their checkpoints.
 
 >>> run = RunDirectory.create("runs/x", "fraud", config.to_dict(), "torch")  # doctest: +SKIP
 >>> run.part("none", seed=0)                                                # doctest: +SKIP
@@ -85,26 +82,16 @@ def environment(backend: str) -> dict:
     """Versions and machine facts recorded with every run."""
     from project.machine import cpu_model, library_versions
 
-    return {
-        "backend": backend,
-        "versions": {"python": platform.python_version(), **library_versions()},
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "git_commit": git_commit(),
-        "cpu": cpu_model(),
-        "platform": platform.platform(),
-    }
+    return {"backend": backend,
+            "versions": {"python": platform.python_version(), **library_versions()},
+            "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "git_commit": git_commit(),
+            "cpu": cpu_model(), "platform": platform.platform()}
 
 
 class RunDirectory:
-    """The ``--out`` folder of one run (see the module docstring).
-
-    Use :meth:`create` for a new run and :meth:`resume` to continue one.
-
-    Attributes:
-        path: the folder.
-        record: the contents of ``config.json``: ``experiment``, ``run_id``, ``config``,
-            ``data_sha256``, ``environment``, ``created``.
-    """
+    """The ``--out`` folder of one run (:meth:`create`, or :meth:`read` to resume): ``path``, and
+    ``record``, the contents of ``config.json`` (``experiment``, ``run_id``, ``config``,
+    ``data_sha256``, ``environment``, ``created``)."""
 
     def __init__(self, path, record: dict, source=None, private=None):
         self.path, self.record = Path(path), record
@@ -112,11 +99,8 @@ class RunDirectory:
         self._private = private  # the TemporaryDirectory behind a private path, if any
 
     def for_process(self, chief: bool) -> RunDirectory:
-        """This run as one process sees it: itself in process 0 (``chief``, or a single
-        process); in the other processes of a multi-process run, a private folder of the
-        process (removed when this object goes, at the latest when the process ends), where it
-        writes, while the run folder (:attr:`source`) is only read: process 0 alone writes it.
-        """
+        """This run as one process sees it: itself in process 0 (``chief``); in the others a
+        private temporary folder to write, while the run folder (:attr:`source`) is only read."""
         if chief or self.source is not None:
             return self
         private = tempfile.TemporaryDirectory(prefix=f"project-process-{os.getpid()}-")
@@ -128,12 +112,8 @@ class RunDirectory:
 
     @classmethod
     def check_writable(cls, path, chief: bool = True) -> Path:
-        """Refuse an ``--out`` that cannot hold a new run, before any work is done. Nothing is
-        created here (:meth:`create` makes the folder), so a run refused later, for its data
-        say, leaves no empty folder behind.
-
-        In a multi-process run only process 0 (``chief``) checks (and later writes): the others
-        leave the folder alone."""
+        """Refuse an ``--out`` that cannot hold a new run, before any work; nothing is created
+        (a run refused later leaves no empty folder). Only process 0 (``chief``) checks."""
         path = Path(path)
         if not chief:
             return path
@@ -156,25 +136,18 @@ class RunDirectory:
     @classmethod
     def create(cls, path, experiment: str, config: dict, backend: str,
                data_files=(), devices: dict | None = None, chief: bool = True) -> RunDirectory:
-        """Start a new run in ``path`` (which must not hold one): write ``config.json``.
-
-        ``devices`` (e.g. ``{"devices": 2, "processes": 1}``) joins the recorded environment.
-        In a run of several processes, process 0 (``chief``) alone writes ``path``; the others
-        get a private folder (:meth:`for_process`)."""
+        """Start a new run in ``path`` (which must not hold one): write ``config.json``;
+        ``devices`` (``{"devices": 2, "processes": 1}``) joins the recorded environment."""
         path = cls.check_writable(path, chief)
         try:
             if chief:
                 path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise SettingError.about("out", f"{path}: cannot create it ({err.strerror})") from None
-        record = {
-            "experiment": experiment,
-            "run_id": uuid.uuid4().hex[:12],
-            "config": config,
-            "data_sha256": {str(f): file_sha256(f) for f in data_files if f is not None},
-            "environment": {**environment(backend), **(devices or {})},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        record = {"experiment": experiment, "run_id": uuid.uuid4().hex[:12], "config": config,
+                  "data_sha256": {str(f): file_sha256(f) for f in data_files if f is not None},
+                  "environment": {**environment(backend), **(devices or {})},
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         run = cls(path, record).for_process(chief)
         write_json(run.path / CONFIG_FILE, record)
         return run
@@ -193,18 +166,16 @@ class RunDirectory:
             kind = record["experiment"]
             record["config"], record["run_id"]  # noqa: B018 - both must be there
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise SettingError.about("resume",
-                                     f"{path}: {CONFIG_FILE} is damaged ({err})") from None
+            raise SettingError.about("resume", f"{path}: {CONFIG_FILE} is damaged ({err})"
+                                     ) from None
         if kind != experiment:
             raise SettingError.about("resume", f"{path}: that is a {kind} run, not a {experiment} "
                                                "run")
         return cls(path, record)
 
     def check_resumable(self, given: dict, backend: str, defaults: dict | None = None) -> None:
-        """Refuse to resume with options that differ from the run's, another backend, or data
-        files whose bytes changed since the run started. A setting the run's ``config.json``
-        does not hold (a run made before the setting existed) counts as its value in
-        ``defaults``, the value that run had."""
+        """Refuse to resume with options that differ from the run's, another backend, or changed
+        data files. A setting an older run's ``config.json`` lacks counts as in ``defaults``."""
         saved = {**(defaults or {}), **self.record["config"]}
         for key, value in given.items():
             if key in saved and _normal(saved[key]) != _normal(value):
@@ -220,18 +191,16 @@ class RunDirectory:
                     f"{was} (checkpoints are exact only on the same backend)"))
         for file, digest in self.record.get("data_sha256", {}).items():
             if not Path(file).is_file():
-                raise SettingError.about("resume", f"{self.path}: the run's data file {file} is "
-                                                   "missing")
-            if file_sha256(file) != digest:
-                raise SettingError.about("resume", f"{self.path}: {file} changed since the run "
-                                                   "started")
+                problem = f"the run's data file {file} is missing"
+            elif file_sha256(file) != digest:
+                problem = f"{file} changed since the run started"
+            else:
+                continue
+            raise SettingError.about("resume", f"{self.path}: {problem}")
 
     @contextlib.contextmanager
     def writing(self):
-        """Hold the run's lock while writing (a second writer gets one clear line), after
-        removing temporaries that killed writers left behind.
-
-        Example:
+        """Hold the run's lock while writing, after removing temporaries killed writers left.
 
         >>> with run.writing():     # doctest: +SKIP
         ...     train_every_part()
@@ -241,8 +210,7 @@ class RunDirectory:
             yield self
 
     def part(self, name: str, seed: int) -> Path:
-        """The folder of one part: ``<name>/`` for a single-seed run, ``seed-<s>/<name>/``
-        with several seeds."""
+        """The folder of one part: ``<name>/``, or ``seed-<s>/<name>/`` with several seeds."""
         seeds = self.record["config"]["seeds"]
         relative = Path(name) if len(seeds) == 1 else Path(f"seed-{seed}") / name
         folder = self.path / relative
@@ -268,14 +236,9 @@ def _link(source: Path, target: Path) -> None:
 
 @dataclasses.dataclass
 class RunContext:
-    """What every part of a run shares.
-
-    Attributes:
-        config: the run's configuration.
-        run: the run folder; plan: its :class:`~project.training.distribution.Scaling`
-        (precision, devices, which process writes); progress: the epoch counter behind "time
-        left"; verbose, log: progress display and where its lines go.
-    """
+    """What every part of a run shares: the configuration, the run folder, its
+    :class:`~project.training.distribution.Scaling` plan, the epoch counter behind "time left",
+    the progress display and where its lines go."""
 
     config: object
     run: RunDirectory
@@ -287,9 +250,8 @@ class RunContext:
 
 def start(experiment: str, config, out, plan, names, *, resume: RunDirectory | None = None,
           data_files=(), verbose="auto", log=print) -> RunContext:
-    """The run folder of a new run in ``out`` (or ``resume``'s, as this process sees it) and
-    the context its parts (``names`` for every seed) share; the plan is logged when it is not
-    one float32 device."""
+    """The context of a new run in ``out`` (or of ``resume``), whose parts are ``names`` for
+    every seed; the plan is logged when it is not one float32 device."""
     from project.training.distribution import Scaling
     from project.training.loop import Progress
 
@@ -302,22 +264,18 @@ def start(experiment: str, config, out, plan, names, *, resume: RunDirectory | N
     return RunContext(config, run, plan, progress, verbose, log)
 
 
-def run_parts(context: RunContext, names, train_part, load_part, label=str) -> list:
-    """Every (seed, name) part of a run, seeds outermost, holding the run's lock, in the plan's
-    scope: a finished part (its ``result.json`` exists) is read back with
-    ``load_part(folder)``, any other trained with ``train_part(name, seed, folder)`` (which
-    resumes from the part's checkpoint, if any).
-
-    Returns:
-        The parts' results, in order.
-    """
+def run_parts(context: RunContext, names, train_part, part_class, label=str) -> list:
+    """The results of every (seed, name) part, seeds outermost, holding the run's lock, in the
+    plan's scope: a finished part (``result.json``) is read back as a ``part_class``
+    (:func:`read_part`), any other trained with ``train_part(name, seed, folder)`` (from its
+    checkpoint, if any)."""
     parts = []
     with context.run.writing(), context.plan.scope():
         for seed in context.config.seeds:
             for name in names:
                 folder = context.run.part(name, seed)
                 if (folder / RESULT_FILE).is_file():
-                    parts.append(load_part(folder))
+                    parts.append(read_part(folder, part_class))
                     context.progress.skip(context.config.epochs)
                     context.log(f"== seed {seed} · {label(name)}: finished earlier, kept ==")
                 else:
@@ -327,17 +285,9 @@ def run_parts(context: RunContext, names, train_part, load_part, label=str) -> l
 
 @dataclasses.dataclass
 class RunResult:
-    """A whole run: every part for every seed, and what they say together.
-
-    Attributes:
-        config: the configuration; run_id, environment: from the run's ``config.json``.
-        data: what was read (path, SHA-256, sizes, whether it is a bundled synthetic sample).
-        runs: one part per (seed, name), seeds outermost.
-        summary: ``summary[name][split][metric] = {mean, std, median, ci95, n}`` over seeds.
-        comparisons: the paired comparisons of the parts.
-        chief: whether this process writes the run folder (process 0 of several, or the only
-            one).
-    """
+    """A whole run: ``data`` (path, SHA-256, sizes, whether it is a bundled synthetic sample),
+    one part per (seed, name) in ``runs``, ``summary[name][split][metric]`` over seeds, the
+    paired ``comparisons``; ``chief``: whether this process writes the run folder."""
 
     config: object
     run_id: str
@@ -354,10 +304,8 @@ class RunResult:
 
     @classmethod
     def of(cls, context: RunContext, **fields):
-        """The result of the run of ``context``."""
-        return cls(config=context.config, run_id=context.run.run_id,
-                   environment=context.run.record["environment"], chief=context.plan.chief,
-                   **fields)
+        return cls(config=context.config, run_id=context.run.run_id, chief=context.plan.chief,
+                   environment=context.run.record["environment"], **fields)
 
     @property
     def synthetic(self) -> bool:
@@ -368,34 +316,35 @@ class RunResult:
 
     def to_dict(self) -> dict:
         """``metrics.json``."""
-        return {
-            "experiment": self.experiment, "run_id": self.run_id,
-            "config": {**self.config.to_dict(), **self.environment,
-                       "data_sha256": self.data.get("sha256")},
-            "data": self.data, "runs": [r.to_dict() for r in self.runs],
-            "summary": self.summary, "comparisons": self.comparisons,
-        }
+        return {"experiment": self.experiment, "run_id": self.run_id,
+                "config": {**self.config.to_dict(), **self.environment,
+                           "data_sha256": self.data.get("sha256")},
+                "data": self.data, "runs": [r.to_dict() for r in self.runs],
+                "summary": self.summary, "comparisons": self.comparisons}
 
 
-def save_part(folder, record: dict, evaluations: dict) -> None:
-    """Write a finished part: ``scores.npz`` (labels and scores of every evaluation, for curves
-    and paired comparisons), then ``result.json`` last, which marks the part as finished."""
+def save_part(folder, part) -> None:
+    """Write a finished part: ``scores.npz`` (labels and scores of ``part.evaluations()``), then
+    ``result.json`` (``part.to_dict()``), which marks it finished; drop its checkpoint."""
     import numpy as np
 
     arrays = {}
-    for name, ev in evaluations.items():
+    for name, ev in part.evaluations().items():
         arrays[f"{name}/y"], arrays[f"{name}/scores"] = ev.y_true, ev.scores
     with atomic_path(Path(folder) / "scores.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-    write_json(Path(folder) / RESULT_FILE, record)
+    write_json(Path(folder) / RESULT_FILE, part.to_dict())
+    (Path(folder) / CHECKPOINT_FILE).unlink(missing_ok=True)
 
 
-def read_part(folder) -> tuple[dict, object]:
-    """A finished part's ``result.json`` and a function ``name, record -> Evaluation`` that
-    rebuilds each evaluation with its labels and scores (for --resume: nothing is recomputed)."""
+def read_part(folder, part_class):
+    """A finished part read back, nothing recomputed: a ``part_class`` of its ``result.json``'s
+    fields, the training record and every evaluation (``val``, ``test``, ``clean_test``,
+    ``baselines``) rebuilt, with labels and scores from ``scores.npz``."""
     import numpy as np
 
+    from project.training.loop import TrainingResult
     from project.training.metrics import Evaluation
 
     folder = Path(folder)
@@ -407,14 +356,24 @@ def read_part(folder) -> tuple[dict, object]:
         raise InputError(f"{folder}: damaged finished part ({err}); delete the folder to redo "
                          "it") from None
 
-    def evaluation(name: str, fields: dict):
+    def evaluation(name: str, fields: dict | None):
+        if fields is None:
+            return None
         try:
-            return Evaluation(**fields, y_true=scores[f"{name}/y"],
-                              scores=scores[f"{name}/scores"])
+            return Evaluation(**fields, y_true=scores[f"{name}/y"], scores=scores[f"{name}/scores"])
         except (KeyError, TypeError) as err:
             raise InputError(f"{folder}: damaged finished part ({err})") from None
 
-    return record, evaluation
+    names = {f.name for f in dataclasses.fields(part_class)}
+    kept = {k: v for k, v in record.items() if k in names}
+    kept["training"] = TrainingResult(history=record["history"], **record["training"])
+    for name in ("val", "test", "clean_test"):
+        if name in kept:
+            kept[name] = evaluation(name, kept[name])
+    if "baselines" in kept:
+        kept["baselines"] = {n: {s: evaluation(f"baseline:{n}:{s}", r) for s, r in v.items()}
+                             for n, v in kept["baselines"].items()}
+    return part_class(**kept)
 
 
 def _normal(value):

@@ -1,8 +1,6 @@
-"""The fraud experiment's outputs, read from a :class:`~project.experiments.fraud.FraudResult`:
-``report.md`` (one comparison table across protocols and models, like the report's, with
-intervals and paired comparisons), ``metrics.json`` and the test precision-recall curves.
-
-Example:
+"""The fraud experiment's outputs from a :class:`~project.experiments.fraud.FraudResult`:
+``report.md`` (one table across protocols and models, like the report's, and the paired
+comparisons), ``metrics.json`` and the test precision-recall curves.
 
 >>> write_fraud_outputs(result, "runs/fraud-x")      # doctest: +SKIP
 """
@@ -35,9 +33,8 @@ def _leaked(comp) -> list[str]:
 
 
 def comparison_rows(result) -> list[dict]:
-    """One row per protocol, model and split. With one seed: the run's value and, for F1 and
-    average precision, its 95% bootstrap interval over the examples. With several seeds: mean ±
-    standard deviation (median) over seeds."""
+    """One row per protocol, model and split: with one seed the run's values (F1 and average
+    precision with their interval), with several mean ± std (median) over seeds."""
     rows = []
     several = len(result.config.seeds) > 1
     for protocol in result.config.protocols:
@@ -69,20 +66,17 @@ def _published(result) -> list[str]:
         return ["The course report's published figures come from the real `creditcard.csv` "
                 f"({REAL_CREDITCARD['rows']:,} rows, {REAL_CREDITCARD['frauds']} frauds); this "
                 "data is not it, so they are not shown beside these numbers.", ""]
-    rows = []
+    rows, basic = [], ("accuracy", "precision", "recall", "f1")
     for protocol in result.config.protocols:
         first = result.runs_of(protocol)[0]
         for split in ("val", "test"):
-            theirs = REPORT_FRAUD[(protocol, split)]
-            ours = getattr(first, split)
+            theirs, ours = REPORT_FRAUD[(protocol, split)], getattr(first, split)
             rows.append({"protocol": protocol_label(protocol), "split": split,
-                         "threshold": first.threshold,
-                         **{f"r_{m}": theirs[m] for m in ("accuracy", "precision", "recall", "f1")},
-                         **{f"o_{m}": getattr(ours, m)
-                            for m in ("accuracy", "precision", "recall", "f1")}})
+                         "threshold": first.threshold, **{f"r_{m}": theirs[m] for m in basic},
+                         **{f"o_{m}": getattr(ours, m) for m in basic}})
     columns = [("protocol", "Protocol", ""), ("split", "Split", ""),
                ("threshold", "Our threshold", ".4f")]
-    for m in ("accuracy", "precision", "recall", "f1"):
+    for m in basic:
         columns += [(f"r_{m}", f"{m} (report)", ".4f"), (f"o_{m}", f"{m} (ours)", ".4f")]
     variant = ("" if result.config.adasyn_variant == "report" else
                " The report's numbers came from its own ADASYN function; these ran He et al.'s "
@@ -95,12 +89,10 @@ def _published(result) -> list[str]:
 def fraud_report(result) -> str:
     """The Markdown report of one fraud run."""
     config, data = result.config, result.data
-    lines = [
-        "# Credit-card fraud detection: ConvNet × ADASYN protocols", "",
-        f"Data: `{data['path']}` — {data['rows']:,} rows, {data['frauds']:,} frauds "
-        f"({100 * data['frauds'] / data['rows']:.2f}%), SHA-256 `{(data['sha256'] or '?')[:16]}…`.",
-        "",
-    ]
+    lines = ["# Credit-card fraud detection: ConvNet × ADASYN protocols", "",
+             f"Data: `{data['path']}` — {data['rows']:,} rows, {data['frauds']:,} frauds "
+             f"({100 * data['frauds'] / data['rows']:.2f}%), SHA-256 "
+             f"`{(data['sha256'] or '?')[:16]}…`.", ""]
     if result.synthetic:
         lines += [SYNTHETIC_NOTE, ""]
     epochs_note = "" if config.epochs >= FRAUD_EPOCHS else (
@@ -156,8 +148,7 @@ def fraud_report(result) -> str:
     lines += _published(result)
     lines += ["## Per run", ""]
     for run in result.runs:
-        c, t = run.counts, run.training
-        synth = run.synthetic_rows
+        c, t, synth = run.counts, run.training, run.synthetic_rows
         lines += [
             f"### {run.label}, seed {run.seed}", "",
             f"- training rows {c['train']['rows']:,} ({c['train']['fraud']:,} fraud, "
@@ -196,13 +187,11 @@ def write_part_plots(result, out) -> None:
 
 
 def write_fraud_outputs(result, out) -> Path:
-    """Write every part's plots, ``pr_curves.png``, ``metrics.json`` and ``report.md`` (last)
-    under ``out``."""
+    """Write every part's plots, ``pr_curves.png``, ``metrics.json`` and ``report.md`` (last)."""
     out = Path(out)
     write_part_plots(result, out)
     first_seed = result.config.seeds[0]
-    curves = {r.label: (r.test.y_true, r.test.scores) for r in result.runs
-              if r.seed == first_seed}
+    curves = {r.label: (r.test.y_true, r.test.scores) for r in result.runs if r.seed == first_seed}
     title = "Test precision-recall" + (" (synthetic data)" if result.synthetic else "")
     title += f", seed {first_seed}" if len(result.config.seeds) > 1 else ""
     plot_pr_curves(curves, out / "pr_curves.png", title)

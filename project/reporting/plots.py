@@ -1,7 +1,5 @@
 """Plots for the reports (matplotlib, no screen needed). Every function writes a PNG atomically.
 
-Example:
-
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "loss.png"
 >>> plot_history({"loss": [1, .5], "val_loss": [1.1, .7]}, path, "Loss", metrics=("loss",),

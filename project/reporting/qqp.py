@@ -1,8 +1,5 @@
-"""The QQP experiment's outputs, read from a :class:`~project.experiments.qqp.QQPResult`:
-``report.md`` (full fine-tuning vs LoRA side by side, with intervals, a paired comparison and the
-published numbers), ``metrics.json`` and the training curves.
-
-Example:
+"""The QQP experiment's outputs from a :class:`~project.experiments.qqp.QQPResult`: ``report.md``
+(full fine-tuning vs LoRA side by side), ``metrics.json`` and the training curves.
 
 >>> write_qqp_outputs(result, "runs/qqp-x")      # doctest: +SKIP
 """
@@ -16,9 +13,7 @@ from project.reporting import SYNTHETIC_NOTE, scaling_note
 from project.reporting.plots import plot_length_histogram, plt, save_figure
 from project.reporting.published import PAPER_QQP, REPORT_QQP
 from project.reporting.tables import markdown_table, noise_lines, stat_cell, value_cell
-from project.settings import QQP_PROFILES
-
-LABELS = {"full": "Full fine-tuning", "lora": "LoRA"}
+from project.settings import MODE_LABELS, QQP_PROFILES
 
 
 def plot_curves(runs: list, path, title: str) -> None:
@@ -26,7 +21,7 @@ def plot_curves(runs: list, path, title: str) -> None:
     first seed's runs); the restored best epoch of each is marked."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for run in runs:
-        history, label = run.training.history, LABELS[run.mode]
+        history, label = run.training.history, run.label
         epochs = range(1, len(history["loss"]) + 1)
         line = ax_loss.plot(epochs, history["loss"], "-o", ms=3, label=f"{label} train")[0]
         ax_loss.plot(epochs, history["val_loss"], "--s", ms=3, color=line.get_color(),
@@ -46,10 +41,6 @@ def plot_curves(runs: list, path, title: str) -> None:
 
 def _mb(n_bytes) -> str:
     return "–" if n_bytes is None else f"{n_bytes / 2**20:.2f} MB"
-
-
-def _with_ci(ev, metric: str) -> str:
-    return value_cell(getattr(ev, metric), ev.intervals.get(metric))
 
 
 def _rows(has_test: bool) -> list:
@@ -116,8 +107,8 @@ def comparison_rows(result) -> list[dict]:
         cells = {}
         for mode, (run,) in runs.items():
             if what.endswith("accuracy"):
-                cells[mode] = _with_ci(run.val if what.startswith("Validation") else run.test,
-                                       "accuracy")
+                ev = run.val if what.startswith("Validation") else run.test
+                cells[mode] = value_cell(ev.accuracy, ev.intervals.get("accuracy"))
             else:
                 cells[mode] = _median_cell([run], value, fmt)
         out.append({"what": what + (" [95% CI]" if what.endswith("accuracy") else ""), **cells})
@@ -126,21 +117,15 @@ def comparison_rows(result) -> list[dict]:
 
 def _published(result) -> list[str]:
     """The report's and the paper's numbers, with what they can be compared with."""
-    rows = [
-        {"what": "Course report (RoBERTa-large, 1% of balanced Kaggle QQP, 299 validation "
-                 "pairs): validation accuracy",
-         "full": f"{REPORT_QQP['full']['val_accuracy']:.2f}",
-         "lora": f"{REPORT_QQP['lora']['val_accuracy']:.2f}"},
-        {"what": "Course report: validation loss",
-         "full": f"{REPORT_QQP['full']['val_loss']:.2f}",
-         "lora": f"{REPORT_QQP['lora']['val_loss']:.2f}"},
-        {"what": "Course report: trainable parameters",
-         "full": f"{REPORT_QQP['full']['trainable']:,}",
-         "lora": f"{REPORT_QQP['lora']['trainable']:,}"},
-        {"what": "LoRA paper (RoBERTa-large, GLUE QQP dev, median of 5 seeds): accuracy",
-         "full": f"{PAPER_QQP['full']['accuracy']:.3f}",
-         "lora": f"{PAPER_QQP['lora']['accuracy']:.3f} (q,v only)"},
-    ]
+    report = [("Course report (RoBERTa-large, 1% of balanced Kaggle QQP, 299 validation pairs): "
+               "validation accuracy", "val_accuracy", ".2f"),
+              ("Course report: validation loss", "val_loss", ".2f"),
+              ("Course report: trainable parameters", "trainable", ",")]
+    rows = [{"what": what, **{m: format(REPORT_QQP[m][key], fmt) for m in ("full", "lora")}}
+            for what, key, fmt in report]
+    rows.append({"what": "LoRA paper (RoBERTa-large, GLUE QQP dev, median of 5 seeds): accuracy",
+                 "full": f"{PAPER_QQP['full']['accuracy']:.3f}",
+                 "lora": f"{PAPER_QQP['lora']['accuracy']:.3f} (q,v only)"})
     if result.synthetic or result.model["random_weights"]:
         caveat = ("**Not comparable with this run**: it used synthetic pairs and/or a tiny "
                   "random-weight model. They are what a run with `--preset roberta_large_en` on "
@@ -148,15 +133,13 @@ def _published(result) -> list[str]:
     else:
         caveat = ("Comparable in kind: check that the data, the share kept and the validation "
                   "set match (the report validated on 299 pairs; the paper on GLUE's dev set).")
-    table = markdown_table(rows, [("what", "", ""), ("full", "Full fine-tuning", ""),
-                                  ("lora", "LoRA", "")])
+    table = markdown_table(rows, [("what", "", ""), *((m, h, "") for m, h in MODE_LABELS.items())])
     return ["## Published numbers", "", caveat, "", table, ""]
 
 
 def qqp_report(result) -> str:
     """The Markdown report of one QQP run."""
-    config, data, model = result.config, result.data, result.model
-    length = data["length"]
+    config, data, model, length = result.config, result.data, result.model, result.data["length"]
     lines = ["# QQP paraphrase detection: RoBERTa, full fine-tuning vs LoRA", ""]
     test_part = (f", test {data['test_rows']:,} (never used to pick an epoch)"
                  if data.get("test_rows") else "")
@@ -238,7 +221,7 @@ def qqp_report(result) -> str:
            "rows." if len(config.seeds) > 1 else
            "Intervals: 95% bootstrap over the evaluated pairs (one seed)."), "",
         markdown_table(comparison_rows(result),
-                       [("what", "", "")] + [(m, LABELS[m], "") for m in config.modes]),
+                       [("what", "", "")] + [(m, MODE_LABELS[m], "") for m in config.modes]),
         "",
     ]
     if result.comparisons:
@@ -268,8 +251,7 @@ def qqp_report(result) -> str:
 
 
 def write_qqp_outputs(result, out) -> Path:
-    """Write ``lengths.png``, ``curves.png``, ``metrics.json`` and ``report.md`` (last) under
-    ``out``."""
+    """Write ``lengths.png``, ``curves.png``, ``metrics.json`` and ``report.md`` (last)."""
     out = Path(out)
     if result.lengths is not None:
         plot_length_histogram(result.lengths, out / "lengths.png", "Tokens per question" + (

@@ -1,8 +1,5 @@
-"""Markdown tables from lists of dicts, the two cells every report prints (a value with its 95%
-interval, a statistic over seeds), and the "is the difference more than noise?" lines both
-reports share (:func:`noise_lines`).
-
-Example:
+"""Markdown tables, the cells every report prints, and the "is the difference more than noise?"
+lines both reports share (:func:`noise_lines`).
 
 >>> print(markdown_table([{"name": "a", "f1": 0.5}], [("name", "Run", ""), ("f1", "F1", ".3f")]))
 | Run | F1 |
@@ -26,8 +23,8 @@ def _cell(value, fmt: str) -> str:
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A GitHub-flavoured Markdown table of ``rows`` (dicts): ``columns`` are ``(key, header,
-    format spec)`` triples; an empty spec prints ``str(value)``, a missing or None value "–"."""
+    """A Markdown table of ``rows`` (dicts) in ``columns`` ``(key, header, format spec)``; an
+    empty spec prints ``str(value)``, a missing or None value "–"."""
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(k), f) for k, _, f in columns) + " |" for row in rows]
     return "\n".join(lines)
@@ -43,8 +40,7 @@ def value_cell(value, interval=None) -> str:
 
 
 def stat_cell(stat: dict) -> str:
-    """A statistic over seeds (a ``summary`` entry): mean ± standard deviation (median); the mean
-    alone for one seed; "–" when there is no value."""
+    """A ``summary`` entry: mean ± standard deviation (median); the mean alone for one seed."""
     if stat["mean"] is None:
         return "–"
     if stat["std"] is None:
@@ -76,17 +72,10 @@ def _interval_note(seeds: int, resplit: bool, rows: str) -> str:
 
 def noise_lines(comparisons: list, seeds: int, resplit: bool, rows: str,
                 extra=lambda comp: []) -> list[str]:
-    """The lines under "Is the difference more than noise?" in both reports: what the intervals
-    cover, the multiplicity (the primary verdict, the Holm-adjusted rest), one line per
-    verdict, and below each comparison the t-interval over seeds on these rows (several seeds),
-    ``extra(comp)`` lines and McNemar on the first seed.
-
-    Args:
-        comparisons: judged comparisons (:func:`project.experiments.compare.judge`).
-        seeds: the run's number of seeds; resplit: whether each seed had its own split.
-        rows: what the evaluated examples are called ("test rows", "pairs").
-        extra: more sub-lines for a comparison (e.g. the LEAKY note).
-    """
+    """The lines under "Is the difference more than noise?" for judged ``comparisons``: what the
+    intervals cover, the multiplicity, one line per verdict, and under each comparison the
+    t-interval over seeds, ``extra(comp)`` (e.g. the LEAKY note) and McNemar on the first seed.
+    ``rows`` names the evaluated examples ("test rows", "pairs")."""
     primary = next(((c["label"], c["primary"]) for c in comparisons if c.get("primary")), None)
     others = sum(len(c["headline"]) for c in comparisons) - (primary is not None)
     lead = (f"Primary verdict: {primary[0]}, {primary[1].replace('_', ' ')} (marked); it stands "
