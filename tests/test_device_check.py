@@ -65,7 +65,7 @@ def test_quick_check_measures_everything(tmp_path, monkeypatch):
     out = tmp_path / "device.json"
     result = run_script("device_check.py", "--quick", "--backends", BACKEND, "--json", out,
                         timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert result.stdout.startswith("CPU: ") and "largest batch" in result.stdout
     r = json.loads(out.read_text())["backends"][BACKEND]
     assert "error" not in r and r["skipped"] == []

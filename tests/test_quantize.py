@@ -24,6 +24,7 @@ from project.models.quantize import base_projections, quantization_mode, quantiz
 from project.models.roberta import build_classifier, detached_preprocessor
 from project.models.saving import load_model, save_model
 from project.training import devices
+from project.training.precision import dtype_policy, prepare
 from tests.conftest import OTHER_BACKEND, call_script, run_python
 
 QUIET = dict(backbone_dropout=0.0, dropout=0.0)
@@ -97,6 +98,24 @@ def test_int8_base_keeps_lora_float32_and_only_lora_and_head_train(data, feature
     assert trained == {v.path for v in model.trainable_weights}  # A, B and the head, all moved
     assert all(p.endswith(("lora_a", "lora_b")) or p.startswith(("pooled_dense", "logits"))
                for p in trained)
+
+
+def test_int8_base_trains_under_mixed_bfloat16(data, features):
+    """Keras's int8 embedding turned float32 inside a mixed model (TensorFlow refused the sum
+    with the bfloat16 position embedding); the whole model now computes in bfloat16."""
+    with dtype_policy("mixed_bfloat16"):
+        model = lora_model()
+    prepare(model, "mixed_bfloat16")
+    quantize_base(model)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with detached_preprocessor(model):
+        loss = model.train_on_batch(features, data.train["is_duplicate"].to_numpy()[:48])
+        out = model.predict_on_batch(features)
+    assert np.isfinite(loss).all() and np.isfinite(out).all()
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"  # the float32 head
+    embedded = model.backbone.embeddings(features["token_ids"])
+    assert keras.backend.standardize_dtype(embedded.dtype) == "bfloat16"
 
 
 @pytest.mark.oldest_versions
