@@ -78,7 +78,8 @@ def test_quick_memory_suite_runs(tmp_path):
     rows = {r["kind"]: r for r in data["rows"]}
     assert set(rows) == {"lora", "lora-int8-remat"}
     assert rows["lora"]["trainable"] == rows["lora-int8-remat"]["trainable"]
-    assert all(r["step_peak_mb"] > 0 and r["step_seconds"] > 0 for r in rows.values())
+    assert all(r["step_peak_mb"] > 0 and r["first_step_peak_mb"] > 0 and r["step_seconds"] > 0
+               for r in rows.values())
     ratios = data["ratios"]
     assert 0.2 < ratios[f"{BACKEND}_float32_int8_remat_vs_lora_weights"] < 0.45
     assert 0 < ratios[f"{BACKEND}_int8_logit_gap_max"] < 0.1 * ratios[f"{BACKEND}_int8_logit_scale"]
