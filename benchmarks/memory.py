@@ -99,8 +99,8 @@ def prepare_memory(kind: str, dims: dict, batch: int, length: int, precision: st
     def step():
         model.train_on_batch(x, labels)
         info.update(step_peak_rss_mb=_high_water_mb(), peak_device_mb=device_peak_mb(backend))
-        if "first_step_peak_rss_mb" not in info:  # the first step traces and compiles: its peak
-            info["first_step_peak_rss_mb"] = info["step_peak_rss_mb"]  # apart, then start anew
+        if "first_step_peak_mb" not in info:  # the first step traces and compiles: its peak
+            info["first_step_peak_mb"] = info["peak_device_mb"] or info["step_peak_rss_mb"]
             _return_free_memory()
             _high_water_mb(reset=True)
             reset_device_peak(backend)
@@ -176,7 +176,7 @@ def run(args) -> dict:
                     "backend": b, "precision": p, "kind": k, "trainable": info["trainable"],
                     "weight_mb": info["weight_mb"],
                     "step_peak_mb": info.get("peak_device_mb") or info["step_peak_rss_mb"],
-                    "first_step_peak_mb": info.get("first_step_peak_rss_mb"),
+                    "first_step_peak_mb": info.get("first_step_peak_mb"),
                     "process_peak_mb": info.get("peak_rss_mb"),
                     "step_seconds": median(r["times"])}
                 rows.append(by_kind[k])

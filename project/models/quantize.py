@@ -84,7 +84,7 @@ def quantize_base(model, mode: str = "int8"):
     # Keras's int8 Embedding divides by its float32 scale: inside a mixed-precision model (an
     # autocast scope that embeddings opt out of) its output turns float32, and TensorFlow refuses
     # to add it to the bfloat16 position embedding. Autocast makes the scale bfloat16 there too.
-    token_embedding = layers[0]
+    token_embedding = model.backbone.embeddings.token_embedding
     token_embedding.autocast = token_embedding.compute_dtype != token_embedding.variable_dtype
     keras_internals.refresh_torch_parameters(model)
     gc.collect()
