@@ -35,7 +35,7 @@ def _env(**extra) -> dict:
 @pytest.mark.skipif(BACKEND == "torch", reason="torch runs one process per device: "
                     "test_two_torch_processes_train_one_model_and_only_process_0_writes")
 def test_two_virtual_devices_train_the_one_device_model(tmp_path, tiny_creditcard):
-    env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = _env(XLA_FLAGS=os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2")
     done = subprocess.run([sys.executable, "-m", "tests.scaling_child", "2", str(tmp_path),
                            str(tiny_creditcard)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT)

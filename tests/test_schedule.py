@@ -69,8 +69,8 @@ def test_updates_count_the_steps_that_happen():
 
 def _child(devices: int) -> dict:
     env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-               TF_CPP_MIN_LOG_LEVEL="3",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+               TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=os.environ["XLA_FLAGS"]
+               + f" --xla_force_host_platform_device_count={devices}")
     done = subprocess.run([sys.executable, "-m", "tests.schedule_child", str(devices)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
