@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import BACKEND, ROOT, call_script, run_script
+from tests.conftest import BACKEND, BACKENDS, ROOT, call_script, run_script
 
 sys.path.insert(0, str(ROOT))  # `benchmarks` beside `project`
 
@@ -75,34 +75,39 @@ def test_a_contender_that_fails_reports_its_error(contender_module):
         measure([[broken]], repeats=1, log=lambda _: None)
 
 
+# The quick suites measure every backend in one run (a process per contender), so they run once:
+# under the first backend's session, not again under each.
+@pytest.mark.backend_independent
 def test_quick_convnet_suite_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     result = run_script("bench.py", "--suite", "convnet", "--quick", "--repeats", "1",
-                        "--json", out, timeout=300)
+                        "--backends", ",".join(BACKENDS), "--json", out, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("CPU: ")  # the machine comes first
     assert "plain PyTorch (peer)" in result.stdout and "target: " in result.stdout
     data = json.loads(out.read_text())
     assert data["suite"] == "convnet" and data["quick"] is True
-    assert {r["key"] for r in data["rows"]} == {"pytorch", BACKEND}
+    assert {r["key"] for r in data["rows"]} == {"pytorch", *BACKENDS}
     assert all(r["samples_per_second"] > 0 for r in data["rows"])
-    assert data["ratios"][f"{BACKEND}_vs_pytorch"] > 0
+    assert all(data["ratios"][f"{b}_vs_pytorch"] > 0 for b in BACKENDS)
     assert {t["key"] for t in data["targets"]} >= {"torch_vs_pytorch", "fastest_vs_pytorch"}
 
 
+@pytest.mark.backend_independent
 def test_quick_lora_suite_runs(tmp_path):
     out = tmp_path / "bench.json"
     result = run_script("bench.py", "--suite", "lora", "--quick", "--repeats", "1",
-                        "--json", out, timeout=300)
+                        "--backends", ",".join(BACKENDS), "--json", out, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     rows = {r["key"]: r for r in data["rows"]}
-    assert set(rows) == {"peft", f"{BACKEND}:lora"}
-    # same LoRA (r=8 on q/k/v, head trained): the same number of trainable parameters as PEFT
-    assert rows["peft"]["trainable"] == rows[f"{BACKEND}:lora"]["trainable"]
-    assert 0 < rows[f"{BACKEND}:lora"]["peak_fraction"]
-    assert data["ratios"][f"{BACKEND}_lora_vs_peft"] > 0
-    assert data["ratios"][f"matmul_peak_gflops_{BACKEND}"] > 0
+    assert set(rows) == {"peft", *(f"{b}:lora" for b in BACKENDS)}
+    for b in BACKENDS:
+        # same LoRA (r=8 on q/k/v, head trained): the same number of trainable parameters as PEFT
+        assert rows["peft"]["trainable"] == rows[f"{b}:lora"]["trainable"]
+        assert 0 < rows[f"{b}:lora"]["peak_fraction"]
+        assert data["ratios"][f"{b}_lora_vs_peft"] > 0
+        assert data["ratios"][f"matmul_peak_gflops_{b}"] > 0
 
 
 @pytest.mark.backend_independent  # NumPy and imbalanced-learn only

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from project.training.metrics import epoch_logs, evaluate_scores
-from tests.conftest import BACKEND, call_script, run_script
+from tests.conftest import BACKENDS, call_script, run_script
 
 
 @pytest.mark.backend_independent
@@ -46,43 +46,49 @@ def test_epoch_logs_are_the_evaluators_numbers():
             assert fast[key] == pytest.approx(value, abs=1e-12), key
 
 
+# The two quick suites measure every backend in one run (a process per backend), so they run once.
+@pytest.mark.backend_independent
 def test_quick_experiment_suite_times_where_the_time_goes(tmp_path):
     out = tmp_path / "bench.json"
-    result = run_script("bench.py", "--suite", "experiment", "--quick", "--json", out,
-                        timeout=600)
+    result = run_script("bench.py", "--suite", "experiment", "--quick", "--backends",
+                        ",".join(BACKENDS), "--json", out, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
-    protocols = {r["protocol"]: r for r in data["rows"]}
-    assert set(protocols) == {"none", "adasyn-all", "adasyn-train"}
-    for row in protocols.values():
-        assert row["backend"] == BACKEND and row["fit_seconds"] > 0
-        assert 0 < row["validation_seconds"] < row["train_seconds"]
-        for key in ("split_seconds", "evaluation_seconds", "baselines_seconds", "save_seconds"):
-            assert row[key] >= 0
-    # ADASYN doubles the training rows; 6,000 rows split 60/20/20
-    assert protocols["none"]["training_rows"] == 3600
-    assert protocols["adasyn-train"]["training_rows"] > 1.9 * 3600
-    assert data["ratios"][f"{BACKEND}_peak_rss_mb"] > 0
-    assert [t["key"] for t in data["targets"]] == [f"{BACKEND}_validation_vs_epoch"]
+    for b in BACKENDS:
+        protocols = {r["protocol"]: r for r in data["rows"] if r["backend"] == b}
+        assert set(protocols) == {"none", "adasyn-all", "adasyn-train"}
+        for row in protocols.values():
+            assert row["fit_seconds"] > 0
+            assert 0 < row["validation_seconds"] < row["train_seconds"]
+            for key in ("split_seconds", "evaluation_seconds", "baselines_seconds",
+                        "save_seconds"):
+                assert row[key] >= 0
+        # ADASYN doubles the training rows; 6,000 rows split 60/20/20
+        assert protocols["none"]["training_rows"] == 3600
+        assert protocols["adasyn-train"]["training_rows"] > 1.9 * 3600
+        assert data["ratios"][f"{b}_peak_rss_mb"] > 0
+    assert [t["key"] for t in data["targets"]] == [f"{b}_validation_vs_epoch" for b in BACKENDS]
     settings = {r["setting"]: r for r in data["qqp"]}
     assert settings["whole"]["pairs"] == 1497  # 1,500 less the three empty questions
     assert settings["whole"]["tokenise_seconds"] > 0 and settings["whole"]["sequence_length"] > 10
 
 
+@pytest.mark.backend_independent
 def test_quick_memory_suite_runs(tmp_path):
     out = tmp_path / "bench.json"
-    result = run_script("bench.py", "--suite", "memory", "--quick", "--repeats", "1", "--json",
-                        out, timeout=600)
+    result = run_script("bench.py", "--suite", "memory", "--quick", "--repeats", "1",
+                        "--backends", ",".join(BACKENDS), "--json", out, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
-    rows = {r["kind"]: r for r in data["rows"]}
-    assert set(rows) == {"lora", "lora-int8-remat"}
-    assert rows["lora"]["trainable"] == rows["lora-int8-remat"]["trainable"]
-    assert all(r["step_peak_mb"] > 0 and r["first_step_peak_mb"] > 0 and r["step_seconds"] > 0
-               for r in rows.values())
     ratios = data["ratios"]
-    assert 0.2 < ratios[f"{BACKEND}_float32_int8_remat_vs_lora_weights"] < 0.45
-    assert 0 < ratios[f"{BACKEND}_int8_logit_gap_max"] < 0.1 * ratios[f"{BACKEND}_int8_logit_scale"]
+    for b in BACKENDS:
+        rows = {r["kind"]: r for r in data["rows"] if r["backend"] == b}
+        assert set(rows) == {"lora", "lora-int8-remat"}
+        assert rows["lora"]["trainable"] == rows["lora-int8-remat"]["trainable"]
+        assert all(r["step_peak_mb"] > 0 and r["first_step_peak_mb"] > 0
+                   and r["step_seconds"] > 0 for r in rows.values())
+        assert 0.2 < ratios[f"{b}_float32_int8_remat_vs_lora_weights"] < 0.45
+        assert 0 < ratios[f"{b}_int8_logit_gap_max"] < 0.1 * ratios[f"{b}_int8_logit_scale"]
     assert 0 <= ratios["sample_val_accuracy_int8"] <= 1
     assert 0 <= ratios["sample_logit_gap_max"] < 0.5 and ratios["sample_argmax_agreement"] > 0.5
     assert {t["status"] for t in data["targets"]} <= {"met", "MISSED", "not measured"}

@@ -42,6 +42,7 @@ def _run_installed(target, cwd, *args):
                           text=True, timeout=600)
 
 
+@pytest.mark.backend_independent  # packaging: the same wheel whatever the backend
 def test_the_installed_package_runs_both_experiments_outside_the_checkout(installed, tmp_path):
     where = _run_installed(installed, tmp_path, "-c", "import project; print(project.__file__)")
     assert where.stdout.strip().startswith(str(installed)), where.stdout + where.stderr
