@@ -25,7 +25,9 @@ from project.models.flops import train_step_flops
 
 BASE = dict(vocabulary_size=50265, num_layers=12, num_heads=12, hidden_dim=768,
             intermediate_dim=3072, max_sequence_length=512)
-QUICK = dict(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64,
+# --quick (the smoke test of this suite, memory and device_check): one layer runs every code path
+# (LoRA, remat, int8); a second only adds tracing time (a fifth of the TensorFlow device check).
+QUICK = dict(vocabulary_size=1000, num_layers=1, num_heads=2, hidden_dim=64,
              intermediate_dim=128, max_sequence_length=64)
 RANK, ALPHA, DROPOUT, LR = 8, 16, 0.05, 1e-4
 MATMUL_N, QUICK_MATMUL_N = 2048, 256
