@@ -212,13 +212,16 @@ def test_mixed_precision_builds_half_compute_float32_variables_and_output():
 
 
 def _predict_elsewhere(jobs, backend, folder):
-    """Predictions of saved models, in one fresh interpreter under ``backend``.
+    """Predictions of saved models, in one fresh interpreter under ``backend``, loaded as the
+    scripts load them (uncompiled: a model compiled under JAX records ``jit_compile=True``, which
+    torch would honour with a slow ``torch.compile``).
 
     ``jobs``: ``[(model path, inputs)]``; returns one prediction array per job."""
     code = (
-        "import sys, numpy as np, keras\n"
+        "import sys, numpy as np\n"
+        "from project.models.saving import load_model\n"
         "for model, inputs, outputs in zip(*[iter(sys.argv[1:])] * 3):\n"
-        "    m = keras.saving.load_model(model)\n"
+        "    m = load_model(model)\n"
         "    x = np.load(inputs, allow_pickle=False)\n"
         "    x = {k: x[k] for k in x.files} if len(x.files) > 1 else x[x.files[0]]\n"
         "    np.save(outputs, m.predict(x, verbose=0))\n"
