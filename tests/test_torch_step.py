@@ -1,6 +1,6 @@
 """The torch backend's own training step and chain forward (project/training/torch_step.py,
 project/models/torch_chain.py) against Keras's own step: the same weights, predictions and logs.
-Under TensorFlow and JAX both are off, and the same checks compare Keras with itself."""
+Under TensorFlow and JAX both are off: those sessions check only that they are."""
 
 import contextlib
 
@@ -16,6 +16,10 @@ from project.models.torch_chain import chain_forward
 from project.training import loop, torch_step
 from project.training.optimizer import fine_tuning_optimizer
 from tests.conftest import BACKEND
+
+# Off torch, installed() gives the model back untouched: the comparisons would set Keras's step
+# against itself (test_off_torch_nothing_is_installed checks that instead).
+torch_only = pytest.mark.skipif(BACKEND != "torch", reason="our step is the torch backend's")
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(300, 29)).astype("float32")
@@ -74,6 +78,7 @@ SAME_MASKS = Version(keras.version()) >= Version("3.15")
     _without_dropout(_convnet()), _convnet(grad_accum=2) if SAME_MASKS
     else _without_dropout(_convnet(grad_accum=2)), _clipped_dense],
     ids=["convnet", "convnet-no-dropout", "convnet-accumulated", "dense-clipped"])
+@torch_only
 def test_our_step_trains_what_keras_step_trains(build, monkeypatch):
     # Dropout on (the masks must be the same), batch norm training, the last batch uneven.
     ours, our_logs = _train(build, True, monkeypatch)
@@ -134,6 +139,7 @@ def test_the_chain_forward_declines_what_it_does_not_know():
         assert chain_forward(model) is None
 
 
+@torch_only
 def test_our_step_on_a_lora_classifier_equals_keras_step():
     tokens = {"token_ids": RNG.integers(3, 100, (4, 16)).astype("int32"),
               "padding_mask": np.ones((4, 16), bool)}
@@ -158,6 +164,14 @@ def test_our_step_on_a_lora_classifier_equals_keras_step():
     for ours_, theirs_ in zip(our_logs, their_logs):
         assert {k: float(v) for k, v in ours_.items()} == pytest.approx(
             {k: float(v) for k, v in theirs_.items()}, abs=1e-5)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="under torch the comparisons above run")
+def test_off_torch_nothing_is_installed():
+    model = convnet.build_convnet()
+    with torch_step.installed(model, processes=2, steps=3) as inside:
+        assert inside is model and "train_step" not in vars(model)
+        assert chain_forward(model) is None
 
 
 def test_each_process_draws_its_own_seeded_dropout_masks(monkeypatch):
