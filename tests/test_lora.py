@@ -115,12 +115,19 @@ def test_per_head_counts_by_keras_hub_formula():
     assert lora_config(model)["dropout"] == 0.0
 
 
+# RoBERTa-large's counts, head initialisation and int8 bytes are the architecture's and Keras's
+# initialisers', the same under every backend (the tiny models check each backend's behaviour):
+# the 355M random weights are built once, under make test's first backend.
+large_once = pytest.mark.backend_independent
+
+
 @pytest.fixture(scope="module")
 def large():
     """RoBERTa-large dimensions, random weights, no tokenizer: built once (~10 s, ~3 GB)."""
     return build_classifier(**ROBERTA_LARGE, vocabulary=None)
 
 
+@large_once
 def test_roberta_large_head_is_initialised_like_hugging_face(large):
     for name in ("pooled_dense", "logits"):
         kernel = keras.ops.convert_to_numpy(large.get_layer(name).kernel)
@@ -129,6 +136,7 @@ def test_roberta_large_head_is_initialised_like_hugging_face(large):
         assert abs(kernel.mean()) < 3e-3 and not bias.any()
 
 
+@large_once
 @pytest.mark.parametrize("targets, trainable", [
     (("query", "value"), 1_838_082),          # the paper's: 786,432 LoRA + 1,051,650 head
     (("query", "key", "value"), 2_231_298),   # the report's (PEFT's count): 1,179,648 + head
@@ -143,6 +151,7 @@ def test_roberta_large_dimensions_train_peft_counts(large, targets, trainable):
     assert count_params(large) == (355_358_722, 355_358_722)
 
 
+@large_once
 def test_roberta_large_on_an_int8_base_trains_the_same_count(large):
     """The last user of ``large``: it quantises it. LoRA on q,k,v still trains 2,231,298
     parameters; the weights take about a quarter of float32's bytes."""
