@@ -28,11 +28,12 @@ demo: $(STAMP)
 	@echo "reports: runs/demo/fraud/report.md runs/demo/qqp/report.md"
 
 # The suite once per backend, each on TEST_WORKERS processes (pytest-xdist; a file's tests stay
-# on one worker, so module fixtures are built once). Tests marked backend_independent (no Keras in
+# on one worker, so module fixtures are built once; in the order of tests/conftest.py's
+# LONGEST_FIRST, not xdist's by-count reorder, so that the workers finish together). Tests marked backend_independent (no Keras in
 # them, packaging, or every backend in one run) and the docstring examples run under the first
 # backend only.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	@set -e; first=1; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b ==="; \

@@ -124,3 +124,18 @@ def tiny_creditcard(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "creditcard_tiny.csv"
     make_creditcard_sample(n_rows=1500, n_fraud=40, seed=1).to_csv(path, index=False)
     return path
+
+
+# pytest-xdist (--dist loadfile) hands whole files to its workers in collection order. The
+# longest files (measured, TensorFlow session, 2 cores) go first, so that the short ones fill in
+# at the end and the workers finish together: run last, test_real_sizes.py alone kept one worker
+# busy 58 s after the other had finished.
+LONGEST_FIRST = ("test_real_sizes.py", "test_bench.py", "test_resume.py", "test_lora.py",
+                 "test_fraud_experiment.py", "test_scaling.py", "test_quantize.py",
+                 "test_scaling_processes.py", "test_qqp_experiment.py", "test_device_check.py",
+                 "test_wheel.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
