@@ -28,10 +28,10 @@ demo: $(STAMP)
 	@echo "reports: runs/demo/fraud/report.md runs/demo/qqp/report.md"
 
 # The suite once per backend, each on TEST_WORKERS processes (pytest-xdist; a file's tests stay
-# on one worker, so module fixtures are built once; in the order of tests/conftest.py's
-# LONGEST_FIRST, not xdist's by-count reorder, so that the workers finish together). Tests marked backend_independent (no Keras in
-# them, packaging, or every backend in one run) and the docstring examples run under the first
-# backend only.
+# on one worker, so module fixtures are built once; files go out in the order of
+# tests/conftest.py's LONGEST_FIRST, not xdist's by-count reorder, so the workers finish
+# together). Tests marked backend_independent (no Keras in them, packaging, or every backend in
+# one run) and the docstring examples run under the first backend only.
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
