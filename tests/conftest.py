@@ -32,7 +32,9 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 
 import pytest  # noqa: E402
 
-from project.backend import quiet_tensorflow_startup  # noqa: E402
+# BACKENDS: every backend, for the tests that run them all in one go (marked
+# backend_independent: they run once, under the first backend's session).
+from project.backend import BACKENDS, quiet_tensorflow_startup  # noqa: E402,F401
 from project.errors import InputError  # noqa: E402
 
 # What every script does first (select_backend): TensorFlow's C++ log off, here and in the
@@ -42,9 +44,6 @@ quiet_tensorflow_startup()
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 OTHER_BACKEND = "torch" if BACKEND != "torch" else "tensorflow"
-#: Every backend, for the tests that run them all in one go (marked backend_independent: they
-#: run once, under the first backend's session).
-BACKENDS = ("tensorflow", "torch", "jax")
 #: Numbers that depend on the clock, the machine or the process, left out when two runs are
 #: compared: timings, memory, and file sizes (a .keras file holds Keras's auto-generated layer
 #: names, which count the layers the process built before, so its size moves by a few bytes).
